@@ -1,0 +1,60 @@
+"""`asap <stage>`: the command line. Thin: each stage module registers its own sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+
+# Each module defines ``register(subparsers)`` adding its commands; a command's handler is stored as
+# ``func`` and receives the parsed args. Order = order in ``asap --help``.
+COMMAND_MODULES = (
+    "asap.robot.commands",
+    "asap.motion.commands",
+    "asap.retarget.commands",
+    "asap.rl.commands",
+    "asap.delta.commands",
+    "asap.eval.commands",
+    "deploy.commands",
+    "asap.pipeline",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every available stage."""
+    parser = argparse.ArgumentParser(prog="asap", description="ASAP pipeline for the Unitree G1.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == name or name.startswith(e.name + ".")):
+                continue  # stage not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``asap`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    warnings.simplefilter("default")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Build MuJoCo models of the G1 variants from Unitree's MJCF with ``mujoco.MjSpec``.
+
+The build adds what the raw description lacks: the floor, PD actuators with the spec's gains and torque
+limits, joint armature, a ``default`` keyframe standing on the floor, and the three extended bodies
+(hands, head). The 23-DoF variant locks the six wrist joints (their links stay, welded to the elbows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from asap.robot.assets import g1_mjcf_path
+from asap.robot.spec import EXTENDED_BODIES, MOTOR_NAMES, RobotSpec, get_spec
+
+
+@dataclass
+class ModelOptions:
+    """Physics options of a built model."""
+
+    floor: bool = True
+    """Add a ground plane at z = 0."""
+    actuators: str = "position"
+    """'position' (PD inside MuJoCo: tau = kp (q* - q) - kd qd, clipped), 'motor' (torque input) or 'none'."""
+    joint_damping: float = 0.0
+    """Passive joint damping (N m s/rad) on every hinge."""
+    joint_frictionloss: float = 0.0
+    """Dry joint friction (N m) on every hinge."""
+    armature_scale: float = 1.0
+    """Multiplier on the spec's armature."""
+    floor_friction: float = 1.0
+    """Sliding friction of the floor."""
+    integrator: str = "implicitfast"
+    """MuJoCo integrator: 'euler', 'implicitfast' or 'rk4'."""
+    self_collision: bool = True
+    """Keep collisions between robot links (excluding parent/child pairs)."""
+
+
+_INTEGRATORS = {
+    "euler": mujoco.mjtIntegrator.mjINT_EULER,
+    "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST,
+    "rk4": mujoco.mjtIntegrator.mjINT_RK4,
+    "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
+}
+
+
+def _add_floor(spec: mujoco.MjSpec, friction: float) -> None:
+    tex = spec.add_texture(
+        name="grid", type=mujoco.mjtTexture.mjTEXTURE_2D, builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        rgb1=[0.2, 0.3, 0.4], rgb2=[0.1, 0.2, 0.3], width=512, height=512,
+    )  # fmt: skip
+    mat = spec.add_material(name="grid", texrepeat=[1, 1], reflectance=0.1)
+    mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = tex.name
+    spec.add_texture(
+        name="skybox", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
+        rgb1=[0.4, 0.6, 0.8], rgb2=[0, 0, 0], width=256, height=256,
+    )  # fmt: skip
+    spec.worldbody.add_geom(
+        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05], material="grid",
+        friction=[friction, 0.005, 0.0001], contype=1, conaffinity=1,
+    )  # fmt: skip
+    spec.worldbody.add_light(name="sun", pos=[0, 0, 4], dir=[0, 0, -1], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
+
+
+def build_spec(
+    variant: str | RobotSpec = "g1_23dof", mjcf: str | Path | None = None, options: ModelOptions | None = None
+) -> mujoco.MjSpec:
+    """Return an editable ``MjSpec`` of a G1 variant (see module docstring)."""
+    rs = get_spec(variant) if isinstance(variant, str) else variant
+    opt = options or ModelOptions()
+    path = g1_mjcf_path(mjcf)
+    spec = mujoco.MjSpec.from_file(str(path))
+    spec.option.timestep = rs.sim_dt
+    spec.option.integrator = _INTEGRATORS[opt.integrator]
+    spec.visual.global_.offwidth = 1920
+    spec.visual.global_.offheight = 1080
+
+    names = {j.name for j in spec.joints}
+    missing = [n for n in rs.joint_names if n not in names]
+    if missing:
+        raise ValueError(f"{path}: the model lacks joints {missing} of variant {rs.name}")
+    for name in MOTOR_NAMES:
+        if name in names and name not in rs.joint_names:
+            spec.delete(spec.joint(name))  # locked: the link stays, welded to its parent
+    for ext in EXTENDED_BODIES:
+        parent = spec.body(ext.parent)
+        if parent is None:
+            raise ValueError(f"{path}: no body {ext.parent!r} to attach {ext.name!r} to")
+        if spec.body(ext.name) is None:
+            body = parent.add_body(name=ext.name, pos=list(ext.offset))
+            body.add_site(name=f"{ext.name}_site", size=[0.015, 0, 0], rgba=[1, 0.5, 0, 1], group=5)
+
+    armature = rs.armature * opt.armature_scale
+    for i, jname in enumerate(rs.joint_names):
+        j = spec.joint(jname)
+        j.armature = float(armature[i])
+        j.damping = [opt.joint_damping, 0.0, 0.0]
+        j.frictionloss = opt.joint_frictionloss
+        j.range = [float(rs.pos_lower[i]), float(rs.pos_upper[i])]
+        j.limited = mujoco.mjtLimited.mjLIMITED_TRUE
+    if not opt.self_collision:
+        for g in spec.geoms:
+            if g.contype:
+                g.contype = 2
+                g.conaffinity = 1
+    if opt.floor:
+        _add_floor(spec, opt.floor_friction)
+        if not opt.self_collision:
+            spec.geom("floor").contype = 1
+            spec.geom("floor").conaffinity = 2
+
+    if opt.actuators != "none":
+        for i, jname in enumerate(rs.joint_names):
+            act = spec.add_actuator(name=jname.replace("_joint", ""), target=jname)
+            act.trntype = mujoco.mjtTrn.mjTRN_JOINT
+            eff = float(rs.effort_limit[i])
+            act.forcerange = [-eff, eff]
+            act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+            if opt.actuators == "position":
+                kp, kd = float(rs.kp[i]), float(rs.kd[i])
+                act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
+                act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+                act.gainprm[0] = kp
+                act.biasprm[0:3] = [0.0, -kp, -kd]
+            elif opt.actuators == "motor":
+                act.gainprm[0] = 1.0
+                act.ctrlrange = [-eff, eff]
+                act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+            else:
+                raise ValueError(f"actuators must be 'position', 'motor' or 'none', not {opt.actuators!r}")
+    return spec
+
+
+def standing_height(model: mujoco.MjModel, joint_pos: np.ndarray, joint_names: tuple[str, ...]) -> float:
+    """Root height that puts the lowest collision point of the robot on z = 0 for the given pose."""
+    data = mujoco.MjData(model)
+    data.qpos[:] = 0
+    data.qpos[3] = 1.0
+    for name, q in zip(joint_names, joint_pos, strict=True):
+        data.qpos[model.joint(name).qposadr[0]] = q
+    mujoco.mj_kinematics(model, data)
+    return -lowest_point(model, data)
+
+
+def lowest_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
+    """Lowest z of any robot collision geom (capsules, spheres, boxes) in the current kinematics."""
+    low = np.inf
+    for g in range(model.ngeom):
+        if model.geom_bodyid[g] == 0 or model.geom_contype[g] == 0 and model.geom_conaffinity[g] == 0:
+            continue
+        t = model.geom_type[g]
+        size = model.geom_size[g]
+        pos = data.geom_xpos[g]
+        rot = data.geom_xmat[g].reshape(3, 3)
+        if t == mujoco.mjtGeom.mjGEOM_SPHERE:
+            z = pos[2] - size[0]
+        elif t == mujoco.mjtGeom.mjGEOM_CAPSULE:
+            z = pos[2] - abs(rot[2, 2]) * size[1] - size[0]
+        elif t == mujoco.mjtGeom.mjGEOM_CYLINDER:
+            z = pos[2] - abs(rot[2, 2]) * size[1] - np.hypot(rot[2, 0], rot[2, 1]) * size[0]
+        elif t == mujoco.mjtGeom.mjGEOM_BOX:
+            z = pos[2] - np.abs(rot[2, :]) @ size
+        else:
+            z = pos[2] - model.geom_rbound[g]
+        low = min(low, float(z))
+    return low
+
+
+def build_model(
+    variant: str | RobotSpec = "g1_23dof", mjcf: str | Path | None = None, options: ModelOptions | None = None
+) -> mujoco.MjModel:
+    """Compile a G1 variant and add a ``default`` keyframe: default pose, standing on the floor."""
+    rs = get_spec(variant) if isinstance(variant, str) else variant
+    spec = build_spec(rs, mjcf, options)
+    model = spec.compile()
+    z = standing_height(model, rs.default_pos, rs.joint_names)
+    qpos = np.zeros(model.nq)
+    qpos[2] = z
+    qpos[3] = 1.0
+    for name, q in zip(rs.joint_names, rs.default_pos, strict=True):
+        qpos[model.joint(name).qposadr[0]] = q
+    key = spec.add_key(name="default", qpos=qpos.tolist())
+    if model.nu:
+        key.ctrl = (rs.default_pos if (options or ModelOptions()).actuators == "position" else np.zeros(model.nu)).tolist()
+    return spec.compile()
