@@ -184,5 +184,6 @@ def build_model(
         qpos[model.joint(name).qposadr[0]] = q
     key = spec.add_key(name="default", qpos=qpos.tolist())
     if model.nu:
-        key.ctrl = (rs.default_pos if (options or ModelOptions()).actuators == "position" else np.zeros(model.nu)).tolist()
+        position = (options or ModelOptions()).actuators == "position"
+        key.ctrl = (rs.default_pos if position else np.zeros(model.nu)).tolist()
     return spec.compile()
