@@ -1,0 +1,29 @@
+"""Simulator protocol and backends (MuJoCo on CPU by default; Genesis optional)."""
+
+from asap.sim.base import (
+    BACKENDS,
+    DYNAMICS_BODIES,
+    ROOT_STATE_DIM,
+    BodyState,
+    DynamicsParams,
+    SimConfig,
+    Simulator,
+    SimulatorUnavailable,
+    as_env_ids,
+    available_backends,
+    make_simulator,
+)
+
+__all__ = [
+    "BACKENDS",
+    "DYNAMICS_BODIES",
+    "ROOT_STATE_DIM",
+    "BodyState",
+    "DynamicsParams",
+    "SimConfig",
+    "Simulator",
+    "SimulatorUnavailable",
+    "as_env_ids",
+    "available_backends",
+    "make_simulator",
+]
