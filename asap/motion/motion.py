@@ -3,7 +3,8 @@
 Keys: ``fps``, ``joint_names``, ``body_names``, ``root_pos (T,3)`` m, ``root_quat (T,4)`` **wxyz**,
 ``dof_pos (T,J)`` rad; optional ``action (T,J)`` (raw policy output of a logged rollout), measured
 ``dof_vel (T,J)``, ``root_lin_vel (T,3)`` and ``root_ang_vel (T,3)`` (world frame); ``meta`` (a JSON string:
-source, units, retarget settings, ...). Names are stored in the file, so a file never depends on one
+source, units, retarget settings, ...); ``extra_<name>`` per-frame arrays (T, ...) carried through from other
+formats (e.g. the reference pkl's ``smpl_joints``). Names are stored in the file, so a file never depends on one
 simulator's ordering. Body poses and velocities are derived on load by forward kinematics (MotionLib).
 """
 
@@ -25,6 +26,8 @@ REQUIRED_KEYS = ("fps", "joint_names", "root_pos", "root_quat", "dof_pos")
 """Keys every motion file must hold."""
 OPTIONAL_ARRAYS = ("action", "dof_vel", "root_lin_vel", "root_ang_vel")
 """Optional per-frame arrays."""
+EXTRA_PREFIX = "extra_"
+"""Key prefix of the free per-frame arrays in :attr:`Motion.extras`."""
 QUAT_TOL = 1e-3
 """Allowed deviation of a root quaternion's norm from 1."""
 
@@ -63,6 +66,8 @@ class Motion:
     """Measured root angular velocity (T, 3), world frame, rad/s."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Free-form provenance (source, units, settings)."""
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """Other per-frame arrays (T, ...) kept from source formats; resampled and sliced along with the clip."""
 
     @property
     def num_frames(self) -> int:
@@ -103,6 +108,9 @@ class Motion:
             if bad.any():
                 frame = int(np.argwhere(bad)[0][0])
                 raise MotionFormatError(f"{name} has {int(bad.sum())} NaN/inf values (first at frame {frame})")
+        for name, arr in self.extras.items():
+            if arr.ndim < 1 or arr.shape[0] != t:
+                raise MotionFormatError(f"extra array {name!r} must have {t} frames, got shape {arr.shape}")
         norm = np.linalg.norm(self.root_quat, axis=-1)
         off = np.abs(norm - 1.0)
         if (off > QUAT_TOL).any():
@@ -172,7 +180,7 @@ class Motion:
         return replace(
             self, root_pos=cut(self.root_pos), root_quat=cut(self.root_quat), dof_pos=cut(self.dof_pos),
             action=cut(self.action), dof_vel=cut(self.dof_vel), root_lin_vel=cut(self.root_lin_vel),
-            root_ang_vel=cut(self.root_ang_vel),
+            root_ang_vel=cut(self.root_ang_vel), extras={k: v[start:stop].copy() for k, v in self.extras.items()},
         )  # fmt: skip
 
     # ------------------------------------------------------------------ files
@@ -198,6 +206,8 @@ class Motion:
             v = getattr(self, k)
             if v is not None:
                 arrays[k] = np.asarray(v, dtype=np.float32)
+        for k, v in self.extras.items():
+            arrays[EXTRA_PREFIX + k] = np.asarray(v)
         tmp = p.with_name(p.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(p)
@@ -237,6 +247,7 @@ class Motion:
             root_quat=np.asarray(data["root_quat"], dtype=np.float64),
             dof_pos=np.asarray(data["dof_pos"], dtype=np.float64),
             meta=meta,
+            extras={k[len(EXTRA_PREFIX) :]: data[k] for k in data if k.startswith(EXTRA_PREFIX)},
             **{k: np.asarray(data[k], dtype=np.float64) for k in OPTIONAL_ARRAYS if k in data},
         )
         try:

@@ -1,0 +1,158 @@
+"""The ASAP reference's retargeted motion ``.pkl`` (joblib): import and export.
+
+A file is a dict ``{motion_key: {root_trans_offset (T,3) f32, root_rot (T,4) xyzw, pose_aa (T,1+J+3,3) f32,
+dof (T,J) f32, smpl_joints (T,24,3) f32, fps}}`` with J = 23 (joint order of the 23-DoF spec). ``pose_aa[:,0]``
+is the root rotation vector, ``pose_aa[:,1+j] = dof[:,j] * axis_j`` (the joint axes of the MJCF), and the last
+three rows (extended bodies) are zero. ``smpl_joints`` is kept in ``Motion.extras`` so a round trip is exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from asap.motion.formats._common import check_writable, joint_axes, spec_for_count
+from asap.motion.motion import Motion, MotionFormatError
+from asap.robot.spec import EXTENDED_BODIES, RobotSpec, get_spec
+from asap.utils.rotations import axis_angle_to_quat, quat_to_axis_angle, wxyz_to_xyzw, xyzw_to_wxyz
+
+KEY_META = "asap_pkl_key"
+"""``Motion.meta`` entry holding the pkl's motion key (reused on export)."""
+DEFAULT_FPS = 30
+"""Frame rate of the reference's files when ``fps`` is absent."""
+
+
+def _load_dict(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise MotionFormatError(f"{path}: no such file")
+    try:
+        data = joblib.load(path)
+    except Exception as e:  # joblib raises many kinds on foreign bytes
+        raise MotionFormatError(f"{path}: not a joblib/pickle motion file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise MotionFormatError(f"{path}: expected a dict of motions, got {type(data).__name__}")
+    if "root_trans_offset" in data:  # a bare motion dict, not wrapped in {key: ...}
+        data = {path.stem: data}
+    if not data:
+        raise MotionFormatError(f"{path}: the pkl holds no motions")
+    return data
+
+
+def _to_motion(key: str, d: Any, where: str) -> Motion:
+    if not isinstance(d, dict):
+        raise MotionFormatError(f"{where}: entry {key!r} is a {type(d).__name__}, not a motion dict")
+    missing = [k for k in ("root_trans_offset",) if k not in d]
+    if "dof" not in d and "pose_aa" not in d:
+        missing.append("dof (or pose_aa)")
+    if "root_rot" not in d and "pose_aa" not in d:
+        missing.append("root_rot (or pose_aa)")
+    if missing:
+        raise MotionFormatError(f"{where}: motion {key!r} is missing key(s) {missing}")
+    root_pos = np.asarray(d["root_trans_offset"], dtype=np.float64)
+    pose_aa = np.asarray(d["pose_aa"], dtype=np.float64) if "pose_aa" in d else None
+    if "dof" in d:
+        dof = np.asarray(d["dof"], dtype=np.float64)
+        if dof.ndim != 2:
+            raise MotionFormatError(f"{where}: dof must have shape (T, J), got {dof.shape}")
+        spec = spec_for_count(dof.shape[1], f"{where}: dof")
+    else:
+        assert pose_aa is not None
+        nb = pose_aa.shape[1] if pose_aa.ndim == 3 else -1
+        spec = spec_for_count(nb - 1 - len(EXTENDED_BODIES), f"{where}: pose_aa")
+        dof = (pose_aa[:, 1 : 1 + spec.num_joints] * joint_axes(spec)[None]).sum(-1)
+    if "root_rot" in d:
+        rr = np.asarray(d["root_rot"], dtype=np.float64)
+        if rr.ndim != 2 or rr.shape[1] != 4:
+            raise MotionFormatError(f"{where}: root_rot must have shape (T, 4) xyzw, got {rr.shape}")
+        root_quat = xyzw_to_wxyz(rr)
+    else:
+        assert pose_aa is not None
+        root_quat = axis_angle_to_quat(pose_aa[:, 0])
+    fps = d.get("fps", DEFAULT_FPS)
+    try:
+        fps = float(np.asarray(fps).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        raise MotionFormatError(f"{where}: fps is not a number ({fps!r})") from None
+    extras = {}
+    for k, v in d.items():
+        arr = np.asarray(v) if isinstance(v, np.ndarray) else None
+        if k not in ("root_trans_offset", "root_rot", "pose_aa", "dof", "fps") and arr is not None and arr.ndim:
+            extras[k] = arr
+    m = Motion(
+        fps=fps, joint_names=spec.joint_names, body_names=spec.body_names, root_pos=root_pos,
+        root_quat=root_quat, dof_pos=dof, extras=extras,
+        meta={"source": str(where), "format": "asap_pkl", KEY_META: str(key)},
+    )  # fmt: skip
+    for k in ("action", "dof_vel", "root_lin_vel", "root_ang_vel"):
+        if k in d:
+            setattr(m, k, np.asarray(d[k], dtype=np.float64))
+            m.extras.pop(k, None)
+    try:
+        m.check()
+    except MotionFormatError as e:
+        raise MotionFormatError(f"{where}: motion {key!r}: {e}") from None
+    return m
+
+
+def read_asap_pkl_all(path: str | Path) -> dict[str, Motion]:
+    """Every motion of a reference pkl, by motion key."""
+    p = Path(path)
+    return {str(k): _to_motion(str(k), v, str(p)) for k, v in _load_dict(p).items()}
+
+
+def read_asap_pkl(path: str | Path, key: str | None = None) -> Motion:
+    """One motion of a reference pkl: ``key``, or the only one (an error lists the keys when there are several)."""
+    p = Path(path)
+    data = _load_dict(p)
+    if key is None:
+        if len(data) > 1:
+            keys = list(data)
+            raise MotionFormatError(f"{p} holds {len(keys)} motions; choose one with key= (--key): {keys[:5]}")
+        key = next(iter(data))
+    if key not in data:
+        raise MotionFormatError(f"{p}: no motion {key!r}; keys: {list(data)[:5]}")
+    return _to_motion(key, data[key], str(p))
+
+
+def motion_to_asap_dict(motion: Motion, spec: RobotSpec | str = "g1_23dof") -> dict[str, Any]:
+    """The reference's per-motion dict of a motion (reordered to the spec's joints)."""
+    rs = get_spec(spec) if isinstance(spec, str) else spec
+    m = motion.for_robot(rs)
+    m.check()
+    t, j = m.num_frames, rs.num_joints
+    pose_aa = np.zeros((t, 1 + j + len(EXTENDED_BODIES), 3), dtype=np.float32)
+    pose_aa[:, 0] = quat_to_axis_angle(m.root_quat)
+    pose_aa[:, 1 : 1 + j] = m.dof_pos[:, :, None] * joint_axes(rs)[None]
+    fps: int | float = int(m.fps) if float(m.fps).is_integer() else float(m.fps)
+    out: dict[str, Any] = {
+        "root_trans_offset": m.root_pos.astype(np.float32),
+        "pose_aa": pose_aa,
+        "dof": m.dof_pos.astype(np.float32),
+        "root_rot": wxyz_to_xyzw(m.root_quat).astype(np.float64),
+        "smpl_joints": np.asarray(m.extras.get("smpl_joints", np.zeros((t, 24, 3))), dtype=np.float32),
+        "fps": fps,
+    }
+    for k in ("action", "dof_vel", "root_lin_vel", "root_ang_vel"):
+        v = getattr(m, k)
+        if v is not None:
+            out[k] = v.astype(np.float32)
+    for k, v in m.extras.items():
+        out.setdefault(k, v)
+    return out
+
+
+def write_asap_pkl(
+    motions: Motion | dict[str, Motion], path: str | Path, overwrite: bool = False, spec: RobotSpec | str = "g1_23dof"
+) -> Path:
+    """Write one motion (key from ``meta``, else the file stem) or a dict of them as a reference pkl."""
+    p = check_writable(path, overwrite)
+    if isinstance(motions, Motion):
+        motions = {str(motions.meta.get(KEY_META, p.stem)): motions}
+    data = {k: motion_to_asap_dict(m, spec) for k, m in motions.items()}
+    tmp = p.with_name(p.name + ".tmp")
+    joblib.dump(data, tmp)
+    tmp.replace(p)
+    return p

@@ -1,0 +1,140 @@
+"""mjlab / BeyondMimic tracking ``.npz``: import, and export for the G1 of mjlab's asset zoo.
+
+Keys: ``fps`` ([fps]), ``joint_pos`` / ``joint_vel`` (T, 29) in the sim's joint order (Unitree's motor order
+for the G1), ``body_pos_w`` (T, B, 3), ``body_quat_w`` (T, B, 4) wxyz, ``body_lin_vel_w``, ``body_ang_vel_w``
+(T, B, 3) for all bodies in MuJoCo body order (B = 30, pelvis first). The files hold no names; when
+``joint_names`` / ``body_names`` are present (our exports add them) they are used.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from asap.motion.formats._common import check_writable, motor_columns, spec_for_count
+from asap.motion.motion import Motion, MotionFormatError
+from asap.robot.spec import MOTOR_NAMES, get_spec
+
+REQUIRED = ("fps", "joint_pos", "body_pos_w", "body_quat_w")
+"""Keys an mjlab motion npz must hold."""
+
+
+def is_mjlab_npz(path: str | Path) -> bool:
+    """True when ``path`` is a zip archive with mjlab's keys (``joint_pos`` and ``body_pos_w``)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return "joint_pos.npy" in names and "body_pos_w.npy" in names
+
+
+def read_mjlab_npz(path: str | Path) -> Motion:
+    """Read an mjlab tracking npz: root from the pelvis body, joints by name or Unitree order."""
+    p = Path(path)
+    if not p.exists():
+        raise MotionFormatError(f"{p}: no such file")
+    if not zipfile.is_zipfile(p):
+        raise MotionFormatError(f"{p}: not an .npz file (not a zip archive)")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise MotionFormatError(f"{p}: cannot read npz ({type(e).__name__}: {e})") from None
+    missing = [k for k in REQUIRED if k not in d]
+    if missing:
+        raise MotionFormatError(f"{p}: missing key(s) {missing}; an mjlab motion needs {list(REQUIRED)}")
+    jp = np.asarray(d["joint_pos"], dtype=np.float64)
+    bp = np.asarray(d["body_pos_w"], dtype=np.float64)
+    bq = np.asarray(d["body_quat_w"], dtype=np.float64)
+    if jp.ndim != 2 or bp.ndim != 3 or bq.ndim != 3 or bp.shape[0] != jp.shape[0] or bq.shape[:2] != bp.shape[:2]:
+        raise MotionFormatError(
+            f"{p}: inconsistent shapes joint_pos {jp.shape}, body_pos_w {bp.shape}, body_quat_w {bq.shape}"
+        )
+    if "joint_names" in d:
+        names = tuple(str(n) for n in d["joint_names"])
+        if len(names) != jp.shape[1]:
+            raise MotionFormatError(f"{p}: {len(names)} joint_names for {jp.shape[1]} joint_pos columns")
+    else:
+        names = spec_for_count(jp.shape[1], f"{p}: joint_pos").joint_names
+    root = 0
+    if "body_names" in d:
+        bnames = [str(n) for n in d["body_names"]]
+        if "pelvis" in bnames:
+            root = bnames.index("pelvis")
+    fps = float(np.asarray(d["fps"]).reshape(-1)[0])
+    m = Motion(
+        fps=fps, joint_names=names, body_names=get_spec("g1_29dof").body_names, root_pos=bp[:, root],
+        root_quat=bq[:, root], dof_pos=jp,
+        dof_vel=np.asarray(d["joint_vel"], dtype=np.float64) if "joint_vel" in d else None,
+        root_lin_vel=np.asarray(d["body_lin_vel_w"], dtype=np.float64)[:, root] if "body_lin_vel_w" in d else None,
+        root_ang_vel=np.asarray(d["body_ang_vel_w"], dtype=np.float64)[:, root] if "body_ang_vel_w" in d else None,
+        meta={"source": str(p), "format": "mjlab_npz"},
+    )  # fmt: skip
+    try:
+        m.check()
+    except MotionFormatError as e:
+        raise MotionFormatError(f"{p}: {e}") from None
+    return m
+
+
+@lru_cache(maxsize=1)
+def _unitree_g1() -> mujoco.MjModel:
+    from asap.robot.assets import g1_mjcf_path
+
+    return mujoco.MjModel.from_xml_path(str(g1_mjcf_path()))
+
+
+def write_mjlab_npz(motion: Motion, path: str | Path, overwrite: bool = False) -> Path:
+    """Write an mjlab tracking npz at the motion's fps with body states of Unitree's 30-body G1."""
+    from asap.motion.motionlib import _rotvec_rate
+
+    motion.check()
+    p = check_writable(path, overwrite)
+    model = _unitree_g1()
+    hinge = [model.joint(i).name for i in range(model.njnt) if model.jnt_type[i] == mujoco.mjtJoint.mjJNT_HINGE]
+    if tuple(hinge) != MOTOR_NAMES:
+        raise RuntimeError("the G1 MJCF's joint order is not Unitree's motor order")
+    q = motor_columns(motion)
+    data = mujoco.MjData(model)
+    t = motion.num_frames
+    bp = np.zeros((t, model.nbody - 1, 3))
+    bq = np.zeros((t, model.nbody - 1, 4))
+    quat = motion.root_quat / np.linalg.norm(motion.root_quat, axis=-1, keepdims=True)
+    for f in range(t):
+        data.qpos[:3] = motion.root_pos[f]
+        data.qpos[3:7] = quat[f]
+        data.qpos[7:] = q[f]
+        mujoco.mj_kinematics(model, data)
+        bp[f] = data.xpos[1:]
+        bq[f] = data.xquat[1:]
+    dt = 1.0 / motion.fps
+    out = {
+        "fps": np.array([motion.fps]),
+        "joint_pos": q.astype(np.float32),
+        "joint_vel": (np.gradient(q, dt, axis=0) if motion.dof_vel is None else _vel29(motion)).astype(np.float32),
+        "body_pos_w": bp.astype(np.float32),
+        "body_quat_w": bq.astype(np.float32),
+        "body_lin_vel_w": np.gradient(bp, dt, axis=0).astype(np.float32),
+        "body_ang_vel_w": _rotvec_rate(bq, dt).astype(np.float32),
+        "joint_names": np.array(MOTOR_NAMES),
+        "body_names": np.array([model.body(i).name for i in range(1, model.nbody)]),
+    }
+    tmp = p.with_name(p.name + ".tmp.npz")
+    np.savez(tmp, **out)
+    tmp.replace(p)
+    return p
+
+
+def _vel29(motion: Motion) -> np.ndarray:
+    assert motion.dof_vel is not None
+    out = np.zeros((motion.num_frames, len(MOTOR_NAMES)))
+    have = {n: i for i, n in enumerate(motion.joint_names)}
+    for j, n in enumerate(MOTOR_NAMES):
+        if n in have:
+            out[:, j] = motion.dof_vel[:, have[n]]
+    return out
