@@ -143,6 +143,11 @@ class Simulator(Protocol):
         """Seconds per :meth:`step` (sim_dt * decimation = 0.02)."""
         ...
 
+    @property
+    def total_mass(self) -> float:
+        """Nominal total mass of the robot (kg)."""
+        ...
+
     # --- state -----------------------------------------------------------------------------------------
     def get_root_state(self) -> torch.Tensor:
         """(N, 13) root (pelvis) state: pos, quat wxyz, lin vel world, ang vel world."""
