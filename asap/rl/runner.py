@@ -1,0 +1,336 @@
+"""`asap pretrain`: PPO (rsl-rl-lib) on the tracking env, with checkpoints, resume, logs, evaluation and export.
+
+The loop is rsl-rl's ``OnPolicyRunner.learn`` (rollout -> returns -> update -> TensorBoard/W&B scalars) with a
+time budget, a one-line progress report, periodic closed-loop evaluation from several start phases, and the
+env's curricula saved in every checkpoint so that a resumed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asap.config import save_config, to_dict
+from asap.motion.motionlib import MotionLib
+from asap.rl.config import PretrainConfig, rsl_train_cfg
+from asap.sim.base import SimConfig, make_simulator
+from envs.tracking.env import TrackingEnv
+
+
+def motion_sources(spec: str) -> list[str]:
+    """Paths named by a ``motion`` setting: one path, a folder, or comma-separated paths."""
+    items = [s.strip() for s in str(spec).split(",") if s.strip()]
+    if not items:
+        raise ValueError("no motion given: set motion=PATH (a motion file, a folder, or comma-separated files)")
+    for s in items:
+        if not Path(s).exists():
+            raise FileNotFoundError(f"motion {s} does not exist")
+    return items
+
+
+def _env_state(env: TrackingEnv) -> dict[str, Any]:
+    return {
+        "penalty_scale": env.penalty_scale,
+        "limit_fracs": list(env.limit_fracs),
+        "far_threshold": env.far_threshold,
+        "average_episode_length": env.average_episode_length,
+        "sampler_failures": env.sampler.failures.clone(),
+    }
+
+
+def _load_env_state(env: TrackingEnv, st: dict[str, Any]) -> None:
+    env.penalty_scale = float(st["penalty_scale"])
+    env.limit_fracs = [float(x) for x in st["limit_fracs"]]
+    env.far_threshold = float(st["far_threshold"])
+    env.average_episode_length = float(st["average_episode_length"])
+    f = st.get("sampler_failures")
+    if f is not None and tuple(f.shape) == tuple(env.sampler.failures.shape):
+        env.sampler.failures.copy_(f)
+
+
+class Trainer:
+    """Builds the simulator, env and PPO from a :class:`PretrainConfig` and trains (see module docstring)."""
+
+    def __init__(self, cfg: PretrainConfig) -> None:
+        from rsl_rl.runners import OnPolicyRunner
+
+        from asap.rl.vecenv import RslTrackingEnv
+
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        if cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)
+        self.out = Path(cfg.run.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.motion_lib = MotionLib(motion_sources(cfg.motion), spec=cfg.variant, device=cfg.device)
+        self.sim_cfg = SimConfig(backend=cfg.sim, variant=cfg.variant, num_envs=cfg.num_envs, threads=cfg.threads,
+                                 device=cfg.device, model=cfg.physics)  # fmt: skip
+        self.sim = make_simulator(self.sim_cfg)
+        env_cfg = replace(cfg.env, seed=cfg.seed)
+        self.env = TrackingEnv(env_cfg, self.sim, self.motion_lib)
+        self.vec = RslTrackingEnv(self.env)
+        save_config(cfg, self.out / "config.yaml")
+        self.train_cfg = rsl_train_cfg(cfg)
+        log_dir = None if cfg.run.logger == "none" else str(self.out)
+        with contextlib.redirect_stdout(io.StringIO()):  # rsl-rl prints both network summaries
+            self.runner = OnPolicyRunner(self.vec, self.train_cfg, log_dir=log_dir, device=cfg.device)
+        self.history: list[dict[str, float]] = []
+        self.evals: list[dict[str, Any]] = []
+        self._eval_env: TrackingEnv | None = None
+        self.train_time = 0.0
+        if cfg.run.resume:
+            self.load(cfg.run.resume)
+
+    # ----------------------------------------------------------------------------------- checkpoints
+    def save(self, path: Path) -> Path:
+        """Write a checkpoint: networks, both optimisers, iteration, resolved config, env curricula, history."""
+        infos = {
+            "config": to_dict(self.cfg),
+            "env_state": _env_state(self.env),
+            "history": self.history,
+            "evals": self.evals,
+            "train_time_s": self.train_time,
+            "motion_names": list(self.motion_lib.motion_names),
+            "motion_lengths_s": [float(x) for x in self.motion_lib.motion_lengths],
+        }
+        self.runner.save(str(path), infos=infos)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Resume from a checkpoint written by :meth:`save`."""
+        infos = self.runner.load(str(path), map_location=self.cfg.device) or {}
+        if "env_state" in infos:
+            _load_env_state(self.env, infos["env_state"])
+        self.history = list(infos.get("history", []))
+        self.evals = list(infos.get("evals", []))
+        self.train_time = float(infos.get("train_time_s", 0.0))
+        self.runner.current_learning_iteration += 1
+        print(f"resumed from {path} at iteration {self.runner.current_learning_iteration}", flush=True)
+
+    # ------------------------------------------------------------------------------------ evaluation
+    def policy_fn(self):
+        """Deterministic actor output (the env adds the residual reference when configured)."""
+        import copy
+
+        return copy.deepcopy(self.runner.alg.get_policy().as_onnx(verbose=False)).eval()
+
+    def evaluate(self) -> dict[str, Any]:
+        """Closed-loop rollouts from ``eval_start_phases`` start phases of every clip (no noise, no DR)."""
+        from asap.rl.play import closed_loop, eval_env_config, start_grid
+
+        phases = max(1, self.cfg.run.eval_start_phases)
+        if self._eval_env is None:
+            n = self.motion_lib.num_motions * phases
+            sim = make_simulator(replace(self.sim_cfg, num_envs=n, threads=min(self.cfg.threads, n) or 1))
+            self._eval_env = TrackingEnv(eval_env_config(self.cfg.env), sim, self.motion_lib)
+        ids, starts = start_grid(self.motion_lib.motion_lengths, phases)
+        res = closed_loop(self._eval_env, self.policy_fn(), ids, starts)
+        s = res.summary()
+        s.pop("per_rollout", None)
+        return {"success_rate": s["success_rate"], "success": s["success"], "E_mpjpe_mm": s["E_mpjpe_mm"],
+                "E_g_mpjpe_mm": s["E_g_mpjpe_mm"], "steps_survived": s["steps_survived"],
+                "expected_steps": s["expected_steps"]}  # fmt: skip
+
+    # -------------------------------------------------------------------------------------- training
+    def train(self) -> dict[str, Any]:
+        """Run PPO until max_iterations, max_time_s or stop_on_success; then evaluate, export and plot."""
+        import statistics
+
+        cfg, rn, alg, env = self.cfg, self.runner, self.runner.alg, self.env
+        logger = rn.logger
+        obs = self.vec.get_observations().to(cfg.device)
+        alg.train_mode()
+        logger.init_logging_writer()
+        if logger.writer is None:  # logging off: keep reward/length statistics for the progress line
+            logger.writer = _NullWriter()  # type: ignore[assignment]
+        start_it = rn.current_learning_iteration
+        total_it = start_it + cfg.run.max_iterations
+        consecutive = 0
+        t_begin = time.time() - self.train_time
+        it = start_it
+        stop_reason = "max_iterations"
+        steps_per_it = cfg.ppo.num_steps_per_env * cfg.num_envs
+        for it in range(start_it, total_it):
+            t0 = time.time()
+            with torch.inference_mode():
+                for _ in range(cfg.ppo.num_steps_per_env):
+                    actions = alg.act(obs)
+                    obs, rewards, dones, extras = self.vec.step(actions.to(self.vec.device))
+                    obs, rewards, dones = obs.to(cfg.device), rewards.to(cfg.device), dones.to(cfg.device)
+                    alg.process_env_step(obs, rewards, dones, extras)
+                    logger.process_env_step(rewards, dones, extras, None)
+                collect = time.time() - t0
+                t1 = time.time()
+                alg.compute_returns(obs)
+            loss = alg.update()
+            learn = time.time() - t1
+            rn.current_learning_iteration = it
+            for k, v in env.log_scalars().items():
+                logger.writer.add_scalar(f"Curriculum/{k}", v, it)  # type: ignore[union-attr]
+            with contextlib.redirect_stdout(io.StringIO()):
+                logger.log(it=it, start_it=start_it, total_it=total_it, collect_time=collect, learn_time=learn,
+                           loss_dict=loss, learning_rate=alg.learning_rate, action_std=alg.get_policy().output_std,
+                           rnd_weight=None)  # fmt: skip
+            self.train_time = time.time() - t_begin
+            rew = statistics.mean(logger.rewbuffer) if logger.rewbuffer else float("nan")
+            eplen = statistics.mean(logger.lenbuffer) if logger.lenbuffer else float("nan")
+            row = {"iteration": it, "time_s": self.train_time, "env_steps": (it + 1) * steps_per_it,
+                   "mean_reward": rew, "mean_episode_length": eplen, "far_threshold": env.far_threshold,
+                   "penalty_scale": env.penalty_scale, "learning_rate": alg.learning_rate,
+                   "action_std": float(alg.get_policy().output_std.mean().detach()), "value_loss": float(loss["value"]),
+                   "collect_s": collect, "learn_s": learn}  # fmt: skip
+            ev = None
+            if cfg.run.eval_interval > 0 and (it + 1) % cfg.run.eval_interval == 0:
+                ev = self.evaluate()
+                ev.update({"iteration": it, "time_s": self.train_time})
+                self.evals.append(ev)
+                row.update({"eval_success_rate": ev["success_rate"], "eval_E_mpjpe_mm": ev["E_mpjpe_mm"]})
+                logger.writer.add_scalar("Eval/success_rate", ev["success_rate"], it)  # type: ignore[union-attr]
+                logger.writer.add_scalar("Eval/E_mpjpe_mm", ev["E_mpjpe_mm"], it)  # type: ignore[union-attr]
+                consecutive = consecutive + 1 if ev["success"] else 0
+            self.history.append(row)
+            if cfg.run.progress_every > 0 and (it % cfg.run.progress_every == 0 or ev is not None):
+                print(self._progress(row, ev, collect + learn), flush=True)
+            if it > start_it and cfg.run.save_interval > 0 and it % cfg.run.save_interval == 0:
+                self.save(self.out / f"model_{it}.pt")
+            if cfg.run.stop_on_success > 0 and consecutive >= cfg.run.stop_on_success:
+                stop_reason = "success"
+                break
+            if cfg.run.max_time_s > 0 and self.train_time >= cfg.run.max_time_s:
+                stop_reason = "max_time_s"
+                break
+        return self.finish(it, stop_reason)
+
+    def _progress(self, row: dict[str, float], ev: dict[str, Any] | None, it_time: float) -> str:
+        s = (f"it {row['iteration']:5d} | {1.0 / max(it_time, 1e-9):5.2f} it/s | "
+             f"{self.cfg.ppo.num_steps_per_env * self.cfg.num_envs / max(it_time, 1e-9):6.0f} steps/s | "
+             f"reward {row['mean_reward']:8.3f} | ep len {row['mean_episode_length']:6.1f} | "
+             f"far {row['far_threshold']:.3f} | std {row['action_std']:.3f} | "
+             f"{_hms(row['time_s'])}")  # fmt: skip
+        if ev is not None:
+            s += (f" | eval success {ev['success_rate'] * 100:.0f}% E_mpjpe {ev['E_mpjpe_mm']:.1f} mm "
+                  f"E_g-mpjpe {ev['E_g_mpjpe_mm']:.1f} mm")  # fmt: skip
+        return s
+
+    def finish(self, it: int, stop_reason: str) -> dict[str, Any]:
+        """Final checkpoint, evaluation, ONNX export, learning curve and metrics.json."""
+        ck = self.save(self.out / f"model_{it}.pt")
+        ev = self.evaluate()
+        ev.update({"iteration": it, "time_s": self.train_time})
+        if not self.evals or self.evals[-1].get("iteration") != it:
+            self.evals.append(ev)
+        result: dict[str, Any] = {
+            "checkpoint": str(ck), "iterations": it + 1, "train_time_s": self.train_time, "stop_reason": stop_reason,
+            "final_eval": ev, "motion_names": list(self.motion_lib.motion_names),
+            "time_to_success_s": next((e["time_s"] for e in self.evals if e["success"]), None),
+        }  # fmt: skip
+        if self.cfg.run.export_onnx:
+            result["onnx"] = str(self.export(self.out / "policy.onnx"))
+        self._write_history()
+        png = self.plot(self.out / "learning_curve.png")
+        if png:
+            result["learning_curve"] = str(png)
+        (self.out / "metrics.json").write_text(json.dumps(result, indent=2))
+        with contextlib.suppress(Exception):
+            self.runner.logger.stop_logging_writer()
+        print(f"done: {stop_reason} after {it + 1} iterations, {_hms(self.train_time)}; final eval success "
+              f"{ev['success_rate'] * 100:.0f}%, E_mpjpe {ev['E_mpjpe_mm']:.1f} mm, E_g-mpjpe "
+              f"{ev['E_g_mpjpe_mm']:.1f} mm -> {self.out}", flush=True)  # fmt: skip
+        return result
+
+    def export(self, path: Path, motion_id: int = 0) -> Path:
+        """ONNX of the current actor with the deploy contract (residual table of clip ``motion_id``)."""
+        from asap.rl.export import PolicyContract, TrackingPolicy, _phase_index, export_onnx
+
+        rs = self.sim.spec
+        table = None
+        if self.cfg.env.residual_actions:
+            q = self.motion_lib.frame_data("dof_pos", motion_id).cpu().float()
+            table = (q - torch.as_tensor(rs.default_pos, dtype=torch.float32)) / rs.action_scale
+        pol = TrackingPolicy(self.policy_fn(), table, _phase_index(self.cfg.env.obs_layout, rs.num_joints),
+                             rs.action_clip)  # fmt: skip
+        contract = PolicyContract.for_robot(self.cfg.variant, self.cfg.env.obs_layout,
+                                            self.motion_lib.motion_names[motion_id],
+                                            float(self.motion_lib.motion_lengths[motion_id]))  # fmt: skip
+        return export_onnx(pol, contract, path)
+
+    def _write_history(self) -> None:
+        if not self.history:
+            return
+        keys = sorted({k for r in self.history for k in r})
+        lines = [",".join(keys)]
+        for r in self.history:
+            lines.append(",".join("" if k not in r else f"{r[k]:.6g}" for k in keys))
+        (self.out / "progress.csv").write_text("\n".join(lines) + "\n")
+
+    def plot(self, path: Path) -> Path | None:
+        """Learning curve: mean reward, episode length and evaluation success against wall time."""
+        if not self.history:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        t = np.array([r["time_s"] for r in self.history]) / 60
+        fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
+        ax[0].plot(t, [r["mean_reward"] for r in self.history])
+        ax[0].set(xlabel="wall time (min)", ylabel="mean episode reward", title="reward")
+        ax[1].plot(t, [r["mean_episode_length"] for r in self.history], label="episode length (steps)")
+        ax[1].set(xlabel="wall time (min)", title="episode length")
+        ax2 = ax[1].twinx()
+        ax2.plot(t, [r["far_threshold"] for r in self.history], color="tab:red", alpha=0.6)
+        ax2.set_ylabel("motion-far threshold (m)", color="tab:red")
+        if self.evals:
+            te = np.array([e["time_s"] for e in self.evals]) / 60
+            ax[2].plot(te, [100 * e["success_rate"] for e in self.evals], "o-", label="success (%)")
+            ax[2].plot(te, [e["E_mpjpe_mm"] for e in self.evals], "s-", label="E_mpjpe (mm)")
+            ax[2].legend()
+        ax[2].set(xlabel="wall time (min)", title="closed-loop evaluation")
+        fig.suptitle(f"asap pretrain: {', '.join(self.motion_lib.motion_names)} ({self.cfg.num_envs} envs)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+    def close(self) -> None:
+        """Release simulators."""
+        self.sim.close()
+        if self._eval_env is not None:
+            self._eval_env.sim.close()
+
+
+class _NullWriter:
+    """Stands in for a log writer when logging is off ('none')."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        """Ignore a scalar."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+def _hms(s: float) -> str:
+    s = 0 if not math.isfinite(s) else int(s)
+    return f"{s // 3600:d}:{(s % 3600) // 60:02d}:{s % 60:02d}"
+
+
+def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+    """Train a tracking policy (see :class:`Trainer`); returns the run summary (also in metrics.json)."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    tr = Trainer(cfg)
+    try:
+        return tr.train()
+    finally:
+        tr.close()
