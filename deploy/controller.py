@@ -1,0 +1,313 @@
+"""The robot-side state machine: zero torque -> ramp to default (2 s) -> hold -> run policy -> damping.
+
+Pure logic over NumPy arrays (no DDS, no clocks of its own): the runtime feeds it LowStates and operator events
+and asks it for a command every tick; unit tests drive it directly.
+
+Operator events (wireless remote / keyboard): ``start`` (START; ``s``) ramps to the default pose and holds it,
+also re-arming after a fault once the robot is upright and its state fresh; ``run`` (A; ``a``) starts the policy
+from HOLD; ``stop`` (SELECT; ``d`` or space) damps. When the motion ends the robot ramps back to the default
+pose and holds (``after_motion: hold``) or damps (``damping``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asap.obs import ObsBuilder, get_layout, proprio_terms
+from asap.robot.spec import ACTION_CLIP, MOTOR_NAMES, NUM_MOTORS, get_spec
+from deploy.contract import ContractError, PolicyContract
+from deploy.messages import LOWSTATE_C
+from deploy.safety import SafetyConfig, SafetyEvent, SafetyLayer, projected_gravity_z
+
+
+class Mode(enum.IntEnum):
+    """Controller states (the integer is what the log stores)."""
+
+    WAIT = -1
+    ZERO_TORQUE = 0
+    RAMP = 1
+    HOLD = 2
+    RUN = 3
+    DAMPING = 4
+
+
+BUTTON_EVENTS = {"START": "start", "A": "run", "SELECT": "stop"}
+"""Wireless-remote button -> controller event."""
+KEY_EVENTS = {"s": "start", "a": "run", "d": "stop", " ": "stop", "q": "quit"}
+"""Keyboard key -> controller event."""
+
+
+@dataclass
+class ControllerConfig:
+    """Behaviour of the state machine."""
+
+    ramp_s: float = 2.0
+    """Duration of the linear ramp from the measured pose to the default pose."""
+    after_motion: str = "hold"
+    """What follows the end of the motion: 'hold' (ramp back to default and hold) or 'damping'."""
+    mode_pr: int = 0
+    """Ankle/waist parallel-mechanism mode sent in LowCmd (0 = PR, pitch/roll)."""
+    motor_mode: int = 1
+    """Motor mode byte for the 29 used slots (1 = enabled)."""
+    check_fall_in: tuple[str, ...] = ("HOLD", "RUN")
+    """States in which fall detection is active (a robot hanging in its gantry may tilt while limp)."""
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    """Safety thresholds."""
+
+
+@dataclass
+class RobotState:
+    """One LowState in motor order (29 motors) plus its reception time."""
+
+    tick: int
+    q: np.ndarray
+    dq: np.ndarray
+    tau_est: np.ndarray
+    quat: np.ndarray
+    gyro: np.ndarray
+    acc: np.ndarray
+    remote: np.ndarray
+    mode_machine: int
+    recv_time: float
+
+    @classmethod
+    def from_raw(cls, raw: np.ndarray, recv_time: float) -> RobotState:
+        """From a C-layout LowState record (:data:`deploy.messages.LOWSTATE_C`)."""
+        if raw.dtype != LOWSTATE_C:
+            raise TypeError("expected a LowState record")
+        ms = raw["motor_state"]
+        imu = raw["imu_state"]
+        return cls(
+            tick=int(raw["tick"]), q=ms["q"][:NUM_MOTORS].astype(np.float64),
+            dq=ms["dq"][:NUM_MOTORS].astype(np.float64),
+            tau_est=ms["tau_est"][:NUM_MOTORS].astype(np.float64), quat=imu["quaternion"].astype(np.float64),
+            gyro=imu["gyroscope"].astype(np.float64), acc=imu["accelerometer"].astype(np.float64),
+            remote=np.array(raw["wireless_remote"], dtype=np.uint8), mode_machine=int(raw["mode_machine"]),
+            recv_time=recv_time,
+        )  # fmt: skip
+
+
+@dataclass
+class Command:
+    """A LowCmd's content for the 29 motors."""
+
+    q: np.ndarray
+    dq: np.ndarray
+    kp: np.ndarray
+    kd: np.ndarray
+    tau: np.ndarray
+    mode_pr: int
+    mode_machine: int
+    motor_mode: int
+
+
+@dataclass
+class StepInfo:
+    """What a policy step computed (for the logger)."""
+
+    mode: Mode
+    phase: float
+    run_step: int
+    episode: int
+    action: np.ndarray
+    obs: np.ndarray
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A state change with its cause."""
+
+    time: float
+    src: str
+    dst: str
+    cause: str
+
+
+class Controller:
+    """State machine + policy + safety for one G1 (see module docstring)."""
+
+    def __init__(self, contract: PolicyContract, policy, cfg: ControllerConfig | None = None) -> None:  # noqa: ANN001
+        self.c = contract
+        self.policy = policy
+        self.cfg = cfg or ControllerConfig()
+        spec = get_spec(contract.robot_variant)
+        table = spec.motor_table()
+        self.joint_motors = contract.motor_index
+        if set(MOTOR_NAMES[i] for i in self.joint_motors) != set(spec.joint_names):
+            raise ContractError(
+                f"policy joints do not match robot variant {spec.name}: "
+                f"{sorted(set(spec.joint_names) ^ set(contract.joint_names))}"
+            )
+        layout = get_layout(contract.obs_layout)
+        if layout.history_length != contract.history_length:
+            raise ContractError(f"history_length {contract.history_length} != layout {layout.name}'s "
+                                f"{layout.history_length}")  # fmt: skip
+        self.builder = ObsBuilder(layout, num_envs=1, num_joints=contract.num_joints, backend="numpy",
+                                  noise_level=0.0, groups=("actor",))  # fmt: skip
+        if self.builder.dim("actor") != contract.obs_dim:
+            raise ContractError(f"obs_dim {contract.obs_dim} != layout {layout.name} actor width "
+                                f"{self.builder.dim('actor')} for {contract.num_joints} joints")  # fmt: skip
+        # 29-motor default pose and gains: policy joints from the contract, held joints from the spec.
+        self.default_q = table["default"].copy()
+        self.kp = table["kp"].copy()
+        self.kd = table["kd"].copy()
+        self.default_q[self.joint_motors] = contract.default_joint_pos
+        self.kp[self.joint_motors] = contract.kp
+        self.kd[self.joint_motors] = contract.kd
+        self.safety = SafetyLayer(table["lower"], table["upper"], table["effort"], MOTOR_NAMES, self.cfg.safety)
+        self.steps_per_motion = max(1, int(np.floor(contract.motion_length_s / contract.control_dt + 1e-6)))
+        self.mode = Mode.WAIT
+        self.state: RobotState | None = None
+        self.last_fresh: float | None = None
+        self.transitions: list[Transition] = []
+        self.episode = -1
+        self.run_step = 0
+        self.last_action = np.zeros(contract.num_joints)
+        self.target = self.default_q.copy()
+        self.ramp_from = self.default_q.copy()
+        self.ramp_t0 = 0.0
+        self.quit_requested = False
+
+    # ------------------------------------------------------------------------------------------ inputs
+    def on_state(self, st: RobotState) -> None:
+        """Record a LowState; a changed ``tick`` counts as fresh (feeds the watchdog)."""
+        if self.state is None or st.tick != self.state.tick:
+            self.last_fresh = st.recv_time
+        self.state = st
+        if self.mode == Mode.WAIT:
+            self._go(Mode.ZERO_TORQUE, st.recv_time, "first LowState received")
+
+    def request(self, event: str, now: float, source: str = "operator") -> None:
+        """Apply an operator event: start | run | stop | quit."""
+        if event == "stop" or event == "quit":
+            if event == "quit":
+                self.quit_requested = True
+            if self.mode != Mode.DAMPING:
+                self.safety.trip("operator", f"{event} requested by {source}", now)
+                self._go(Mode.DAMPING, now, f"{event} requested by {source}")
+        elif event == "start":
+            if self.mode == Mode.ZERO_TORQUE:
+                self._start_ramp(now, f"start requested by {source}")
+            elif self.mode == Mode.DAMPING and self._can_rearm(now):
+                self.safety.clear()
+                self._start_ramp(now, f"re-armed by {source} after damping")
+        elif event == "run":
+            if self.mode == Mode.HOLD:
+                self._start_run(now, source)
+        else:
+            raise ValueError(f"unknown controller event {event!r}")
+
+    def trip(self, kind: str, cause: str, now: float) -> None:
+        """An external fault (e.g. a signal): damping."""
+        self.safety.trip(kind, cause, now)
+        self.quit_requested = self.quit_requested or kind == "signal"
+        if self.mode != Mode.DAMPING:
+            self._go(Mode.DAMPING, now, f"{kind}: {cause}")
+
+    # ------------------------------------------------------------------------------------------ ticks
+    def check(self, now: float) -> SafetyEvent | None:
+        """State checks (every tick); moves to damping on a new fault."""
+        if self.mode in (Mode.WAIT, Mode.DAMPING):
+            return None
+        st = self.state
+        assert st is not None
+        ev = self.safety.check_state(now, self.last_fresh, st.q, st.dq, st.quat, st.gyro, st.tau_est,
+                                     check_fall=self.mode.name in self.cfg.check_fall_in)  # fmt: skip
+        if ev is not None:
+            self._go(Mode.DAMPING, now, f"{ev.kind}: {ev.cause}")
+        return ev
+
+    def policy_step(self, now: float) -> StepInfo:
+        """One control step (call at the policy rate): runs the policy in RUN, advances ramps and phases."""
+        info = StepInfo(self.mode, 0.0, -1, self.episode, np.zeros(self.c.num_joints), np.zeros(0, np.float32))
+        if self.mode == Mode.RAMP and now - self.ramp_t0 >= self.cfg.ramp_s:
+            self._go(Mode.HOLD, now, "ramp finished")
+        if self.mode != Mode.RUN:
+            info.mode = self.mode
+            return info
+        st = self.state
+        assert st is not None
+        k = self.run_step
+        phase = (k + 1) * self.c.control_dt / self.c.motion_length_s
+        obs = self.observe(st, phase)
+        action = np.asarray(self.policy(obs), dtype=np.float64)
+        info = StepInfo(Mode.RUN, phase, k, self.episode, action, obs)
+        ev = self.safety.check_action(now, action, self.c.joint_names)
+        if ev is None:
+            a = np.clip(action, -ACTION_CLIP, ACTION_CLIP)
+            tgt = self.c.default_joint_pos + self.c.action_scale * a
+            prev = self.target[self.joint_motors]
+            tgt, ev = self.safety.filter_targets(now, tgt, prev, self.joint_motors)
+            if ev is None:
+                self.target[self.joint_motors] = tgt
+                self.last_action = a
+        if ev is not None:
+            self._go(Mode.DAMPING, now, f"{ev.kind}: {ev.cause}")
+            return info
+        self.run_step += 1
+        if self.run_step >= self.steps_per_motion:
+            if self.cfg.after_motion == "damping":
+                self._go(Mode.DAMPING, now, "motion finished")
+            else:
+                self._start_ramp(now, "motion finished")
+        return info
+
+    def observe(self, st: RobotState, phase: float) -> np.ndarray:
+        """The actor observation (obs_dim,) from a state; pushes the step into the history."""
+        jm = self.joint_motors
+        raw = proprio_terms(
+            root_quat=st.quat[None], base_ang_vel=st.gyro[None], dof_pos=st.q[jm][None], dof_vel=st.dq[jm][None],
+            default_dof_pos=self.c.default_joint_pos, last_action=self.last_action[None],
+            phase=np.array([phase]),
+        )  # fmt: skip
+        return self.builder.build(raw)["actor"][0]
+
+    def command(self, now: float) -> Command | None:
+        """The LowCmd content for this tick (None before the first LowState)."""
+        st = self.state
+        if st is None or self.mode == Mode.WAIT:
+            return None
+        z = np.zeros(NUM_MOTORS)
+        if self.mode == Mode.ZERO_TORQUE:
+            return Command(st.q.copy(), z, z.copy(), z.copy(), z.copy(), self.cfg.mode_pr, st.mode_machine,
+                           self.cfg.motor_mode)  # fmt: skip
+        if self.mode == Mode.DAMPING:
+            kd = np.full(NUM_MOTORS, self.cfg.safety.damping_kd)
+            return Command(z, z.copy(), z.copy(), kd, z.copy(), self.cfg.mode_pr, st.mode_machine, self.cfg.motor_mode)
+        if self.mode == Mode.RAMP:
+            a = min(1.0, (now - self.ramp_t0) / self.cfg.ramp_s) if self.cfg.ramp_s > 0 else 1.0
+            self.target = self.ramp_from + a * (self.default_q - self.ramp_from)
+        elif self.mode == Mode.HOLD:
+            self.target = self.default_q.copy()
+        return Command(self.target.copy(), z, self.kp.copy(), self.kd.copy(), z.copy(), self.cfg.mode_pr,
+                       st.mode_machine, self.cfg.motor_mode)  # fmt: skip
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _go(self, mode: Mode, now: float, cause: str) -> None:
+        self.transitions.append(Transition(now, self.mode.name, mode.name, cause))
+        self.mode = mode
+
+    def _start_ramp(self, now: float, cause: str) -> None:
+        assert self.state is not None
+        self.ramp_from = np.clip(self.state.q, self.safety.lower, self.safety.upper)
+        self.ramp_t0 = now
+        self.target = self.ramp_from.copy()
+        self._go(Mode.RAMP, now, cause)
+
+    def _start_run(self, now: float, source: str) -> None:
+        self.episode += 1
+        self.run_step = 0
+        self.last_action = np.zeros(self.c.num_joints)
+        self.builder.reset()
+        self._go(Mode.RUN, now, f"run requested by {source} (episode {self.episode}, motion {self.c.motion_name})")
+
+    def _can_rearm(self, now: float) -> bool:
+        f = self.safety.fault
+        if f is not None and f.kind == "signal" or self.state is None or self.last_fresh is None:
+            return False
+        fresh = now - self.last_fresh <= self.cfg.safety.state_timeout_s
+        upright = projected_gravity_z(self.state.quat) < -np.cos(np.deg2rad(self.cfg.safety.max_tilt_deg))
+        return fresh and upright

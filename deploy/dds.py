@@ -1,0 +1,106 @@
+"""Cyclone DDS plumbing: a participant bound to one network interface, readers and writers.
+
+Real robot: domain 0 on the wired interface (e.g. ``enp3s0``, 192.168.123.x). Virtual G1: domain 1 on ``lo`` by
+default. Tests use other domain ids so that parallel runs never mix.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cyclonedds.core import Listener, Policy, Qos
+from cyclonedds.domain import Domain, DomainParticipant
+from cyclonedds.pub import DataWriter
+from cyclonedds.sub import DataReader
+from cyclonedds.topic import Topic
+from cyclonedds.util import duration
+
+_DOMAINS: dict[int, tuple[Domain | None, DomainParticipant, str | None]] = {}
+
+RELIABLE = Qos(Policy.Reliability.Reliable(duration(seconds=1)), Policy.History.KeepLast(64))
+"""QoS of the control topics (sim control): nothing may be lost."""
+
+
+def domain_config(interface: str | None) -> str | None:
+    """Cyclone XML binding the domain to ``interface`` (None: Cyclone's own choice), with tracing off."""
+    if not interface:
+        return None
+    return (
+        "<CycloneDDS><Domain Id=\"any\"><General><Interfaces>"
+        f"<NetworkInterface name=\"{interface}\" priority=\"default\" multicast=\"default\"/>"
+        "</Interfaces></General><Tracing><Verbosity>none</Verbosity></Tracing></Domain></CycloneDDS>"
+    )
+
+
+def participant(domain_id: int, interface: str | None = None) -> DomainParticipant:
+    """The process's participant on ``domain_id`` (created once, bound to ``interface``)."""
+    if domain_id in _DOMAINS:
+        dom, dp, iface = _DOMAINS[domain_id]
+        if iface != interface:
+            raise RuntimeError(f"domain {domain_id} is already bound to interface {iface!r}, not {interface!r}")
+        return dp
+    cfg = domain_config(interface)
+    dom = Domain(domain_id, cfg) if cfg else None
+    dp = DomainParticipant(domain_id)
+    _DOMAINS[domain_id] = (dom, dp, interface)
+    return dp
+
+
+class MatchCounter(Listener):
+    """Counts matched remote endpoints of a writer or reader."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.matched = 0
+
+    def on_publication_matched(self, writer: Any, status: Any) -> None:  # noqa: D102
+        self.matched = int(status.current_count)
+
+    def on_subscription_matched(self, reader: Any, status: Any) -> None:  # noqa: D102
+        self.matched = int(status.current_count)
+
+
+class Node:
+    """Writers and readers of one process on one domain."""
+
+    def __init__(self, domain_id: int, interface: str | None = None) -> None:
+        self.domain_id = domain_id
+        self.interface = interface
+        self.dp = participant(domain_id, interface)
+        self._topics: dict[str, Topic] = {}
+
+    def topic(self, name: str, data_type: type) -> Topic:
+        """The topic ``name`` of ``data_type`` (one per name)."""
+        if name not in self._topics:
+            self._topics[name] = Topic(self.dp, name, data_type)
+        return self._topics[name]
+
+    def writer(self, name: str, data_type: type, qos: Qos | None = None) -> tuple[DataWriter, MatchCounter]:
+        """A writer and its match counter."""
+        lis = MatchCounter()
+        return DataWriter(self.dp, self.topic(name, data_type), qos=qos, listener=lis), lis
+
+    def reader(self, name: str, data_type: type, qos: Qos | None = None) -> tuple[DataReader, MatchCounter]:
+        """A reader and its match counter."""
+        lis = MatchCounter()
+        return DataReader(self.dp, self.topic(name, data_type), qos=qos, listener=lis), lis
+
+
+def take_latest(reader: DataReader, n: int = 64) -> Any:
+    """The newest valid sample waiting in ``reader`` (None when none)."""
+    last = None
+    for s in reader.take(N=n):
+        if getattr(s, "sample_info", None) is not None and s.sample_info.valid_data:
+            last = s
+    return last
+
+
+def wait_matched(counter: MatchCounter, count: int = 1, timeout: float = 10.0) -> bool:
+    """Block until ``counter`` reports ``count`` matches (True) or ``timeout`` seconds pass (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if counter.matched >= count:
+            return True
+        time.sleep(0.01)
+    return counter.matched >= count

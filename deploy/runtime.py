@@ -1,0 +1,281 @@
+"""The robot runtime: a fixed-rate loop around :class:`deploy.controller.Controller` over DDS.
+
+One thread, ticking at ``cmd_hz`` (default 100 Hz) on absolute deadlines: every tick it takes the newest
+LowState, applies remote/keyboard events, runs the safety checks and publishes a LowCmd (CRC set,
+``mode_machine`` echoed); every ``cmd_hz * control_dt``-th tick it is a policy step (50 Hz), which measures its
+own period and logs one row. SIGINT/SIGTERM switch to damping, keep publishing damping for ``exit_damping_s``,
+flush the log and return.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asap.robot.spec import MOTOR_NAMES, NUM_MOTORS
+from deploy import crc
+from deploy.contract import OnnxPolicy
+from deploy.controller import BUTTON_EVENTS, KEY_EVENTS, Controller, ControllerConfig, Mode, RobotState
+from deploy.dds import Node, take_latest
+from deploy.logger import RolloutLogger
+from deploy.messages import TOPIC_LOWCMD, TOPIC_LOWSTATE, TOPIC_MOCAP, LowCmd_, LowState_, RootState_, new_lowcmd
+from deploy.remote import ButtonEdges
+
+
+@dataclass
+class RuntimeConfig:
+    """Runtime settings (configs/deploy/*.yaml)."""
+
+    domain_id: int = 0
+    """DDS domain (0 for the real G1, 1 for the virtual G1)."""
+    interface: str | None = None
+    """Network interface to bind (e.g. enp3s0 on the robot's network, lo for the virtual G1)."""
+    cmd_hz: float = 100.0
+    """Tick rate: safety checks and LowCmd publication (a multiple of the policy rate)."""
+    exit_damping_s: float = 0.3
+    """After a signal or quit, keep publishing damping this long before exiting."""
+    chunk_steps: int = 250
+    """Control steps per log chunk (5 s at 50 Hz)."""
+    rt_priority: int = 0
+    """SCHED_FIFO priority for the loop thread (0: normal scheduling)."""
+    check_crc: bool = True
+    """Drop LowStates whose CRC is wrong."""
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    """State machine and safety settings."""
+
+
+class Runtime:
+    """Runs one policy on one G1 (real or virtual) until told to stop."""
+
+    def __init__(
+        self, policy: str | Path | OnnxPolicy, cfg: RuntimeConfig | None = None, log_dir: str | Path | None = None,
+        dry_run: bool = False, keyboard: bool = False, extra_meta: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        self.cfg = cfg or RuntimeConfig()
+        self.policy = policy if isinstance(policy, OnnxPolicy) else OnnxPolicy(policy)
+        self.contract = self.policy.contract
+        self.ctrl = Controller(self.contract, self.policy, self.cfg.controller)
+        for _ in range(3):  # the first onnxruntime calls are slow: warm up before the loop
+            self.policy(np.zeros(self.contract.obs_dim, np.float32))
+        self.dry_run = dry_run
+        ratio = self.cfg.cmd_hz * self.contract.control_dt
+        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+            raise ValueError(f"cmd_hz {self.cfg.cmd_hz} must be a multiple of the policy rate "
+                             f"{1 / self.contract.control_dt:g} Hz")  # fmt: skip
+        self.ticks_per_step = int(round(ratio))
+        self.node = Node(self.cfg.domain_id, self.cfg.interface)
+        self.state_reader, self.state_match = self.node.reader(TOPIC_LOWSTATE, LowState_)
+        self.mocap_reader, _ = self.node.reader(TOPIC_MOCAP, RootState_)
+        self.cmd_writer = None if dry_run else self.node.writer(TOPIC_LOWCMD, LowCmd_)[0]
+        self.cmd = new_lowcmd()
+        self.edges = ButtonEdges()
+        self.keys: queue.Queue[str] = queue.Queue()
+        self.keyboard = keyboard
+        self.stop_flag = False
+        self.signal_name: str | None = None
+        self.bad_crc = 0
+        self.periods: list[float] = []
+        self.compute_times: list[float] = []
+        self.mocap: RootState_ | None = None
+        self.logger = None
+        self._n_transitions = 0
+        self._quit_since: float | None = None
+        if log_dir is not None:
+            meta = {
+                "policy": str(self.policy.path), **self.contract.to_metadata(),
+                "joint_names": list(self.contract.joint_names), "motor_names": list(MOTOR_NAMES),
+                "joint_motor_index": self.contract.motor_index.tolist(), "control_dt": self.contract.control_dt,
+                "steps_per_motion": self.ctrl.steps_per_motion, "robot": self.contract.robot_variant,
+                "domain_id": self.cfg.domain_id, "interface": self.cfg.interface, "cmd_hz": self.cfg.cmd_hz,
+                "dry_run": dry_run, "pid": os.getpid(), "start_wall": time.time(), **(extra_meta or {}),
+            }  # fmt: skip
+            self.logger = RolloutLogger(log_dir, meta, self.cfg.chunk_steps)
+
+    # ------------------------------------------------------------------------------------------ inputs
+    def _on_signal(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        self.signal_name = signal.Signals(signum).name
+
+    def _keyboard_thread(self) -> None:
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        old = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while not self.stop_flag:
+                ch = os.read(fd, 1).decode(errors="ignore").lower()
+                if ch:
+                    self.keys.put(ch)
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, old)
+
+    def _poll_inputs(self, now: float) -> None:
+        s = take_latest(self.state_reader)
+        if s is not None:
+            if self.cfg.check_crc and not crc.check(s):
+                self.bad_crc += 1
+            else:
+                st = RobotState.from_raw(s.raw, now)
+                self.ctrl.on_state(st)
+                for b in sorted(self.edges.update(st.remote)):
+                    if b in BUTTON_EVENTS:
+                        self.ctrl.request(BUTTON_EVENTS[b], now, f"remote {b}")
+        m = take_latest(self.mocap_reader)
+        if m is not None:
+            self.mocap = m
+        while not self.keys.empty():
+            k = self.keys.get_nowait()
+            if k in KEY_EVENTS:
+                self.ctrl.request(KEY_EVENTS[k], now, f"key {k!r}")
+
+    def press(self, key: str) -> None:
+        """Inject a keyboard key (thread-safe)."""
+        self.keys.put(key)
+
+    # ------------------------------------------------------------------------------------------ outputs
+    def _publish(self, now: float) -> None:
+        c = self.ctrl.command(now)
+        if c is None or self.cmd_writer is None:
+            return
+        r = self.cmd.raw
+        r["mode_pr"] = c.mode_pr
+        r["mode_machine"] = c.mode_machine
+        mc = r["motor_cmd"]
+        mc["mode"][:NUM_MOTORS] = c.motor_mode
+        mc["q"][:NUM_MOTORS] = c.q
+        mc["dq"][:NUM_MOTORS] = c.dq
+        mc["kp"][:NUM_MOTORS] = c.kp
+        mc["kd"][:NUM_MOTORS] = c.kd
+        mc["tau"][:NUM_MOTORS] = c.tau
+        crc.seal(self.cmd)
+        self.cmd_writer.write(self.cmd)
+
+    def _log_step(self, now: float, t0: float, info: Any, period: float, compute: float) -> None:
+        st = self.ctrl.state
+        if self.logger is None or st is None:
+            return
+        c = self.ctrl.command(now)
+        m = self.mocap
+        j = self.contract.num_joints
+        obs = info.obs if info.obs.size else np.zeros(self.contract.obs_dim, np.float32)
+        z29 = np.zeros(NUM_MOTORS)
+        self.logger.log({
+            "time": now - t0, "wall": time.time(), "tick": np.uint32(st.tick), "mode": np.int8(info.mode),
+            "episode": np.int32(info.episode), "run_step": np.int32(info.run_step), "phase": info.phase,
+            "period": period, "compute": compute,
+            "q": st.q.astype(np.float32), "dq": st.dq.astype(np.float32), "tau_est": st.tau_est.astype(np.float32),
+            "imu_quat": st.quat.astype(np.float32), "imu_gyro": st.gyro.astype(np.float32),
+            "imu_acc": st.acc.astype(np.float32),
+            "action": np.asarray(info.action if info.action.size == j else np.zeros(j), dtype=np.float32),
+            "obs": np.asarray(obs, dtype=np.float32),
+            "q_target": (c.q if c else z29).astype(np.float32), "kp": (c.kp if c else z29).astype(np.float32),
+            "kd": (c.kd if c else z29).astype(np.float32),
+            "root_valid": m is not None,
+            "root_pos": np.asarray(m.pos if m else np.zeros(3), dtype=np.float64),
+            "root_quat": np.asarray(m.quat if m else [1.0, 0, 0, 0], dtype=np.float64),
+            "root_lin_vel": np.asarray(m.lin_vel if m else np.zeros(3), dtype=np.float64),
+            "root_ang_vel": np.asarray(m.ang_vel if m else np.zeros(3), dtype=np.float64),
+        })  # fmt: skip
+
+    def _drain_transitions(self, t0: float) -> None:
+        tr = self.ctrl.transitions
+        while self._n_transitions < len(tr):
+            t = tr[self._n_transitions]
+            self._n_transitions += 1
+            rec = {"time": t.time - t0, "wall": time.time(), "from": t.src, "to": t.dst, "cause": t.cause}
+            print(f"[runtime] {t.src} -> {t.dst}: {t.cause}", flush=True)
+            if self.logger is not None:
+                self.logger.event(rec)
+                if t.dst == "DAMPING" or t.src == "RUN":
+                    self.logger.flush()  # finished episodes and faults reach the disk at once
+
+    # ------------------------------------------------------------------------------------------ loop
+    def run(self, max_seconds: float | None = None, until: Any = None) -> dict[str, Any]:
+        """Run the loop; returns a summary. ``until(runtime)`` may end it early (True = stop)."""
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            for s in old:
+                signal.signal(s, self._on_signal)
+        if self.keyboard and sys.stdin.isatty():
+            threading.Thread(target=self._keyboard_thread, daemon=True).start()
+        if self.cfg.rt_priority > 0:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.cfg.rt_priority))
+            except (PermissionError, OSError) as e:
+                print(f"[runtime] real-time priority not available ({e})", file=sys.stderr)
+        period = 1.0 / self.cfg.cmd_hz
+        t0 = time.monotonic()
+        t_next = t0
+        tick = 0
+        last_step: float | None = None
+        try:
+            while True:
+                delay = t_next - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                now = time.monotonic()
+                self._poll_inputs(now)
+                if self.signal_name and not self.ctrl.quit_requested:
+                    self.ctrl.trip("signal", f"{self.signal_name} received", now)
+                self.ctrl.check(now)
+                if tick % self.ticks_per_step == 0:
+                    p = float("nan") if last_step is None else now - last_step
+                    last_step = now
+                    c0 = time.perf_counter()
+                    info = self.ctrl.policy_step(now)
+                    comp = time.perf_counter() - c0
+                    if p == p:
+                        self.periods.append(p)
+                    if info.mode == Mode.RUN:
+                        self.compute_times.append(comp)
+                    self._publish(now)
+                    self._log_step(now, t0, info, p, comp)
+                else:
+                    self._publish(now)
+                self._drain_transitions(t0)
+                if self.ctrl.quit_requested and self.ctrl.mode == Mode.DAMPING:
+                    self._quit_since = self._quit_since or now
+                    if now - self._quit_since >= self.cfg.exit_damping_s:
+                        break
+                if max_seconds is not None and now - t0 >= max_seconds:
+                    break
+                if until is not None and until(self):
+                    break
+                tick += 1
+                t_next += period
+                behind = time.monotonic() - t_next
+                if behind > period:  # overrun: skip the missed ticks, keep the phase
+                    t_next += np.ceil(behind / period) * period
+        finally:
+            self.stop_flag = True
+            if self.logger is not None:
+                self._drain_transitions(t0)
+                self.logger.close()
+            if in_main:
+                for s, h in old.items():
+                    signal.signal(s, h)
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        """Timing and state summary of the run so far."""
+        per = np.asarray(self.periods) if self.periods else np.zeros(1)
+        dt = self.contract.control_dt
+        jit = np.abs(per - dt)
+        return {
+            "mode": self.ctrl.mode.name, "episodes": self.ctrl.episode + 1,
+            "fault": None if self.ctrl.safety.fault is None else self.ctrl.safety.fault.__dict__,
+            "steps": len(self.periods), "bad_crc": self.bad_crc,
+            "period_ms_mean": float(per.mean() * 1e3), "jitter_ms_p50": float(np.percentile(jit, 50) * 1e3),
+            "jitter_ms_p99": float(np.percentile(jit, 99) * 1e3), "jitter_ms_max": float(jit.max() * 1e3),
+        }  # fmt: skip

@@ -1,0 +1,351 @@
+"""The virtual G1: a MuJoCo G1 served over the robot's own DDS topics, with a hidden reality gap.
+
+It steps the 29-motor G1 at 200 Hz in real time. Each step it takes the newest ``rt/lowcmd`` (CRC checked; bad
+ones are counted and ignored; the command takes effect ``latency_s`` after arrival), applies the motor PD
+``tau = s * (kp (q* - q) + kd (dq* - dq)) + tau_ff`` (with the profile's Kp/Kd/strength factors, clipped to the
+saturated effort limits), steps the physics and publishes ``rt/lowstate`` (running ``tick`` in ms, IMU wxyz
+quaternion, body-frame gyro, accelerometer, motor states, remote bytes, CRC) and the ground-truth root on
+``asap/mocap``. ``asap/sim/ctrl`` lets tests and ``asap collect`` press remote buttons, pause the state stream,
+hold the robot in a support (a spring-damper on the pelvis, for start-up), push or tip it, and reset it.
+
+Run with ``asap robot-sim`` or ``python -m deploy.virtual_g1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from asap.robot.model import ModelOptions, build_spec, standing_height
+from asap.robot.spec import MOTOR_NAMES, NUM_MOTORS, get_spec
+from asap.utils.rotations import quat_rotate, quat_rotate_inverse
+from deploy import crc
+from deploy.dds import RELIABLE, Node, take_latest, wait_matched
+from deploy.gap import RealGapConfig, load_gap, per_joint
+from deploy.messages import (
+    SIM_COMMANDS,
+    TOPIC_LOWCMD,
+    TOPIC_LOWSTATE,
+    TOPIC_MOCAP,
+    TOPIC_SIMCTRL,
+    LowCmd_,
+    LowState_,
+    RootState_,
+    SimCtrl_,
+    new_lowstate,
+)
+from deploy.remote import encode
+
+GRAVITY = np.array([0.0, 0.0, -9.81])
+
+
+@dataclass
+class SupportParams:
+    """Spring-damper holding the pelvis at its standing pose (yaw free)."""
+
+    k_pos: tuple[float, float, float] = (1000.0, 1000.0, 3000.0)
+    c_pos: tuple[float, float, float] = (200.0, 200.0, 400.0)
+    k_rot: float = 400.0
+    c_rot: float = 40.0
+
+
+class VirtualG1:
+    """One simulated G1 behind DDS (see module docstring)."""
+
+    def __init__(
+        self, gap: RealGapConfig | None = None, domain_id: int = 1, interface: str | None = "lo",
+        support: bool = True, mode_machine: int = 5, seed: int = 0, engine: str = "mujoco",
+    ) -> None:  # fmt: skip
+        if engine != "mujoco":
+            raise ValueError(f"engine {engine!r} is not available for the virtual G1 (only 'mujoco')")
+        self.gap = gap or RealGapConfig()
+        rs = get_spec("g1_29dof")
+        opts = ModelOptions(
+            actuators="motor", joint_damping=self.gap.joint_damping, joint_frictionloss=self.gap.joint_friction,
+            floor_friction=self.gap.floor_friction,
+        )
+        spec = build_spec(rs, options=opts)
+        for body, kg in self.gap.added_mass.items():
+            b = spec.body(body)
+            if b is None:
+                raise ValueError(f"reality gap adds mass to unknown body {body!r}")
+            b.mass = b.mass + float(kg)
+        self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.dt = self.model.opt.timestep
+        self.qadr = np.array([self.model.joint(n).qposadr[0] for n in MOTOR_NAMES])
+        self.vadr = np.array([self.model.joint(n).dofadr[0] for n in MOTOR_NAMES])
+        self.act = np.array([self.model.actuator(n.replace("_joint", "")).id for n in MOTOR_NAMES])
+        self.default_q = rs.default_pos
+        self.stand_z = standing_height(self.model, self.default_q, rs.joint_names)
+        self.effort = rs.effort_limit * self.gap.torque_limit_scale
+        self.kp_s = per_joint(self.gap.kp_scale, MOTOR_NAMES)
+        self.kd_s = per_joint(self.gap.kd_scale, MOTOR_NAMES)
+        self.tau_s = per_joint(self.gap.torque_scale, MOTOR_NAMES)
+        self.pelvis = self.model.body("pelvis").id
+        self.support = support
+        self.support_params = SupportParams()
+        self.mode_machine = mode_machine
+        self.rng = np.random.default_rng(seed)
+        self.node = Node(domain_id, interface)
+        self.state_writer, _ = self.node.writer(TOPIC_LOWSTATE, LowState_)
+        self.mocap_writer, _ = self.node.writer(TOPIC_MOCAP, RootState_)
+        self.cmd_reader, _ = self.node.reader(TOPIC_LOWCMD, LowCmd_)
+        self.ctrl_reader, _ = self.node.reader(TOPIC_SIMCTRL, SimCtrl_, qos=RELIABLE)
+        self.state = new_lowstate()
+        self.remote = np.zeros(40, dtype=np.uint8)
+        self.publish_state = True
+        self.pending: collections.deque = collections.deque()
+        self.active: np.ndarray | None = None  # C-layout LowCmd record in effect
+        self.step_count = 0
+        self.bad_crc = 0
+        self.cmds = 0
+        self.overruns = 0
+        self.quit = False
+        self.tau = np.zeros(NUM_MOTORS)
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------ physics
+    def reset(self) -> None:
+        """Default standing pose, at rest."""
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[2] = self.stand_z
+        self.data.qpos[3:7] = [1, 0, 0, 0]
+        self.data.qpos[self.qadr] = self.default_q
+        mujoco.mj_forward(self.model, self.data)
+        self.anchor = self.data.qpos[0:3].copy()
+
+    def _support_wrench(self) -> np.ndarray:
+        d, sp = self.data, self.support_params
+        f = np.asarray(sp.k_pos) * (self.anchor - d.qpos[0:3]) - np.asarray(sp.c_pos) * d.qvel[0:3]
+        quat = d.qpos[3:7]
+        up = quat_rotate(quat, np.array([0.0, 0.0, 1.0]))
+        w_world = quat_rotate(quat, d.qvel[3:6])
+        torque = sp.k_rot * np.cross(up, [0.0, 0.0, 1.0]) - sp.c_rot * np.array([w_world[0], w_world[1], 0.0])
+        return np.concatenate([f, torque])
+
+    def _motor_torque(self) -> np.ndarray:
+        a = self.active
+        if a is None:
+            return np.zeros(NUM_MOTORS)
+        mc = a["motor_cmd"][:NUM_MOTORS]
+        q = self.data.qpos[self.qadr]
+        dq = self.data.qvel[self.vadr]
+        kp = mc["kp"].astype(np.float64) * self.kp_s
+        kd = mc["kd"].astype(np.float64) * self.kd_s
+        tau = self.tau_s * (kp * (mc["q"] - q) + kd * (mc["dq"] - dq)) + mc["tau"]
+        tau = np.where(mc["mode"] > 0, tau, 0.0)
+        tau = np.where(np.isfinite(tau), tau, 0.0)
+        return np.clip(tau, -self.effort, self.effort)
+
+    def step(self, now: float) -> None:
+        """One 5 ms step: commands in, physics, state out."""
+        self._read_commands(now)
+        self.tau = self._motor_torque()
+        self.data.ctrl[self.act] = self.tau
+        self.data.xfrc_applied[self.pelvis] = self._support_wrench() if self.support else 0.0
+        mujoco.mj_step(self.model, self.data)
+        self.step_count += 1
+        self._publish()
+
+    # ------------------------------------------------------------------------------------------ DDS
+    def _read_commands(self, now: float) -> None:
+        for s in self.ctrl_reader.take(N=64):
+            if getattr(s, "sample_info", None) is not None and s.sample_info.valid_data:
+                self._handle_ctrl(s)
+        c = take_latest(self.cmd_reader)
+        if c is not None:
+            if crc.check(c):
+                self.cmds += 1
+                self.pending.append((now, c.raw))
+            else:
+                self.bad_crc += 1
+        lat = self.gap.latency_s
+        while self.pending and self.pending[0][0] <= now - lat:
+            self.active = self.pending.popleft()[1]
+
+    def _handle_ctrl(self, s: SimCtrl_) -> None:
+        cmd = int(s.command)
+        a = np.asarray(s.args, dtype=np.float64)
+        if cmd == SIM_COMMANDS["remote"]:
+            r = s.remote
+            self.remote = np.frombuffer(bytes(r), np.uint8).copy() if isinstance(r, bytes | bytearray) else (
+                np.asarray(r, dtype=np.uint8))
+        elif cmd == SIM_COMMANDS["pause_state"]:
+            self.publish_state = False
+        elif cmd == SIM_COMMANDS["resume_state"]:
+            self.publish_state = True
+        elif cmd == SIM_COMMANDS["support_on"]:
+            self.anchor = np.array([self.data.qpos[0], self.data.qpos[1], self.stand_z])
+            self.support = True
+        elif cmd == SIM_COMMANDS["support_off"]:
+            self.support = False
+        elif cmd == SIM_COMMANDS["push"]:
+            self.data.qvel[0:3] += a[:3]
+        elif cmd == SIM_COMMANDS["tip"]:
+            self.data.qvel[3:6] += a[:3]
+        elif cmd == SIM_COMMANDS["reset"]:
+            self.reset()
+        elif cmd == SIM_COMMANDS["quit"]:
+            self.quit = True
+
+    def _publish(self) -> None:
+        d = self.data
+        quat = d.qpos[3:7].copy()
+        gyro = d.qvel[3:6].copy()
+        if self.gap.imu_gyro_noise > 0:
+            gyro = gyro + self.rng.normal(0.0, self.gap.imu_gyro_noise, 3)
+        tick = (self.step_count * 5) & 0xFFFFFFFF
+        if self.publish_state:
+            r = self.state.raw
+            r["tick"] = tick
+            r["mode_machine"] = self.mode_machine
+            r["mode_pr"] = 0 if self.active is None else int(self.active["mode_pr"])
+            r["version"] = [1, 0]
+            imu = r["imu_state"]
+            imu["quaternion"] = quat
+            imu["gyroscope"] = gyro
+            imu["accelerometer"] = quat_rotate_inverse(quat, d.qacc[0:3] - GRAVITY)
+            w, x, y, z = quat
+            imu["rpy"] = [np.arctan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y)),
+                          np.arcsin(np.clip(2 * (w * y - z * x), -1, 1)),
+                          np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))]  # fmt: skip
+            imu["temperature"] = 30
+            ms = r["motor_state"]
+            ms["mode"][:NUM_MOTORS] = 1
+            ms["q"][:NUM_MOTORS] = d.qpos[self.qadr]
+            dq = d.qvel[self.vadr]
+            if self.gap.joint_vel_noise > 0:
+                dq = dq + self.rng.normal(0.0, self.gap.joint_vel_noise, NUM_MOTORS)
+            ms["dq"][:NUM_MOTORS] = dq
+            ms["ddq"][:NUM_MOTORS] = d.qacc[self.vadr]
+            ms["tau_est"][:NUM_MOTORS] = self.tau
+            ms["temperature"][:NUM_MOTORS] = 35
+            ms["vol"][:NUM_MOTORS] = 48.0
+            r["wireless_remote"] = self.remote
+            crc.seal(self.state)
+            self.state_writer.write(self.state)
+        m = RootState_(
+            tick=tick, stamp=self.step_count * self.dt, pos=d.qpos[0:3].tolist(), quat=quat.tolist(),
+            lin_vel=d.qvel[0:3].tolist(), ang_vel=quat_rotate(quat, d.qvel[3:6]).tolist(),
+        )  # fmt: skip
+        self.mocap_writer.write(m)
+
+    # ------------------------------------------------------------------------------------------ loop
+    def run(self, duration: float | None = None) -> dict[str, float]:
+        """Step in real time until ``duration`` s pass, a quit command, or SIGINT/SIGTERM."""
+        stop = {"flag": False}
+
+        def handler(signum: int, frame: object) -> None:  # noqa: ARG001
+            stop["flag"] = True
+
+        if sys.platform != "win32":
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, handler)
+        t0 = time.monotonic()
+        t_next = t0
+        while not stop["flag"] and not self.quit:
+            delay = t_next - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            self.step(now)
+            t_next += self.dt
+            if now - t_next > 0.05:  # far behind real time: drop the backlog instead of racing
+                self.overruns += 1
+                t_next = now
+            if duration is not None and now - t0 >= duration:
+                break
+        return {"steps": self.step_count, "bad_crc": self.bad_crc, "commands": self.cmds, "overruns": self.overruns}
+
+
+# ---------------------------------------------------------------------------------------------- clients
+class SimClient:
+    """Drives a running virtual G1 through ``asap/sim/ctrl`` (tests, ``asap collect``)."""
+
+    def __init__(self, domain_id: int = 1, interface: str | None = "lo") -> None:
+        self.node = Node(domain_id, interface)
+        self.writer, self.match = self.node.writer(TOPIC_SIMCTRL, SimCtrl_, qos=RELIABLE)
+        self.seq = 0
+
+    def wait(self, timeout: float = 20.0) -> bool:
+        """Wait until the virtual G1's control reader is matched."""
+        return wait_matched(self.match, 1, timeout)
+
+    def send(self, command: str, args: tuple[float, ...] = (), remote: np.ndarray | None = None) -> None:
+        """Send one command (see :data:`deploy.messages.SIM_COMMANDS`)."""
+        self.seq += 1
+        a = list(args) + [0.0] * (4 - len(args))
+        r = np.zeros(40, np.uint8) if remote is None else remote
+        self.writer.write(SimCtrl_(seq=self.seq, command=SIM_COMMANDS[command], remote=[int(x) for x in r], args=a))
+
+    def press(self, *buttons: str, hold_s: float = 0.12) -> None:
+        """Press and release remote buttons."""
+        self.send("remote", remote=encode(set(buttons)))
+        time.sleep(hold_s)
+        self.send("remote", remote=encode(()))
+
+
+def spawn(
+    gap: str | Path | None = None, domain_id: int = 1, interface: str = "lo", support: bool = True,
+    duration: float | None = None, log: str | Path | None = None,
+) -> subprocess.Popen:  # fmt: skip
+    """Start a virtual G1 in a child process (``python -m deploy.virtual_g1``)."""
+    cmd = [sys.executable, "-m", "deploy.virtual_g1", "--domain-id", str(domain_id), "--net", interface]
+    if gap:
+        cmd += ["--gap", str(gap)]
+    if not support:
+        cmd += ["--no-support"]
+    if duration is not None:
+        cmd += ["--duration", str(duration)]
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``asap robot-sim``."""
+    p.add_argument("--engine", default="mujoco", choices=["mujoco", "genesis"], help="physics engine")
+    p.add_argument("--gap", default=None, help="reality-gap profile (configs/real_gap/<x>.yaml); default none")
+    p.add_argument("--domain-id", type=int, default=1, help="DDS domain (default 1)")
+    p.add_argument("--net", default="lo", help="network interface (default lo)")
+    p.add_argument("--no-support", action="store_true", help="start without the support (robot stands free)")
+    p.add_argument("--mode-machine", type=int, default=5, help="mode_machine reported in LowState")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    """Run the virtual G1 from parsed arguments."""
+    if args.engine == "genesis":
+        raise ValueError("the virtual G1 has no Genesis engine yet; use --engine mujoco")
+    gap = load_gap(args.gap)
+    sim = VirtualG1(gap, args.domain_id, args.net, support=not args.no_support, mode_machine=args.mode_machine,
+                    seed=args.seed)  # fmt: skip
+    print(f"[virtual_g1] domain {args.domain_id} on {args.net}, gap {gap.name!r}, support "
+          f"{'on' if sim.support else 'off'}; 200 Hz", flush=True)  # fmt: skip
+    stats = sim.run(args.duration)
+    print(f"[virtual_g1] stopped: {stats}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deploy.virtual_g1``."""
+    p = argparse.ArgumentParser(prog="virtual_g1", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return main_from_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
