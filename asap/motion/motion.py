@@ -129,9 +129,13 @@ class Motion:
         missing = [n for n in rs.joint_names if n not in have]
         if missing:
             extra = [n for n in self.joint_names if n not in rs.joint_names]
+            head = (
+                f"joint names do not match robot {rs.name}"
+                if len(self.joint_names) == rs.num_joints
+                else f"motion has {len(self.joint_names)} joints but robot {rs.name} needs {rs.num_joints}"
+            )
             raise MotionFormatError(
-                f"motion has {len(self.joint_names)} joints but robot {rs.name} needs {rs.num_joints}: "
-                f"missing {missing[:4]}{'...' if len(missing) > 4 else ''}"
+                f"{head}: missing {missing[:4]}{'...' if len(missing) > 4 else ''}"
                 + (f", unknown {extra[:4]}" if extra else "")
             )
         idx = np.array([have[n] for n in rs.joint_names])

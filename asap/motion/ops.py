@@ -1,0 +1,242 @@
+"""Operations on whole clips: resampling, foot clearance (lowest sole point) and floor fixing, statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from asap.motion.formats._common import kinematic_model, spec_for_joints
+from asap.motion.motion import Motion, frame_count_at
+from asap.robot.spec import FEET, RobotSpec
+from asap.utils.rotations import slerp
+
+STANCE_SPEED = 0.25
+"""A foot moving slower than this (m/s, horizontal speed of its ankle roll link) counts as in stance."""
+
+
+def to_variant(motion: Motion, spec: RobotSpec | str) -> Motion:
+    """The motion in a robot variant's joint order; joints the motion lacks that the variant holds elsewhere
+    (the wrists, when going from 23 to 29 DoF) are filled with their default angle."""
+    from asap.robot.spec import get_spec
+
+    rs = get_spec(spec) if isinstance(spec, str) else spec
+    missing = [n for n in rs.joint_names if n not in motion.joint_names]
+    if missing and all("wrist" in n for n in missing):
+        default = dict(zip(rs.joint_names, rs.default_pos, strict=True))
+        t = motion.num_frames
+        fill = np.tile([default[n] for n in missing], (t, 1))
+        zeros = np.zeros((t, len(missing)))
+
+        def add(a: np.ndarray | None, extra: np.ndarray) -> np.ndarray | None:
+            return None if a is None else np.concatenate([a, extra], axis=1)
+
+        motion = replace(
+            motion, joint_names=tuple(motion.joint_names) + tuple(missing), dof_pos=add(motion.dof_pos, fill),
+            dof_vel=add(motion.dof_vel, zeros), action=add(motion.action, zeros),
+        )  # fmt: skip
+    return motion.for_robot(rs)
+
+
+# ---------------------------------------------------------------------- resampling
+def resample(motion: Motion, fps: float) -> Motion:
+    """The clip at a new frame rate over the same duration: lerp positions/joints/velocities, slerp the root
+    rotation, hold actions (frame at or before each new time)."""
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    motion.check()
+    if float(fps) == float(motion.fps):
+        return replace(motion, meta=dict(motion.meta))
+    n = frame_count_at(motion.duration, fps)
+    x = np.arange(n) / fps * motion.fps
+    f0 = np.clip(np.floor(x + 1e-9).astype(int), 0, motion.num_frames - 1)
+    f1 = np.minimum(f0 + 1, motion.num_frames - 1)
+    w = np.clip(x - f0, 0.0, 1.0)
+
+    def lerp(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        ww = w.reshape((n,) + (1,) * (a.ndim - 1))
+        return a[f0] * (1 - ww) + a[f1] * ww
+
+    meta = dict(motion.meta)
+    meta["resampled_from_fps"] = float(motion.fps)
+    return replace(
+        motion, fps=float(fps), root_pos=lerp(motion.root_pos), root_quat=slerp(motion.root_quat[f0],
+        motion.root_quat[f1], w), dof_pos=lerp(motion.dof_pos), dof_vel=lerp(motion.dof_vel),
+        root_lin_vel=lerp(motion.root_lin_vel), root_ang_vel=lerp(motion.root_ang_vel),
+        action=None if motion.action is None else motion.action[f0],
+        extras={k: lerp(np.asarray(v, dtype=np.float64)).astype(v.dtype) for k, v in motion.extras.items()},
+        meta=meta,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------- feet
+@dataclass
+class FootHeights:
+    """Per-frame heights of the lowest sole point of each foot (min over its collision geoms)."""
+
+    left: np.ndarray
+    """(T,) m, lowest point of the left foot's collision geoms."""
+    right: np.ndarray
+    """(T,) m, same for the right foot."""
+    left_xy: np.ndarray
+    """(T, 2) m, horizontal position of the left foot (ankle roll link origin)."""
+    right_xy: np.ndarray
+    """(T, 2) m, same for the right foot."""
+    fps: float
+    """Frame rate of the clip."""
+
+    @property
+    def lowest(self) -> np.ndarray:
+        """(T,) lowest sole point of either foot."""
+        return np.minimum(self.left, self.right)
+
+    def stance(self, speed: float = STANCE_SPEED) -> np.ndarray:
+        """(T,) True where the lower foot is nearly still horizontally (it bears the weight)."""
+        out = np.zeros(len(self.left), dtype=bool)
+        low_left = self.left <= self.right
+        for xy, mask in ((self.left_xy, low_left), (self.right_xy, ~low_left)):
+            v = np.linalg.norm(np.gradient(xy, 1.0 / self.fps, axis=0), axis=-1) if len(xy) > 1 else np.zeros(1)
+            out |= mask & (v < speed)
+        return out
+
+    def stance_heights(self, speed: float = STANCE_SPEED) -> np.ndarray:
+        """Heights of the lowest sole point on stance frames (all frames when none is in stance)."""
+        s = self.stance(speed)
+        return self.lowest[s] if s.any() else self.lowest
+
+
+def _sole_geoms(model: mujoco.MjModel, body: str) -> np.ndarray:
+    b = model.body(body).id
+    ids = [g for g in range(model.ngeom) if model.geom_bodyid[g] == b and (model.geom_contype[g] or
+           model.geom_conaffinity[g])]  # fmt: skip
+    if not ids:
+        raise ValueError(f"the model has no collision geoms on {body}")
+    return np.array(ids)
+
+
+def _lowest_points(model: mujoco.MjModel, geoms: np.ndarray, xpos: np.ndarray, xmat: np.ndarray) -> np.ndarray:
+    """Lowest world points (..., 3) over the given geoms; xpos (..., G, 3), xmat (..., G, 3, 3)."""
+    size = model.geom_size[geoms]
+    typ = model.geom_type[geoms]
+    low = xpos.copy()
+    axis = xmat[..., :, 2]  # each geom's local z axis in world
+    sign = -np.sign(axis[..., 2])  # capsule: the end that points down
+    sign = np.where(sign == 0, 1.0, sign)
+    cap = typ == mujoco.mjtGeom.mjGEOM_CAPSULE
+    sph = typ == mujoco.mjtGeom.mjGEOM_SPHERE
+    end = xpos + axis * (sign * size[:, 1])[..., None]
+    low = np.where(cap[:, None], end, low)
+    low[..., 2] -= np.where(cap | sph, size[:, 0], 0.0)
+    other = ~(cap | sph)
+    if other.any():  # boxes/cylinders/meshes: conservative bound by the bounding radius
+        low[..., 2] -= np.where(other, model.geom_rbound[geoms], 0.0)
+    best = np.argmin(low[..., 2], axis=-1)
+    return np.take_along_axis(low, best[..., None, None], axis=-2)[..., 0, :]
+
+
+def foot_heights(motion: Motion, spec: RobotSpec | None = None) -> FootHeights:
+    """Lowest sole point of each foot per frame, from MuJoCo kinematics of the robot's foot collision capsules."""
+    rs = spec or spec_for_joints(motion.joint_names)
+    m = motion.for_robot(rs)
+    model = kinematic_model(rs.name)
+    data = mujoco.MjData(model)
+    adr = np.array([model.joint(n).qposadr[0] for n in rs.joint_names])
+    geoms = {f: _sole_geoms(model, f) for f in FEET}
+    all_g = np.concatenate(list(geoms.values()))
+    t = m.num_frames
+    xpos = np.zeros((t, len(all_g), 3))
+    xmat = np.zeros((t, len(all_g), 3, 3))
+    feet = [model.body(f).id for f in FEET]
+    foot_xy = np.zeros((t, 2, 2))
+    quat = m.root_quat / np.linalg.norm(m.root_quat, axis=-1, keepdims=True)
+    for f in range(t):
+        data.qpos[:3] = m.root_pos[f]
+        data.qpos[3:7] = quat[f]
+        data.qpos[adr] = m.dof_pos[f]
+        mujoco.mj_kinematics(model, data)
+        xpos[f] = data.geom_xpos[all_g]
+        xmat[f] = data.geom_xmat[all_g].reshape(-1, 3, 3)
+        foot_xy[f] = data.xpos[feet, :2]
+    nl = len(geoms[FEET[0]])
+    left = _lowest_points(model, geoms[FEET[0]], xpos[:, :nl], xmat[:, :nl])
+    right = _lowest_points(model, geoms[FEET[1]], xpos[:, nl:], xmat[:, nl:])
+    return FootHeights(left=left[:, 2], right=right[:, 2], left_xy=foot_xy[:, 0], right_xy=foot_xy[:, 1],
+                       fps=float(m.fps))  # fmt: skip
+
+
+FLOOR_MODES = ("clip", "frame")
+"""``clip``: one constant shift; ``frame``: a per-frame shift that puts the stance foot down on every stance frame."""
+
+
+def fix_floor(motion: Motion, spec: RobotSpec | None = None, mode: str = "clip") -> tuple[Motion, np.ndarray]:
+    """Shift root z only (joints, xy and rotations stay) so that stance feet touch z = 0.
+
+    ``clip``: one constant shift putting the lowest sole point of the whole clip at z = 0 (on real clips a
+    stance foot; no frame ends up below the floor).
+    ``frame``: a per-frame shift putting the lower foot's sole at z = 0 on every stance frame, interpolated
+    across flight phases, never letting a sole below the floor, and smoothed (Gaussian, 0.04 s).
+    Returns the new motion and the shift per frame (T,) in m (constant for ``clip``)."""
+    if mode not in FLOOR_MODES:
+        raise ValueError(f"fix-floor mode must be one of {FLOOR_MODES}, got {mode!r}")
+    fh = foot_heights(motion, spec)
+    t = motion.num_frames
+    if mode == "clip":
+        shift = np.full(t, -float(fh.lowest.min()))
+    else:
+        from scipy.ndimage import gaussian_filter1d
+
+        stance = fh.stance()
+        idx = np.flatnonzero(stance) if stance.any() else np.arange(t)
+        shift = np.interp(np.arange(t), idx, -fh.lowest[idx])
+        shift = np.maximum(shift, -fh.lowest)
+        shift = gaussian_filter1d(shift, 0.04 * motion.fps, mode="nearest")
+        shift = np.maximum(shift, -fh.lowest)  # smoothing must not push a sole below the floor
+    root = motion.root_pos.copy()
+    root[:, 2] += shift
+    meta = dict(motion.meta)
+    meta["fix_floor"] = {"mode": mode, "shift_min_m": float(shift.min()), "shift_max_m": float(shift.max())}
+    return replace(motion, root_pos=root, meta=meta), shift
+
+
+# ---------------------------------------------------------------------- report
+def _stats(x: np.ndarray) -> dict[str, float]:
+    return {"min": float(np.min(x)), "median": float(np.median(x)), "max": float(np.max(x))}
+
+
+def motion_info(motion: Motion, spec: RobotSpec | None = None) -> dict[str, Any]:
+    """Figures of a clip: length, fps, joint ranges used, limit violations, foot clearance (JSON-ready)."""
+    rs = spec or spec_for_joints(motion.joint_names)
+    m = motion.for_robot(rs)
+    fh = foot_heights(m, rs)
+    stance = fh.stance()
+    lo, hi = m.dof_pos.min(0), m.dof_pos.max(0)
+    joints = {
+        n: {"min": float(lo[j]), "max": float(hi[j]), "limit_lower": float(rs.pos_lower[j]),
+            "limit_upper": float(rs.pos_upper[j])}
+        for j, n in enumerate(rs.joint_names)
+    }  # fmt: skip
+    sh = fh.stance_heights()
+    return {
+        "robot": rs.name,
+        "fps": float(m.fps),
+        "frames": m.num_frames,
+        "length_s": m.duration,
+        "root_height": _stats(m.root_pos[:, 2]),
+        "has": {k: getattr(m, k) is not None for k in ("action", "dof_vel", "root_lin_vel", "root_ang_vel")},
+        "joints": joints,
+        "limit_violations": m.limit_violations(rs),
+        "foot_clearance": {
+            "lowest_sole": _stats(fh.lowest),
+            "left_sole": _stats(fh.left),
+            "right_sole": _stats(fh.right),
+            "stance_frames": int(stance.sum()),
+            "stance_sole": _stats(sh),
+            "penetration_frames": int((fh.lowest < -1e-3).sum()),
+            "fix_floor_shift_clip": -float(fh.lowest.min()),
+        },
+        "meta": m.meta,
+    }
