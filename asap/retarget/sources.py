@@ -1,0 +1,99 @@
+"""Reading any human source (``builtin:NAME``, .bvh, AMASS/SMPL .npz) and picking its correspondence table."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from asap.retarget.builtin import CLIPS, builtin_clip
+from asap.retarget.bvh import load_bvh
+from asap.retarget.human import HumanMotion
+from asap.retarget.smpl import SmplFormatError, load_smpl_human
+
+FORMATS = ("bvh", "smpl", "builtin")
+"""Source formats."""
+
+
+def detect_format(source: str | Path) -> str:
+    """'builtin' for builtin:NAME, 'bvh' for .bvh, 'smpl' for .npz; ValueError otherwise."""
+    s = str(source)
+    if s.startswith("builtin:"):
+        return "builtin"
+    suffix = Path(s).suffix.lower()
+    if suffix == ".bvh":
+        return "bvh"
+    if suffix == ".npz":
+        return "smpl"
+    raise ValueError(f"{s}: cannot tell the format from the name; pass --format bvh|smpl|builtin")
+
+
+def bvh_table(names: tuple[str, ...] | list[str], path: str = "") -> str:
+    """Which shipped BVH table fits a skeleton, from its joint names."""
+    have = set(names)
+    if {"LeftUpLeg", "LeftLeg", "LeftFoot", "LeftArm", "LeftForeArm"} <= have:
+        return "bvh_lafan"
+    if {"LeftHip", "LeftKnee", "LeftAnkle", "LeftShoulder", "LeftElbow"} <= have:
+        return "bvh_cmu"
+    raise ValueError(
+        f"{path}: unknown BVH skeleton (joints {sorted(have)[:8]}...); write a table like "
+        "configs/retarget/bvh_cmu.yaml and pass --table PATH"
+    )
+
+
+def load_source(
+    source: str | Path,
+    fmt: str | None = None,
+    body_model: str | Path | None = None,
+    units: str | float = "auto",
+    up: str = "y",
+) -> HumanMotion:
+    """Read one human clip as keypoints (metres, z-up)."""
+    fmt = fmt or detect_format(source)
+    if fmt == "builtin":
+        name = str(source).split(":", 1)[1] if str(source).startswith("builtin:") else str(source)
+        return builtin_clip(name)
+    if fmt == "bvh":
+        clip = load_bvh(source)
+        human = clip.to_human(units=units, up=up)
+        human.meta["table"] = bvh_table(clip.names, str(source))
+        return human
+    if fmt == "smpl":
+        p = Path(source)
+        if p.exists() and zipfile.is_zipfile(p):
+            with np.load(p, allow_pickle=False) as z:
+                if "dof_pos" in z.files and "joint_names" in z.files:
+                    raise SmplFormatError(f"{p}: this is already a G1 motion file, not SMPL parameters")
+        human = load_smpl_human(source, body_model)
+        human.meta["table"] = "smpl"
+        return human
+    raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+
+
+def table_for(human: HumanMotion) -> str:
+    """Shipped table name for a loaded human clip."""
+    if "table" in human.meta:
+        return str(human.meta["table"])
+    fmt = human.meta.get("format", "builtin")
+    if fmt == "bvh":
+        return bvh_table(human.names, human.source)
+    return "smpl" if fmt == "smpl" else "builtin"
+
+
+def expand_sources(source: str, fmt: str | None = None) -> list[str]:
+    """A file, a folder (all .bvh / .npz files under it, sorted), builtin:NAME or builtin:all."""
+    if source == "builtin:all":
+        return [f"builtin:{n}" for n in CLIPS]
+    if source.startswith("builtin:"):
+        return [source]
+    p = Path(source)
+    if p.is_dir():
+        exts = {"bvh": (".bvh",), "smpl": (".npz",)}.get(fmt or "", (".bvh", ".npz"))
+        files = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in exts and f.is_file())
+        if not files:
+            raise FileNotFoundError(f"{p}: no {' or '.join(exts)} files in this folder")
+        return files
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file or folder (built-in clips: builtin:{'|'.join(CLIPS)}|all)")
+    return [str(p)]
