@@ -1,6 +1,7 @@
 """Simulator protocol and backends (MuJoCo on CPU by default; Genesis optional)."""
 
 from asap.sim.base import (
+    BACKEND_PACKAGES,
     BACKENDS,
     DYNAMICS_BODIES,
     ROOT_STATE_DIM,
@@ -15,6 +16,7 @@ from asap.sim.base import (
 )
 
 __all__ = [
+    "BACKEND_PACKAGES",
     "BACKENDS",
     "DYNAMICS_BODIES",
     "ROOT_STATE_DIM",

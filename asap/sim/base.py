@@ -18,6 +18,7 @@ Env ids are ``torch.long`` tensors (or anything ``torch.as_tensor`` accepts); ``
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
@@ -40,6 +41,9 @@ BACKENDS: dict[str, str] = {
     "genesis": "asap.sim.genesis_backend:GenesisSimulator",
 }
 """Backend name -> ``module:class`` implementing :class:`Simulator` (imported lazily)."""
+
+BACKEND_PACKAGES: dict[str, str] = {"mujoco": "mujoco", "genesis": "genesis"}
+"""Backend name -> the third-party package it needs (checked without importing it: Genesis takes ~20 s to import)."""
 
 
 class SimulatorUnavailable(ImportError):
@@ -224,6 +228,32 @@ class Simulator(Protocol):
         ...
 
 
+class ActionDelayQueue:
+    """Per-env FIFO of the last ``max_delay + 1`` commands; env i applies the one ``delay[i]`` control steps old."""
+
+    def __init__(self, num_envs: int, num_joints: int, max_delay: int, device: torch.device) -> None:
+        self.buffer = torch.zeros(num_envs, max(0, max_delay) + 1, num_joints, device=device)
+        self.delay = torch.zeros(num_envs, dtype=torch.long, device=device)
+        self._rows = torch.arange(num_envs, device=device)
+
+    @property
+    def latest(self) -> torch.Tensor:
+        """(N, J) the newest command of every env."""
+        return self.buffer[:, 0]
+
+    def push(self, command: torch.Tensor) -> torch.Tensor:
+        """Add the newest (N, J) command; return the (N, J) commands to apply now."""
+        if self.buffer.shape[1] > 1:
+            self.buffer = torch.roll(self.buffer, 1, dims=1)
+        self.buffer[:, 0] = command
+        return self.buffer[self._rows, self.delay]
+
+    def fill(self, env_ids: torch.Tensor, command: torch.Tensor | float) -> None:
+        """Make every queued command of the given envs equal to ``command`` (on reset)."""
+        value = command if isinstance(command, float) or command.dim() == 1 else command[:, None]
+        self.buffer[env_ids.to(self.buffer.device)] = value
+
+
 def as_env_ids(env_ids: torch.Tensor | Sequence[int] | None, num_envs: int) -> torch.Tensor:
     """Env ids as a sorted, unique ``torch.long`` CPU tensor (``None``: all envs); raises on out-of-range ids."""
     if env_ids is None:
@@ -252,14 +282,5 @@ def make_simulator(cfg: SimConfig, **kwargs: object) -> Simulator:
 
 
 def available_backends() -> list[str]:
-    """Backends whose packages import here (for tests and benchmarks)."""
-    out = []
-    for name, target in BACKENDS.items():
-        module = target.split(":")[0]
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        if getattr(mod, "AVAILABLE", True):
-            out.append(name)
-    return out
+    """Backends whose packages are installed here (checked without importing them; for tests and benchmarks)."""
+    return [name for name in BACKENDS if importlib.util.find_spec(BACKEND_PACKAGES[name]) is not None]

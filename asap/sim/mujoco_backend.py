@@ -30,6 +30,7 @@ from asap.robot.spec import FEET, RobotSpec
 from asap.sim.base import (
     DYNAMICS_BODIES,
     ROOT_STATE_DIM,
+    ActionDelayQueue,
     BodyState,
     DynamicsParams,
     SimConfig,
@@ -129,9 +130,8 @@ class MujocoSimulator:
         self._cvel, self._subtree_com = b.bind("cvel"), b.bind("subtree_com")
         self._sensordata, self._act_force = b.bind("sensordata"), b.bind("actuator_force")
 
-        n, j, d = self.num_envs, self.num_joints, max(0, int(cfg.max_action_delay))
-        self._queue = torch.zeros(n, d + 1, j, device=self.device)
-        self._delay = torch.zeros(n, dtype=torch.long, device=self.device)
+        n, j = self.num_envs, self.num_joints
+        self._queue = ActionDelayQueue(n, j, cfg.max_action_delay, self.device)
         self._torque_mode = False
         self._torques = np.zeros((n, j))  # torques applied in torque mode (policy order)
         self._stale_acc = np.zeros(n, dtype=bool)  # contact/torque readouts invalid since a state write
@@ -220,37 +220,31 @@ class MujocoSimulator:
         self._qfrc[ids] = 0.0
         self._torques[ids] = 0.0
         hold = torch.as_tensor(self.spec.default_pos, dtype=torch.float32, device=self.device)
-        self._queue[ids_t.to(self.device)] = 0.0 if self._torque_mode else hold
+        self._queue.fill(ids_t, 0.0 if self._torque_mode else hold)
         self._ctrl[np.ix_(ids, self._act)] = self.spec.default_pos
 
     # ------------------------------------------------------------------ stepping
-    def _delayed(self, command: torch.Tensor) -> torch.Tensor:
-        """Push a command into the per-env delay queue; return what each env applies now."""
-        if self._queue.shape[1] == 1:
-            self._queue[:, 0] = command
-            return command
-        self._queue = torch.roll(self._queue, 1, dims=1)
-        self._queue[:, 0] = command
-        return self._queue[torch.arange(self.num_envs, device=self.device), self._delay]
-
     def step(self, targets: torch.Tensor | None = None, torques: torch.Tensor | None = None) -> None:
         """One control step (decimation substeps) with PD targets or direct torques; see the protocol."""
         if targets is not None and torques is not None:
             raise ValueError("give joint targets or torques, not both")
         shape = (self.num_envs, self.num_joints)
         if targets is None and torques is None and self._torque_mode:
-            torques = self._queue[:, 0].clone()  # hold the previous command, in the mode it was given
+            torques = self._queue.latest.clone()  # hold the previous command, in the mode it was given
         if torques is not None:
             cmd = torques.to(self.device, torch.float32).expand(shape)
-            tau = _np(self._delayed(cmd)) * _np(self._dyn.motor_strength)
+            tau = _np(self._queue.push(cmd)) * _np(self._dyn.motor_strength)
             np.clip(tau, -self._effort, self._effort, out=tau)
             self._set_torque_mode(True)
             self._torques[:] = tau
             self._qfrc[:, self._vadr] = tau
         else:
-            cmd = self._queue[:, 0].clone() if targets is None else targets.to(self.device, torch.float32).expand(shape)
+            if targets is None:
+                cmd = self._queue.latest.clone()
+            else:
+                cmd = targets.to(self.device, torch.float32).expand(shape)
             self._set_torque_mode(False)
-            self._ctrl[:, self._act] = _np(self._delayed(cmd))
+            self._ctrl[:, self._act] = _np(self._queue.push(cmd))
         self._flush()
         self.batch.step(nstep=self.spec.decimation, stage=_VEL)
         self._stale_acc[:] = False
@@ -352,7 +346,7 @@ class MujocoSimulator:
             getattr(self._dyn, name)[dev_ids] = value
         if not params.names():
             return
-        self._delay = self._dyn.action_delay  # type: ignore[assignment]
+        self._queue.delay = self._dyn.action_delay  # type: ignore[assignment]
         self._write_model(ids, set(params.names()))
 
     def _write_model(self, ids: np.ndarray, changed: set[str]) -> None:
