@@ -12,6 +12,7 @@ from asap.motion.render import render_motion
 from asap.motion.synthetic import synthetic_motion
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # inside imageio's ffmpeg reader
 def test_render_cli_writes_mp4_with_the_right_frame_count(tmp_path, capsys):
     src = synthetic_motion(num_frames=10, fps=50.0).save(tmp_path / "m.npz")  # 0.18 s
     out = tmp_path / "m.mp4"
