@@ -59,7 +59,7 @@ class Foot:
 class SolverConfig:
     """Batched Levenberg-Marquardt inverse kinematics over all frames at once."""
 
-    iterations: int = 25
+    iterations: int = 15
     """Gauss-Newton / LM iterations."""
     damping: float = 1e-3
     """Initial LM damping (scaled by the diagonal of the normal matrix)."""

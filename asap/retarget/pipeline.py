@@ -265,11 +265,20 @@ def floor_fix(
 
 
 def quality_report(
-    x: torch.Tensor, targets: Targets, solver: G1Solver, kp: Keypoints, feet: list[str], fps: float,
-    shift: float = 0.0,
-) -> dict[str, Any]:  # fmt: skip
-    """Figures of one clip: keypoint error (mm), joint-limit violations, foot skate in contact (m/s),
-    ground penetration (mm), stance-foot float (mm)."""
+    x: torch.Tensor, targets: Targets, solver: G1Solver, kp: Keypoints, cfg: RetargetConfig, shift: float = 0.0
+) -> dict[str, Any]:
+    """Figures of one clip.
+
+    keypoint error (mm): distance of each tracked G1 point to its target (after the floor shift);
+    joint-limit violations: (frame, joint) pairs outside the limits; foot skate (m/s): horizontal speed of the
+    G1 point of each pinned foot keypoint between consecutive frames in which it is pinned and its foot touches
+    the floor (lowest sole point < 2 cm);
+    ground penetration (mm): deepest collision point below z = 0; stance foot height (mm): mean lowest sole
+    point of feet in contact (0 = on the floor).
+    """
+    feet = [f.body for f in cfg.feet]
+    names = [m.human for m in cfg.matches]
+    fps = cfg.fps
     with torch.no_grad():
         pts, pos_all, quat_all = solver.fk(x, kp)
         tgt = torch.as_tensor(targets.positions).clone()
@@ -279,14 +288,20 @@ def quality_report(
         low_all = h.min(-1).values.numpy()
         mask = solver.foot_point_mask(feet)
         foot_low = torch.stack([torch.where(m, h, torch.inf).min(-1).values for m in mask], -1).numpy()
-        foot_idx = [solver.body_names.index(f) for f in feet]
-        foot_xy = pos_all[:, foot_idx, :2].numpy()
+        pts_np = pts.numpy()
     dof = x[:, 6:].numpy()
     lo, hi = solver.spec.pos_lower, solver.spec.pos_upper
     excess = np.maximum(lo - dof, dof - hi)
-    vel = np.linalg.norm(np.gradient(foot_xy, 1.0 / fps, axis=0), axis=-1)  # (T, F)
-    in_contact = targets.foot_contact & (foot_low < 0.02)
-    skate = vel[in_contact]
+    on_floor = foot_low < 0.02
+    skate_list = []
+    for f, foot in enumerate(cfg.feet):
+        for k in [names.index(n) for n in foot.keypoints]:
+            sel = targets.contact[:, k] & on_floor[:, f]
+            sel = sel[1:] & sel[:-1]  # both ends of a frame step in contact
+            speed = np.linalg.norm(np.diff(pts_np[:, k, :2], axis=0), axis=-1) * fps
+            skate_list.append(speed[sel])
+    skate = np.concatenate(skate_list) if skate_list else np.zeros(0)
+    in_contact = targets.foot_contact & on_floor
     stance_low = foot_low[targets.foot_contact]
     return {
         "frames": int(x.shape[0]),
@@ -337,7 +352,7 @@ def retarget_many(
         with torch.no_grad():
             if cfg.contact.fix_floor and feet:
                 xi, info = floor_fix(xi, solver, t.foot_contact, feet, [(0, b - a)])
-            report = quality_report(xi, t, solver, kp, feet, cfg.fps, info.get("floor_shift_m", 0.0))
+            report = quality_report(xi, t, solver, kp, cfg, info.get("floor_shift_m", 0.0))
         report["source"] = human.source
         report["solve_time_s"] = elapsed * (b - a) / max(1, len(pos))
         motion = to_motion(xi, solver, cfg, human, t, report)
