@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bvh_synth import write_bvh
 from scipy.spatial.transform import Rotation
+from test_bvh_synth import write_bvh
 
 from asap.retarget.bvh import BvhFormatError, load_bvh, parse_bvh
 

@@ -1,4 +1,4 @@
-"""Synthetic BVH files for tests: a CMU-named human that squats with planted feet and raises its arms."""
+"""Synthetic BVH files for the BVH and retarget tests (helpers only, no tests): a CMU-named human that squats."""
 
 from __future__ import annotations
 
