@@ -124,6 +124,8 @@ class Transition:
     src: str
     dst: str
     cause: str
+    state_age: float = float("nan")
+    """Seconds since the last fresh LowState at the transition."""
 
 
 class Controller:
@@ -287,7 +289,8 @@ class Controller:
 
     # ------------------------------------------------------------------------------------------ internals
     def _go(self, mode: Mode, now: float, cause: str) -> None:
-        self.transitions.append(Transition(now, self.mode.name, mode.name, cause))
+        age = float("nan") if self.last_fresh is None else now - self.last_fresh
+        self.transitions.append(Transition(now, self.mode.name, mode.name, cause, age))
         self.mode = mode
 
     def _start_ramp(self, now: float, cause: str) -> None:

@@ -192,7 +192,8 @@ class Runtime:
         while self._n_transitions < len(tr):
             t = tr[self._n_transitions]
             self._n_transitions += 1
-            rec = {"time": t.time - t0, "wall": time.time(), "from": t.src, "to": t.dst, "cause": t.cause}
+            rec = {"time": t.time - t0, "wall": time.time() - (time.monotonic() - t.time), "from": t.src,
+                   "to": t.dst, "cause": t.cause, "state_age": t.state_age}  # fmt: skip
             print(f"[runtime] {t.src} -> {t.dst}: {t.cause}", flush=True)
             if self.logger is not None:
                 self.logger.event(rec)

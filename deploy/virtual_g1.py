@@ -308,22 +308,12 @@ def spawn(
         cmd += ["--no-support"]
     if duration is not None:
         cmd += ["--duration", str(duration)]
-    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``asap robot-sim``."""
-    p.add_argument("--engine", default="mujoco", choices=["mujoco", "genesis"], help="physics engine")
-    p.add_argument("--gap", default=None, help="reality-gap profile (configs/real_gap/<x>.yaml); default none")
-    p.add_argument("--domain-id", type=int, default=1, help="DDS domain (default 1)")
-    p.add_argument("--net", default="lo", help="network interface (default lo)")
-    p.add_argument("--no-support", action="store_true", help="start without the support (robot stands free)")
-    p.add_argument("--mode-machine", type=int, default=5, help="mode_machine reported in LowState")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    if not log:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    with open(log, "w") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def main_from_args(args: argparse.Namespace) -> int:
@@ -342,8 +332,10 @@ def main_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m deploy.virtual_g1``."""
+    from deploy.commands import robot_sim_arguments
+
     p = argparse.ArgumentParser(prog="virtual_g1", description=__doc__.splitlines()[0])
-    add_arguments(p)
+    robot_sim_arguments(p)
     return main_from_args(p.parse_args(argv))
 
 

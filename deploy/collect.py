@@ -1,0 +1,144 @@
+"""``asap collect``: run N episodes of a policy's motion on a G1 (virtual or real), log them, convert to Motions.
+
+On the virtual G1 a scripted operator does what a person does with the remote: reset the robot into its
+support, START (ramp to the default pose), release the support, A (run the motion), and again after the motion
+ends (or after a fall: reset, START re-arms). On the real robot the operator presses the buttons and the
+command stops after N finished episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy.controller import Mode
+from deploy.logger import log_to_motions
+from deploy.runtime import Runtime, RuntimeConfig
+
+
+@dataclass
+class OperatorScript:
+    """Timing of the scripted operator on the virtual G1."""
+
+    settle_s: float = 0.5
+    """Wait after a reset before pressing START."""
+    release_after_hold_s: float = 0.3
+    """Time in HOLD before the support is released."""
+    stand_s: float = 0.2
+    """Time standing free (PD at the default pose) before pressing A."""
+    keep_support: bool = False
+    """Keep the robot in its support during the motion (tests of the runtime, not of balance)."""
+
+
+class VirtualOperator(threading.Thread):
+    """Presses the virtual G1's remote buttons for ``episodes`` episodes (see module docstring)."""
+
+    def __init__(self, runtime: Runtime, client: Any, episodes: int, script: OperatorScript | None = None) -> None:
+        super().__init__(daemon=True)
+        self.rt = runtime
+        self.cli = client
+        self.episodes = episodes
+        self.script = script or OperatorScript()
+        self.stop = False
+        self.error: str | None = None
+
+    def _wait_mode(self, modes: tuple[Mode, ...], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not self.stop:
+            if self.rt.ctrl.mode in modes:
+                return True
+            time.sleep(0.01)
+        return self.rt.ctrl.mode in modes
+
+    def run(self) -> None:  # noqa: D102
+        s = self.script
+        try:
+            if not self._wait_mode((Mode.ZERO_TORQUE,), 30.0):
+                self.error = "no LowState from the virtual G1"
+                return
+            for _ in range(self.episodes):
+                if self.stop:
+                    return
+                self.cli.send("reset")
+                self.cli.send("support_on")
+                time.sleep(s.settle_s)
+                self.cli.press("START")
+                if not self._wait_mode((Mode.HOLD,), 10.0):
+                    self.error = f"robot did not reach HOLD (mode {self.rt.ctrl.mode.name})"
+                    return
+                time.sleep(s.release_after_hold_s)
+                if not s.keep_support:
+                    self.cli.send("support_off")
+                    time.sleep(s.stand_s)
+                if self.rt.ctrl.mode != Mode.HOLD:
+                    continue  # fell while standing: next episode resets
+                self.cli.press("A")
+                self._wait_mode((Mode.RUN,), 2.0)
+                self._wait_mode((Mode.RAMP, Mode.HOLD, Mode.DAMPING), self.rt.contract.motion_length_s + 10.0)
+                time.sleep(0.2)
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            self.error = f"{type(e).__name__}: {e}"
+
+
+def collect(
+    policy: str | Path, out_dir: str | Path, episodes: int = 1, cfg: RuntimeConfig | None = None,
+    virtual: bool = True, gap: str | Path | None = None, script: OperatorScript | None = None,
+    timeout_s: float | None = None, spawn_sim: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Run ``episodes`` episodes and convert them; returns a summary (also written to out_dir/summary.json)."""
+    from deploy import virtual_g1
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = cfg or RuntimeConfig(domain_id=1, interface="lo")
+    proc = None
+    if virtual and spawn_sim:
+        proc = virtual_g1.spawn(gap, cfg.domain_id, cfg.interface or "lo", log=out / "virtual_g1.log")
+    try:
+        rt = Runtime(policy, cfg, log_dir=out / "log",
+                     extra_meta={"gap": str(gap) if gap else None, "virtual": virtual})  # fmt: skip
+        op = None
+        if virtual:
+            cli = virtual_g1.SimClient(cfg.domain_id, cfg.interface)
+            if not cli.wait(30.0):
+                raise RuntimeError("the virtual G1 did not come up (no match on asap/sim/ctrl within 30 s)")
+            op = VirtualOperator(rt, cli, episodes, script)
+            op.start()
+        else:
+            print(f"[collect] waiting for {episodes} episode(s): START = ramp to default, A = run, SELECT = damping",
+                  flush=True)  # fmt: skip
+        budget = timeout_s if timeout_s is not None else episodes * (rt.contract.motion_length_s + 15.0) + 30.0
+
+        def done(r: Runtime) -> bool:
+            finished = r.ctrl.episode + 1 >= episodes and r.ctrl.mode != Mode.RUN
+            if op is not None:
+                return not op.is_alive() and r.ctrl.mode != Mode.RUN
+            return finished
+
+        summary = rt.run(max_seconds=budget, until=done)
+        if op is not None:
+            op.stop = True
+            op.join(2.0)
+            summary["operator_error"] = op.error
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except Exception:  # noqa: BLE001
+                proc.kill()
+    motions = log_to_motions(out / "log")
+    paths = []
+    mdir = out / "motions"
+    for m in motions:
+        name = f"{m.meta.get('motion_name') or 'motion'}_ep{int(m.meta['episode']):03d}.npz"
+        paths.append(str(m.save(mdir / name, overwrite=True)))
+    summary["motions"] = paths
+    summary["episodes_converted"] = len(paths)
+    summary["completed"] = [bool(m.meta["completed"]) for m in motions]
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
