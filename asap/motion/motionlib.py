@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,14 @@ def _rotvec_rate(quat: np.ndarray, dt: float) -> np.ndarray:
     return d / span.reshape((t,) + (1,) * (d.ndim - 1))
 
 
+@lru_cache(maxsize=4)
+def _default_kinematics(variant: str):
+    """Float64 CPU kinematics of a variant, shared by every MotionLib (read-only)."""
+    from asap.robot.kinematics import G1Kinematics
+
+    return G1Kinematics(variant, device="cpu", dtype=torch.float64)
+
+
 def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter1d(x, sigma, axis=0, mode="nearest") if sigma > 0 else x
 
@@ -94,15 +103,13 @@ class MotionLib:
         kinematics=None,
         vel_filter_sigma: float = VEL_FILTER_SIGMA,
     ) -> None:
-        from asap.robot.kinematics import G1Kinematics
-
         self.spec = get_spec(spec) if isinstance(spec, str) else spec
         self.device = torch.device(device)
         self.dtype = dtype
         clips = self._gather(motions)
         if not clips:
             raise MotionFormatError("MotionLib: no motions given")
-        kin = kinematics or G1Kinematics(self.spec, device="cpu", dtype=torch.float64)
+        kin = kinematics or _default_kinematics(self.spec.name)
         self.body_names: tuple[str, ...] = tuple(kin.body_names)
         if self.body_names[0] != "pelvis":
             raise ValueError(f"the first tracked body must be the pelvis (root), got {self.body_names[0]}")
