@@ -143,9 +143,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("output", help="output path; format from extension (.npz ours, .pkl ASAP, .csv G1)")
     c.add_argument("--fps", type=float, help="resample to this frame rate (lerp joints/positions, slerp root)")
     c.add_argument(
-        "--fix-floor", nargs="?", const="clip", choices=FLOOR_MODES,
-        help="shift root z only: 'clip' (default) puts the lowest sole point of the clip on z=0; "
-        "'frame' puts the stance foot on the floor on every stance frame",
+        "--fix-floor", nargs="?", const="frame", choices=FLOOR_MODES,
+        help="shift root z only: 'frame' (default) puts the stance foot on the floor on every stance frame; "
+        "'clip' applies one constant shift putting the clip's lowest sole point on z=0",
     )  # fmt: skip
     c.add_argument("--variant", choices=VARIANTS, help="reorder/select joints for this robot variant")
     c.add_argument("--mjlab", action="store_true", help="write an .npz in mjlab's tracking format")

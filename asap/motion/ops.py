@@ -172,7 +172,7 @@ FLOOR_MODES = ("clip", "frame")
 """``clip``: one constant shift; ``frame``: a per-frame shift that puts the stance foot down on every stance frame."""
 
 
-def fix_floor(motion: Motion, spec: RobotSpec | None = None, mode: str = "clip") -> tuple[Motion, np.ndarray]:
+def fix_floor(motion: Motion, spec: RobotSpec | None = None, mode: str = "frame") -> tuple[Motion, np.ndarray]:
     """Shift root z only (joints, xy and rotations stay) so that stance feet touch z = 0.
 
     ``clip``: one constant shift putting the lowest sole point of the whole clip at z = 0 (on real clips a
