@@ -107,8 +107,8 @@ def _assemble(
     wrists: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> np.ndarray:
     """Keypoints (T, 18, 3) from the pelvis path, torso lean (rad, forward +), ankle paths and arm angles."""
-    n = len(t)
-    out = np.zeros((n, len(KEYPOINTS), 3))
+
+    out = np.zeros((len(t), len(KEYPOINTS), 3))
     k = {name: i for i, name in enumerate(KEYPOINTS)}
     out[:, k["pelvis"]] = pelvis
     torso = _rot_y(lean)
@@ -136,7 +136,6 @@ def _assemble(
         out[:, k[f"{side}_shoulder"]] = sh
         out[:, k[f"{side}_elbow"]] = e
         out[:, k[f"{side}_wrist"]] = w
-    _ = n
     return out
 
 
@@ -189,12 +188,12 @@ def arm_wave() -> np.ndarray:
 def side_step() -> np.ndarray:
     """Two steps to the left (lead foot, then trailing foot), then two back to the right (5.4 s)."""
     t = _time(5.4)
-    w, step, lift = STANCE_HALF_WIDTH, 0.22, 0.08
-    z0 = STAND_PELVIS_Z - 0.03
+    w, step, lift = STANCE_HALF_WIDTH, 0.2, 0.08
+    z0 = STAND_PELVIS_Z - 0.05
     # phases: (start, end) of: shift, swing, settle for each of 4 steps
     starts = [0.3, 1.55, 2.8, 4.05]
-    ly = [w, w + step, w + step, w, w]
-    ry = [-w, -w, -w + step, -w + step, -w]
+    ly = [w, w + step, w + step, w + step, w]
+    ry = [-w, -w, -w + step, -w, -w]
     lz_keys, rz_keys = [0.0], [0.0]
     l_t, r_t = [0.0], [0.0]
     lyv, ryv = [ly[0]], [ry[0]]
@@ -203,9 +202,10 @@ def side_step() -> np.ndarray:
     for s, (t0, foot) in enumerate(zip(starts, swing_foot, strict=True)):
         support_y = ry[s] if foot == "left" else ly[s]
         # shift the pelvis over the support foot, swing, then re-centre between the feet
-        pel_t += [t0, t0 + 0.35, t0 + 0.85, t0 + 1.2]
-        pel_y += [pel_y[-1], 0.75 * support_y + 0.25 * pel_y[-1], 0.75 * support_y + 0.25 * pel_y[-1],
-                  0.5 * (ly[s + 1] + ry[s + 1])]  # fmt: skip
+        over = 0.7 * support_y + 0.3 * pel_y[-1]
+        centre = 0.5 * (ly[s + 1] + ry[s + 1])
+        pel_t += [t0, t0 + 0.35, t0 + 0.55, t0 + 0.85, t0 + 1.2]
+        pel_y += [pel_y[-1], over, over, 0.5 * (over + centre), centre]
         if foot == "left":
             l_t += [t0 + 0.35, t0 + 0.6, t0 + 0.85]
             lyv += [ly[s], 0.5 * (ly[s] + ly[s + 1]), ly[s + 1]]
@@ -220,7 +220,7 @@ def side_step() -> np.ndarray:
         zz.append(0.0)
     py = keyframes(t, pel_t + [5.4], pel_y + [pel_y[-1]])
     spread = np.abs(keyframes(t, l_t, lyv) - keyframes(t, r_t, ryv)) - 2 * w
-    pelvis = np.stack([0 * t, py, z0 - 0.12 * np.clip(spread, 0, None)], -1)
+    pelvis = np.stack([0 * t, py, z0 - 0.25 * np.clip(spread, 0, None)], -1)
     la = np.stack([0 * t, keyframes(t, l_t, lyv), ANKLE_HEIGHT + keyframes(t, l_t, lz_keys)], -1)
     ra = np.stack([0 * t, keyframes(t, r_t, ryv), ANKLE_HEIGHT + keyframes(t, r_t, rz_keys)], -1)
     arm = (_const(t, 0.1), _const(t, 0.25), _const(t, 0.4))
