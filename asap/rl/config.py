@@ -102,7 +102,9 @@ class PretrainConfig:
     seed: int = 0
     """Seed of torch, the env and the simulator."""
     torch_threads: int = 0
-    """torch.set_num_threads for the PPO update (0: leave torch's default)."""
+    """torch threads for the PPO update (0: leave torch's default)."""
+    env_torch_threads: int = 1
+    """torch threads while stepping the env (small tensors: 1 avoids thread-pool overhead; 0: leave default)."""
     physics: ModelOptions = field(default_factory=ModelOptions)
     """Physics options of the training simulator."""
     env: TrackingEnvConfig = field(default_factory=TrackingEnvConfig)

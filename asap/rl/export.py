@@ -192,7 +192,7 @@ def policy_from_checkpoint(
         table = (q - torch.as_tensor(rs.default_pos, dtype=torch.float32)) / rs.action_scale
     phase_index = _phase_index(cfg.env.obs_layout, rs.num_joints)
     pol = TrackingPolicy(mlp, table, phase_index=phase_index, clip=rs.action_clip).eval()
-    return pol, {"config": cfg, **infos}
+    return pol, {**infos, "config": cfg}
 
 
 def _phase_index(layout: str, num_joints: int) -> int:

@@ -89,7 +89,7 @@ def closed_loop(
     max_steps: int | None = None,
 ) -> RolloutResult:
     """Run every env of ``env`` once from the given clips/start times until each ends (eval mode)."""
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: the env's tensors stay usable outside afterwards
         return _closed_loop(env, act, motion_ids, start_times, record, max_steps)
 
 
@@ -119,27 +119,26 @@ def _closed_loop(
 
     if record:
         snap()
-    if True:
-        for _ in range(limit):
-            a = act(obs["actor"])
-            a = torch.as_tensor(a, dtype=torch.float32, device=env.device)
-            obs, info = env.step(a)
-            if record:
-                traj["actions"].append(env.actions.cpu().numpy().copy())
-                snap()
-            err = env.tracking_errors()
-            live = alive.clone()
-            for k in err_sum:
-                e = err[k].cpu()
-                err_sum[k] += torch.where(live, e, torch.zeros_like(e))
-                per_step[k].append(e.numpy().copy())
-            per_step["alive"].append(live.numpy().copy())
-            steps += live.long()
-            term = info.terminated.cpu() & live
-            failed |= term
-            alive &= ~info.done.cpu()
-            if not alive.any():
-                break
+    for _ in range(limit):
+        a = act(obs["actor"])
+        a = torch.as_tensor(a, dtype=torch.float32, device=env.device)
+        obs, info = env.step(a)
+        if record:
+            traj["actions"].append(env.actions.cpu().numpy().copy())
+            snap()
+        err = env.tracking_errors()
+        live = alive.clone()
+        for k in err_sum:
+            e = err[k].cpu()
+            err_sum[k] += torch.where(live, e, torch.zeros_like(e))
+            per_step[k].append(e.numpy().copy())
+        per_step["alive"].append(live.numpy().copy())
+        steps += live.long()
+        term = info.terminated.cpu() & live
+        failed |= term
+        alive &= ~info.done.cpu()
+        if not alive.any():
+            break
     env.set_eval(False)
     denom = steps.clamp(min=1).float()
     return RolloutResult(

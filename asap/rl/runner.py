@@ -69,8 +69,9 @@ class Trainer:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        self._update_threads = cfg.torch_threads if cfg.torch_threads > 0 else torch.get_num_threads()
+        self._env_threads = cfg.env_torch_threads if cfg.env_torch_threads > 0 else self._update_threads
+        torch.set_num_threads(self._env_threads)
         self.out = Path(cfg.run.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.motion_lib = MotionLib(motion_sources(cfg.motion), spec=cfg.variant, device=cfg.device)
@@ -163,6 +164,7 @@ class Trainer:
         steps_per_it = cfg.ppo.num_steps_per_env * cfg.num_envs
         for it in range(start_it, total_it):
             t0 = time.time()
+            torch.set_num_threads(self._env_threads)
             with torch.inference_mode():
                 for _ in range(cfg.ppo.num_steps_per_env):
                     actions = alg.act(obs)
@@ -173,7 +175,9 @@ class Trainer:
                 collect = time.time() - t0
                 t1 = time.time()
                 alg.compute_returns(obs)
+            torch.set_num_threads(self._update_threads)
             loss = alg.update()
+            torch.set_num_threads(self._env_threads)
             learn = time.time() - t1
             rn.current_learning_iteration = it
             for k, v in env.log_scalars().items():

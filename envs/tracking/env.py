@@ -264,7 +264,8 @@ class TrackingEnv:
             if ids.numel():
                 m, s = self.sampler.sample(ids.numel(), self.cfg.sampling.random_start)
                 self._reset_envs(ids, m.to(self.device), s.to(self.device))
-        self._compute_obs()
+                st = None  # reset envs moved: read the state again
+        self._compute_obs(st)
         return self.obs, info
 
     def _push(self) -> None:
@@ -405,8 +406,8 @@ class TrackingEnv:
             self.far_threshold = min(max(self.far_threshold, tc.far_threshold_min), tc.far_threshold_max)
 
     # ---------------------------------------------------------------------------------------- observations
-    def _compute_obs(self) -> None:
-        st = self._read_state()
+    def _compute_obs(self, st: dict[str, torch.Tensor] | None = None) -> None:
+        st = st if st is not None else self._read_state()
         t_next = self.motion_time() + self.dt
         ref = self.motion_lib.get_state(self.motion_ids, t_next)
         self.ref_next = ref

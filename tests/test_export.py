@@ -1,0 +1,132 @@
+"""ONNX export: deploy-contract metadata, dynamic batch, parity with the checkpoint; `asap play` on .pt and .onnx."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from asap.config import load_config
+from asap.motion.motionlib import MotionLib
+from asap.motion.synthetic import synthetic_motion
+from asap.rl.config import PretrainConfig
+from asap.rl.export import CONTRACT_KEYS, OnnxPolicy, PolicyContract, TrackingPolicy, policy_from_checkpoint
+
+TINY = ["num_envs=2", "threads=1", "ppo.num_steps_per_env=4", "ppo.actor_hidden_dims=[32,16]",
+        "ppo.critic_hidden_dims=[16]", "ppo.num_mini_batches=1", "ppo.num_learning_epochs=1",
+        "run.eval_start_phases=1", "run.logger=none", "run.max_iterations=1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from asap.rl.runner import pretrain
+
+    d = tmp_path_factory.mktemp("exp")
+    motion = d / "clip.npz"
+    synthetic_motion(num_frames=21, fps=50, speed=(0, 0, 0), yaw_rate=0.0, amplitude=0.05).save(motion)
+    cfg = load_config(PretrainConfig, None, [f"motion={motion}", f"run.out_dir={d / 'run'}",
+                                              "env.residual_actions=true", *TINY])  # fmt: skip
+    pretrain(cfg)
+    return d / "run", motion
+
+
+def test_contract_metadata_roundtrip():
+    c = PolicyContract.for_robot("g1_23dof", "asap_v1", "squat", 5.2)
+    meta = c.to_metadata()
+    assert tuple(meta) == CONTRACT_KEYS
+    assert meta["obs_dim"] == "380" and meta["history_length"] == "4" and meta["control_dt"] == "0.02"
+    assert meta["default_joint_pos"].split(",")[:4] == ["-0.1", "0", "0", "0.3"]
+    back = PolicyContract.from_metadata(meta)
+    assert back.joint_names == c.joint_names and np.allclose(back.kp, c.kp) and back.motion_length_s == 5.2
+    with pytest.raises(ValueError, match="lacks"):
+        PolicyContract.from_metadata({"kp": "1"})
+
+
+def test_onnx_matches_checkpoint_and_has_contract(trained):
+    run, motion = trained
+    path = run / "policy.onnx"
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert set(CONTRACT_KEYS) <= set(meta) and meta["motion_name"] == "clip" and meta["robot_variant"] == "g1_23dof"
+    assert float(meta["motion_length_s"]) == pytest.approx(0.4)
+    assert [i.name for i in model.graph.input] == ["actor_obs"] and [o.name for o in model.graph.output] == ["action"]
+    # dynamic batch
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    lib = MotionLib(str(motion))
+    ck = sorted(run.glob("model_*.pt"))[-1]
+    pol, infos = policy_from_checkpoint(ck, ref_dof_pos=lib.frame_data("dof_pos", 0).numpy())
+    assert pol.residual and infos["config"].env.residual_actions
+    ox = OnnxPolicy(path)
+    assert ox.has_metadata and ox.contract.obs_dim == 380
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(64, 380)).astype(np.float32)
+    obs[:, 379] = rng.uniform(0, 1, 64)  # phase column drives the residual lookup
+    obs[:3, 379] = [0.0, 1.0, 0.5]
+    with torch.no_grad():
+        want = pol(torch.from_numpy(obs)).numpy()
+    got = ox(obs)
+    assert got.shape == (64, 23)
+    assert np.abs(got - want).max() <= 1e-5
+
+
+def test_residual_lookup_matches_the_env_reference():
+    # residual table lookup by phase equals the MotionLib interpolation the env uses in training
+    m = synthetic_motion(num_frames=11, fps=50, speed=(0, 0, 0), yaw_rate=0.0, amplitude=0.2)
+    lib = MotionLib([m])
+    q = lib.frame_data("dof_pos", 0)
+    default = torch.zeros(23)
+    table = (q - default) / 0.25
+    zero = torch.nn.Linear(380, 23)
+    torch.nn.init.zeros_(zero.weight)
+    torch.nn.init.zeros_(zero.bias)
+    pol = TrackingPolicy(zero, table, phase_index=379)
+    t = torch.tensor([0.0, 0.013, 0.1, 0.17, 0.2])
+    obs = torch.zeros(5, 380)
+    obs[:, 379] = t / lib.motion_lengths[0]
+    ref = lib.get_state(torch.zeros(5, dtype=torch.long), t).dof_pos / 0.25
+    assert torch.allclose(pol(obs), ref, atol=1e-5)
+
+
+def test_play_checkpoint_and_reference_style_onnx(trained, tmp_path):
+    from asap.rl.play import play
+
+    run, motion = trained
+    ck = sorted(run.glob("model_*.pt"))[-1]
+    js = tmp_path / "pt.json"
+    s = play(ck, motion, out_dir=tmp_path / "pt", json_path=js, video=False)
+    data = json.loads(js.read_text())
+    assert {"success", "steps_survived", "E_mpjpe_mm", "E_g_mpjpe_mm"} <= set(data)
+    assert (tmp_path / "pt" / "errors.csv").read_text().startswith("step,time_s,alive,E_mpjpe_mm")
+    # the exported ONNX played the same way gives the same rollout
+    s2 = play(run / "policy.onnx", motion, out_dir=tmp_path / "onnx", video=False)
+    assert s2["steps_survived"] == s["steps_survived"]
+    assert s2["E_mpjpe_mm"] == pytest.approx(s["E_mpjpe_mm"], abs=0.05)
+
+    # a reference-style model: batch fixed at 1, no metadata -> layout/variant from flags
+    plain = tmp_path / "ref_style.onnx"
+    mlp = torch.nn.Sequential(torch.nn.Linear(380, 8), torch.nn.ELU(), torch.nn.Linear(8, 23))
+    torch.onnx.export(mlp, (torch.zeros(1, 380),), str(plain), input_names=["actor_obs"], output_names=["action"],
+                      opset_version=13, dynamo=False)  # fmt: skip
+    ox = OnnxPolicy(plain, layout="asap_v1", variant="g1_23dof")
+    assert not ox.has_metadata and ox.fixed_batch == 1
+    assert ox(np.zeros((3, 380), np.float32)).shape == (3, 23)
+    s3 = play(plain, motion, out_dir=tmp_path / "plain", video=False, layout="asap_v1", variant="g1_23dof",
+              start_phases=2)  # fmt: skip
+    assert s3["num_rollouts"] == 2 and s3["policy_kind"] == "onnx"
+    with pytest.raises(ValueError, match="width"):
+        OnnxPolicy(plain, layout="asap_v1", variant="g1_29dof")
+
+
+def test_cli_play_writes_json(trained, tmp_path):
+    from asap.cli import main
+
+    run, motion = trained
+    js = tmp_path / "p.json"
+    rc = main(["play", str(run / "policy.onnx"), "--motion", str(motion), "--json", str(js), "--no-video",
+               "--out", str(tmp_path / "o")])  # fmt: skip
+    assert rc in (0, 3)
+    d = json.loads(js.read_text())
+    assert d["success"] == (rc == 0) and len(d["steps_survived"]) == 1

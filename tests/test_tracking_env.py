@@ -1,0 +1,113 @@
+"""TrackingEnv on the real MuJoCo backend: timing/phase, observations, residual actions, terminations, resets, DR."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from asap.motion.motionlib import MotionLib
+from asap.motion.synthetic import synthetic_motion
+from asap.sim.base import SimConfig, make_simulator
+from envs.tracking.config import DomainRandConfig, TerminationConfig, TrackingEnvConfig
+from envs.tracking.env import TrackingEnv
+
+N = 3
+
+
+@pytest.fixture(scope="module")
+def lib() -> MotionLib:
+    m = synthetic_motion(num_frames=26, fps=50, speed=(0.0, 0.0, 0.0), yaw_rate=0.0, amplitude=0.05)  # 0.5 s
+    return MotionLib([m])
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = make_simulator(SimConfig(num_envs=N, threads=1))
+    yield s
+    s.close()
+
+
+def _env(sim, lib, **kw) -> TrackingEnv:
+    cfg = TrackingEnvConfig(**kw)
+    return TrackingEnv(cfg, sim, lib)
+
+
+def test_shapes_phase_and_reference_init(sim, lib):
+    env = _env(sim, lib, obs_noise_level=0.0)
+    starts = torch.tensor([0.0, 0.2, 0.4])
+    obs = env.reset_to(torch.zeros(N, dtype=torch.long), starts)
+    assert obs["actor"].shape == (N, 380) and obs["critic"].shape == (N, 557)
+    # phase of the first observation = (t0 + dt) / length
+    length = float(lib.motion_lengths[0])
+    assert torch.allclose(obs["actor"][:, 379], (starts + 0.02) / length, atol=1e-6)
+    # reference-state init: joints at the reference, history empty, last action zero
+    ref = lib.get_state(torch.zeros(N, dtype=torch.long), starts)
+    q, _ = sim.get_joint_state()
+    assert torch.allclose(q, ref.dof_pos, atol=1e-5)
+    assert torch.allclose(obs["actor"][:, 26:49], ref.dof_pos - env.default_pos, atol=1e-5)
+    assert torch.all(obs["actor"][:, 72:376] == 0) and torch.all(obs["actor"][:, :23] == 0)
+
+
+def test_step_history_timeout_at_clip_end(sim, lib):
+    env = _env(sim, lib, obs_noise_level=0.0, residual_actions=True)
+    env.set_eval(True)
+    env.reset_to(torch.zeros(N, dtype=torch.long), torch.tensor([0.0, 0.3, 0.44]))
+    obs, info = env.step(torch.zeros(N, env.num_actions))
+    # residual zero action = reference joint angles at t0 + dt in action units; recorded as the last action
+    first = env.actions.clone()
+    assert torch.allclose(first, (env.ref_now.dof_pos - env.default_pos) / 0.25, atol=1e-5)
+    assert torch.allclose(obs["actor"][:, :23], first, atol=1e-6)
+    assert torch.all(obs["actor"][:, 72:95] == 0)  # history = the reset observation (last action 0)
+    assert torch.all(info.reward > 0)
+    assert not info.terminated.any()
+    obs, info = env.step(torch.zeros(N, env.num_actions))
+    assert torch.allclose(obs["actor"][:, 72:95], first, atol=1e-6)  # newest history frame = previous step
+    # env 2 started 0.44 s into a 0.5 s clip: 3 steps to the end -> time-out, not termination
+    obs, info = env.step(torch.zeros(N, env.num_actions))
+    assert info.time_out.tolist() == [False, False, True] and not info.terminated.any()
+    errs = env.tracking_errors()
+    assert float(errs["mpjpe"].max()) < 0.05  # following the reference's joint angles open loop, 3 steps in
+    env.set_eval(False)
+
+
+def test_tilt_and_far_terminate_and_reset(sim, lib):
+    env = _env(sim, lib, termination=TerminationConfig(far_threshold=0.3, far_curriculum=False))
+    env.reset_to(torch.zeros(N, dtype=torch.long), torch.zeros(N))
+    root = sim.get_root_state().clone()
+    root[0, 0] += 1.0  # env 0 teleported 1 m away from its reference
+    sim.set_root_state(torch.tensor([0]), root[:1])
+    obs, info = env.step(torch.zeros(N, env.num_actions))
+    assert info.terminated.tolist() == [True, False, False]
+    assert info.terms["termination"][0] == pytest.approx(-200 * 0.02)
+    assert env.episode_length_buf.tolist() == [0, 1, 1]  # env 0 was reset
+    assert torch.all(obs["actor"][0, 72:376] == 0)
+    # a robot lying on its side ends by the tilt condition
+    root = sim.get_root_state().clone()
+    root[1, 3:7] = torch.tensor([0.7071068, 0.7071068, 0.0, 0.0])
+    sim.set_root_state(torch.tensor([1]), root[1:2])
+    _, info = env.step(torch.zeros(N, env.num_actions))
+    assert bool(info.terminated[1])
+
+
+def test_curricula_move_with_episode_length(sim, lib):
+    cfg = TrackingEnvConfig()
+    cfg = replace(cfg, termination=replace(cfg.termination, far_curriculum_degree=0.1))
+    env = TrackingEnv(cfg, sim, lib)
+    env.average_episode_length = 10.0  # short episodes -> loosen
+    before = env.far_threshold
+    env._after_episodes(torch.tensor([True, False, False]), torch.tensor([True, False, False]), env.motion_time())
+    assert env.far_threshold > before
+    assert env.penalty_scale < 0.1
+
+
+def test_domain_randomisation_reaches_the_simulator(sim, lib):
+    dr = DomainRandConfig(friction=True, kp_kd=True, control_delay=True, link_mass=True, com_offset=True)
+    env = _env(sim, lib, domain_rand=dr)
+    d = sim.get_dynamics()
+    assert bool(((d.friction >= 0.5) & (d.friction <= 1.25)).all())
+    assert bool(((d.kp_scale >= 0.75) & (d.kp_scale <= 1.25)).all()) and float(d.kp_scale.std()) > 0
+    assert set(d.action_delay.tolist()) <= {0, 1, 2}
+    env.step(torch.zeros(N, env.num_actions))
+    sim.set_dynamics(None, sim.default_dynamics(N))
