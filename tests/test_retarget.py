@@ -268,3 +268,18 @@ def test_sample_motion_files(name):
     m = load_motion(path)
     assert m.fps == 50 and 3.0 <= m.duration <= 6.0
     assert m.meta["source"] == f"builtin:{name}"
+
+
+def test_retarget_lafan_named_bvh(solver, tmp_path):
+    path = write_bvh(tmp_path / "lafan.bvh", n=45)
+    text = path.read_text()
+    for side in ("Left", "Right"):
+        for a, b in (("Hip", "UpLeg"), ("Knee", "Leg"), ("Ankle", "Foot"), ("Shoulder", "Arm"),
+                     ("Elbow", "ForeArm"), ("Wrist", "Hand")):  # fmt: skip
+            text = text.replace(f"JOINT {side}{a}\n", f"JOINT {side}{b}\n")
+    path.write_text(text)
+    human = load_source(path)
+    assert table_for(human) == "bvh_lafan" and "LeftUpLeg" in human.names
+    res = retarget(human, load_table("bvh_lafan"), solver)
+    assert res.motion.validate() == {}
+    _check_report(res.report, err_mean_mm=25.0, skate=0.01)
