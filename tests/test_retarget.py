@@ -196,6 +196,16 @@ def test_smpl_without_body_model_names_the_download(tmp_path, capsys):
     (tmp_path / "models").mkdir()
     with pytest.raises(BodyModelError, match="no SMPL neutral body model found"):
         load_smpl_human(f, tmp_path / "models")
+    (tmp_path / "models" / "smpl").mkdir()
+    (tmp_path / "models" / "smpl" / "SMPL_NEUTRAL.pkl").write_bytes(b"not a model")
+    try:
+        import smplx  # noqa: F401
+
+        with pytest.raises(BodyModelError, match="cannot load body model"):
+            load_smpl_human(f, tmp_path / "models")
+    except ImportError:
+        with pytest.raises(BodyModelError, match=r"needs the 'smplx' package: pip install 'asap-g1\[smpl\]'"):
+            load_smpl_human(f, tmp_path / "models")
     from asap.cli import main
 
     assert main(["retarget", str(f), "-o", str(tmp_path / "o.npz")]) == 1
