@@ -212,7 +212,7 @@ class Runtime:
             threading.Thread(target=self._keyboard_thread, daemon=True).start()
         if self.cfg.rt_priority > 0:
             try:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.cfg.rt_priority))
+                os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(self.cfg.rt_priority))
             except (PermissionError, OSError) as e:
                 print(f"[runtime] real-time priority not available ({e})", file=sys.stderr)
         period = 1.0 / self.cfg.cmd_hz

@@ -22,7 +22,7 @@ PIP=("$PY" -m pip install -q)
 
 log() { echo "[install_dds] $*"; }
 
-if "$PY" -c "import cyclonedds.domain, cyclonedds.__library__ as l; assert 'ddsc' in l.library_path" 2>/dev/null \
+if "$PY" -c "import os, cyclonedds.domain, cyclonedds.__library__ as l; assert os.path.exists(l.library_path)" 2>/dev/null \
     && [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("cyclonedds"))')" = "0.10.2" ]; then
     log "cyclonedds 0.10.2 already installed in $VENV"
 else
@@ -53,10 +53,13 @@ else
         rm -rf "$home"
         mkdir -p "$home/lib" "$home/bin"
         ln -s /usr/include "$home/include"
-        ln -s "$lib" "$home/lib/libddsc.so"
+        ln -s "$(readlink -f "$lib")" "$home/lib/libddsc.so"  # the runtime library itself (libddsc0debian)
     fi
     log "building cyclonedds==0.10.2 against $home"
-    CYCLONEDDS_HOME="$home" "${PIP[@]}" --no-binary cyclonedds "cyclonedds==0.10.2"
+    # --no-cache-dir: a cached wheel would carry another prefix's library path
+    CYCLONEDDS_HOME="$home" "${PIP[@]}" --no-cache-dir --force-reinstall --no-deps --no-binary cyclonedds \
+        "cyclonedds==0.10.2"
+    "${PIP[@]}" "cyclonedds==0.10.2"  # its own dependencies (rich-click)
 fi
 
 if [ "${ASAP_DDS_SKIP_SDK:-0}" != "1" ]; then

@@ -1,0 +1,155 @@
+"""Benchmark the robot runtime: observation + policy latency, and loop-period jitter against the virtual G1.
+
+1. Latency (CPU, one thread): the runtime's own policy step in RUN (observation from a LowState with asap.obs,
+   ONNX inference, safety checks, target computation), plus LowCmd fill + CRC + serialization, N times.
+2. Jitter: the full runtime at 50 Hz (100 Hz command ticks) in RUN against a virtual G1 child process over DDS on
+   ``lo`` for ``--seconds`` (default 60); the policy period is measured at each step; jitter = |period - 20 ms|.
+
+Policy: ``--policy`` (an exported policy) or a random [512, 256, 128] MLP with ASAP's 380 -> 23 contract.
+
+    python scripts/bench_runtime.py --json run/bench/runtime.json [--seconds 60] [--rt-priority 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _latency(policy_path: Path, n: int) -> dict[str, float]:
+    from asap.robot.spec import get_spec
+    from deploy import crc
+    from deploy.contract import OnnxPolicy
+    from deploy.controller import Controller, ControllerConfig, Mode, RobotState
+    from deploy.messages import new_lowcmd, new_lowstate
+
+    pol = OnnxPolicy(policy_path)
+    ctl = Controller(pol.contract, pol, ControllerConfig(ramp_s=0.0))
+    msg = new_lowstate()
+    raw = msg.raw
+    raw["motor_state"]["q"][:29] = get_spec("g1_29dof").motor_table()["default"]
+    raw["imu_state"]["quaternion"] = [1, 0, 0, 0]
+    rng = np.random.default_rng(0)
+    ctl.on_state(RobotState.from_raw(raw, 0.0))
+    ctl.request("start", 0.0)
+    ctl.policy_step(0.0)
+    ctl.request("run", 0.0)
+    assert ctl.mode == Mode.RUN
+    ctl.steps_per_motion = 10**9
+    cmd = new_lowcmd()
+    step, full = [], []
+    for k in range(n + 50):
+        raw["tick"] = k + 1
+        raw["motor_state"]["dq"][:29] = rng.normal(scale=0.1, size=29)
+        t0 = time.perf_counter()
+        st = RobotState.from_raw(raw, float(k))
+        ctl.on_state(st)
+        ctl.check(float(k))
+        t1 = time.perf_counter()
+        ctl.policy_step(float(k))
+        t2 = time.perf_counter()
+        c = ctl.command(float(k))
+        mc = cmd.raw["motor_cmd"]
+        mc["q"][:29], mc["kp"][:29], mc["kd"][:29] = c.q, c.kp, c.kd
+        crc.seal(cmd)
+        cmd.serialize()
+        t3 = time.perf_counter()
+        ctl.last_fresh = float(k)
+        if k >= 50:
+            step.append(t2 - t1)
+            full.append(t3 - t0)
+    s, f = np.array(step) * 1e3, np.array(full) * 1e3
+    return {
+        "obs_policy_ms_p50": float(np.percentile(s, 50)), "obs_policy_ms_p99": float(np.percentile(s, 99)),
+        "tick_ms_p50": float(np.percentile(f, 50)), "tick_ms_p99": float(np.percentile(f, 99)), "samples": n,
+    }  # fmt: skip
+
+
+def _jitter(policy_path: Path, seconds: float, domain: int, rt_priority: int, gap: str | None) -> dict[str, float]:
+    from deploy import virtual_g1
+    from deploy.collect import OperatorScript, VirtualOperator
+    from deploy.controller import ControllerConfig, Mode
+    from deploy.runtime import Runtime, RuntimeConfig
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_runtime_"))
+    proc = virtual_g1.spawn(gap, domain, "lo", log=tmp / "sim.log")
+    try:
+        cfg = RuntimeConfig(domain_id=domain, interface="lo", cmd_hz=100, rt_priority=rt_priority,
+                            controller=ControllerConfig(ramp_s=1.0))  # fmt: skip
+        rt = Runtime(policy_path, cfg, log_dir=tmp / "log")
+        rt.ctrl.steps_per_motion = 10**9  # keep running the policy for the whole window
+        cli = virtual_g1.SimClient(domain, "lo")
+        if not cli.wait(30):
+            raise RuntimeError("virtual G1 did not start")
+        op = VirtualOperator(rt, cli, 1, OperatorScript(keep_support=True))
+        op.start()
+        mark: dict[str, float] = {}
+
+        def until(r: Runtime) -> bool:
+            if r.ctrl.mode == Mode.RUN and "t" not in mark:
+                mark["t"], mark["i"] = time.monotonic(), len(r.periods)
+            return "t" in mark and time.monotonic() - mark["t"] >= seconds or r.ctrl.mode == Mode.DAMPING
+
+        summary = rt.run(max_seconds=seconds + 60, until=until)
+        if "i" not in mark or summary["fault"]:
+            raise RuntimeError(f"the runtime did not run the policy: {summary}")
+        per = np.array(rt.periods[mark["i"] + 1 :])
+        comp = np.array(rt.compute_times) * 1e3
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    jit = np.abs(per - 0.02) * 1e3
+    return {
+        "seconds": float(per.sum()), "steps": int(per.size), "period_ms_mean": float(per.mean() * 1e3),
+        "jitter_ms_p50": float(np.percentile(jit, 50)), "jitter_ms_p99": float(np.percentile(jit, 99)),
+        "jitter_ms_max": float(jit.max()), "late_steps_over_1ms": int((jit > 1.0).sum()),
+        "policy_step_ms_p99_in_loop": float(np.percentile(comp, 99)), "rt_priority": rt_priority,
+        "bad_crc": summary["bad_crc"],
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", default=None, help="write results here")
+    p.add_argument("--policy", default=None, help="policy ONNX (default: random 380->23 MLP [512,256,128])")
+    p.add_argument("--seconds", type=float, default=60.0, help="jitter window at 50 Hz")
+    p.add_argument("--samples", type=int, default=5000, help="latency samples")
+    p.add_argument("--domain-id", type=int, default=200 + os.getpid() % 30, help="DDS domain for the jitter run")
+    p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority of the loop (0 = normal)")
+    p.add_argument("--gap", default=None, help="reality-gap profile of the virtual G1")
+    p.add_argument("--skip-jitter", action="store_true", help="latency only")
+    args = p.parse_args(argv)
+    if args.policy:
+        policy = Path(args.policy)
+    else:
+        from deploy.testing import make_policy, test_contract
+
+        policy = make_policy(Path(tempfile.mkdtemp()) / "bench.onnx", test_contract(motion_length_s=10.0),
+                             hidden=(512, 256, 128))  # fmt: skip
+    res: dict = {"policy": str(policy) if args.policy else "random MLP 380-512-256-128-23",
+                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
+                             "loadavg_start": os.getloadavg()}}  # fmt: skip
+    if args.rt_priority > 0:  # this thread only; children (the virtual G1) start with normal scheduling
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(args.rt_priority))
+    res["latency"] = _latency(policy, args.samples)
+    print(json.dumps(res["latency"]), flush=True)
+    if not args.skip_jitter:
+        res["jitter"] = _jitter(policy, args.seconds, args.domain_id, args.rt_priority, args.gap)
+        print(json.dumps(res["jitter"]), flush=True)
+    res["machine"]["loadavg_end"] = os.getloadavg()
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
