@@ -1,0 +1,1 @@
+"""Evaluation: the paper's tracking metrics, closed-loop and open-loop comparisons."""
