@@ -7,7 +7,8 @@ from the standing pose, PD targets swaying around the default pose):
   contact forces, applied torques) as float32 torch tensors;
 * ``raw``: ``mujoco.rollout.Rollout(nthread=T)`` over the same batch, 4 substeps per control step, no reads.
 
-The ratio asap/raw is the overhead of the protocol (target >= 0.7). With ``genesis-world`` installed it also times
+Each control step is timed on both paths in turn (lockstep), so load from other processes hits both alike. The ratio
+asap/raw is what the protocol costs (target >= 0.7). With ``genesis-world`` installed it also times
 the Genesis backend on CPU (same step + reads). Example::
 
     nice python scripts/bench_sim.py --num-envs 64 --threads 2 --seconds 20 --json bench_sim.json
@@ -79,6 +80,7 @@ class RawRollout:
         self.state = np.empty((self.n, self.decimation, self.nstate))
         self.sensordata = np.empty((self.n, self.decimation, self.model.nsensordata))
         self.act = sim._act
+        self.models = [self.model] * self.n
 
     def controls(self, targets: list[torch.Tensor]) -> list[np.ndarray]:
         out = []
@@ -88,42 +90,52 @@ class RawRollout:
             out.append(ctrl)
         return out
 
-    def time_episode(self, controls: list[np.ndarray]) -> float:
-        state = self.s0.copy()
-        t = time.perf_counter()
-        for ctrl in controls:
-            self.pool.rollout(
-                [self.model] * self.n,
-                self.datas,
-                state,
-                ctrl,
-                nstep=self.decimation,
-                state=self.state,
-                sensordata=self.sensordata,
-                skip_checks=True,
-            )
-            state = self.state[:, -1].copy()
-        return time.perf_counter() - t
+    def step(self, state: np.ndarray, ctrl: np.ndarray) -> np.ndarray:
+        """One control step of every env from ``state``; returns the new (N, nstate) state."""
+        self.pool.rollout(
+            self.models,
+            self.datas,
+            state,
+            ctrl,
+            nstep=self.decimation,
+            state=self.state,
+            sensordata=self.sensordata,
+            skip_checks=True,
+        )
+        return self.state[:, -1].copy()
 
 
 def bench_mujoco(num_envs: int, threads: int, seconds: float) -> dict:
+    """Both paths in lockstep: each control step is timed on the protocol path, then on raw rollout.
+
+    Interleaving at every control step exposes both to the same load from other processes on a shared machine.
+    """
     sim = make_simulator(SimConfig(num_envs=num_envs, threads=threads))
     assert isinstance(sim, MujocoSimulator)
     raw = RawRollout(sim, threads)
     targets = [_targets(sim, k) for k in range(EPISODE)]
     controls = raw.controls(targets)
-    time_asap_episode(sim, targets[:5])  # warm up both
-    raw.time_episode(controls[:5])
     t_asap, t_raw, episodes = 0.0, 0.0, 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or episodes < 2:
-        t_asap += time_asap_episode(sim, targets)
-        t_raw += raw.time_episode(controls)
+        sim.reset()
+        _read_all(sim)
+        state = raw.s0.copy()
+        for tgt, ctrl in zip(targets, controls, strict=True):
+            t0 = time.perf_counter()
+            sim.step(tgt)
+            _read_all(sim)
+            t1 = time.perf_counter()
+            state = raw.step(state, ctrl)
+            t2 = time.perf_counter()
+            if episodes > 0:  # the first episode warms up both
+                t_asap += t1 - t0
+                t_raw += t2 - t1
         episodes += 1
-    steps = episodes * EPISODE * num_envs
+    steps = (episodes - 1) * EPISODE * num_envs
     sim.close()
     return {
-        "episodes": episodes,
+        "episodes": episodes - 1,
         "asap_env_steps_per_s": steps / t_asap,
         "raw_env_steps_per_s": steps / t_raw,
         "raw_mj_steps_per_s": steps * 4 / t_raw,
