@@ -101,8 +101,8 @@ class PretrainConfig:
     """Robot variant."""
     seed: int = 0
     """Seed of torch, the env and the simulator."""
-    torch_threads: int = 0
-    """torch threads for the PPO update (0: leave torch's default)."""
+    torch_threads: int = 1
+    """torch threads for the PPO update (0: torch's default; more than 1 thread collapses on a busy CPU)."""
     env_torch_threads: int = 1
     """torch threads while stepping the env (small tensors: 1 avoids thread-pool overhead; 0: leave default)."""
     physics: ModelOptions = field(default_factory=ModelOptions)

@@ -221,7 +221,7 @@ class Trainer:
              f"{self.cfg.ppo.num_steps_per_env * self.cfg.num_envs / max(it_time, 1e-9):6.0f} steps/s | "
              f"reward {row['mean_reward']:8.3f} | ep len {row['mean_episode_length']:6.1f} | "
              f"far {row['far_threshold']:.3f} | std {row['action_std']:.3f} | "
-             f"{_hms(row['time_s'])}")  # fmt: skip
+             f"sim+env {row['collect_s']:.2f}s ppo {row['learn_s']:.2f}s | {_hms(row['time_s'])}")  # fmt: skip
         if ev is not None:
             s += (f" | eval success {ev['success_rate'] * 100:.0f}% E_mpjpe {ev['E_mpjpe_mm']:.1f} mm "
                   f"E_g-mpjpe {ev['E_g_mpjpe_mm']:.1f} mm")  # fmt: skip
