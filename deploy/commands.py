@@ -52,6 +52,7 @@ def robot_sim_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode-machine", type=int, default=5, help="mode_machine reported in LowState")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority of the sim loop (0 = normal)")
 
 
 def _robot_sim(args: argparse.Namespace) -> int:

@@ -210,8 +210,10 @@ class Runtime:
                 signal.signal(s, self._on_signal)
         if self.keyboard and sys.stdin.isatty():
             threading.Thread(target=self._keyboard_thread, daemon=True).start()
+        old_sched = None
         if self.cfg.rt_priority > 0:
             try:
+                old_sched = (os.sched_getscheduler(0), os.sched_getparam(0))
                 os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(self.cfg.rt_priority))
             except (PermissionError, OSError) as e:
                 print(f"[runtime] real-time priority not available ({e})", file=sys.stderr)
@@ -259,6 +261,11 @@ class Runtime:
                 if behind > period:  # overrun: skip the missed ticks, keep the phase
                     t_next += np.ceil(behind / period) * period
         finally:
+            if old_sched is not None:  # the caller's thread gets its scheduling back
+                try:
+                    os.sched_setscheduler(0, old_sched[0], old_sched[1])
+                except (PermissionError, OSError):
+                    pass
             self.stop_flag = True
             if self.logger is not None:
                 self._drain_transitions(t0)

@@ -242,8 +242,13 @@ class VirtualG1:
         self.mocap_writer.write(m)
 
     # ------------------------------------------------------------------------------------------ loop
-    def run(self, duration: float | None = None) -> dict[str, float]:
+    def run(self, duration: float | None = None, rt_priority: int = 0) -> dict[str, float]:
         """Step in real time until ``duration`` s pass, a quit command, or SIGINT/SIGTERM."""
+        if rt_priority > 0:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(rt_priority))
+            except (PermissionError, OSError) as e:
+                print(f"[virtual_g1] real-time priority not available ({e})", flush=True)
         stop = {"flag": False}
 
         def handler(signum: int, frame: object) -> None:  # noqa: ARG001
@@ -298,7 +303,7 @@ class SimClient:
 
 def spawn(
     gap: str | Path | None = None, domain_id: int = 1, interface: str = "lo", support: bool = True,
-    duration: float | None = None, log: str | Path | None = None,
+    duration: float | None = None, log: str | Path | None = None, rt_priority: int = 0,
 ) -> subprocess.Popen:  # fmt: skip
     """Start a virtual G1 in a child process (``python -m deploy.virtual_g1``)."""
     cmd = [sys.executable, "-m", "deploy.virtual_g1", "--domain-id", str(domain_id), "--net", interface]
@@ -308,6 +313,8 @@ def spawn(
         cmd += ["--no-support"]
     if duration is not None:
         cmd += ["--duration", str(duration)]
+    if rt_priority > 0:
+        cmd += ["--rt-priority", str(rt_priority)]
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if not log:
@@ -325,7 +332,7 @@ def main_from_args(args: argparse.Namespace) -> int:
                     seed=args.seed)  # fmt: skip
     print(f"[virtual_g1] domain {args.domain_id} on {args.net}, gap {gap.name!r}, support "
           f"{'on' if sim.support else 'off'}; 200 Hz", flush=True)  # fmt: skip
-    stats = sim.run(args.duration)
+    stats = sim.run(args.duration, args.rt_priority)
     print(f"[virtual_g1] stopped: {stats}", flush=True)
     return 0
 
