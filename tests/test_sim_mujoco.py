@@ -141,3 +141,14 @@ def test_config_file_and_errors():
     assert as_env_ids(torch.tensor([True, False]), 2).tolist() == [0]
     with pytest.raises(ValueError, match="unknown simulator backend"):
         make_simulator(SimConfig(backend="bullet"))
+
+
+def test_29dof_variant_runs():
+    s = make_simulator(SimConfig(variant="g1_29dof", num_envs=2, threads=1))
+    assert s.num_joints == 29
+    tgt = torch.as_tensor(s.spec.default_pos, dtype=torch.float32).expand(2, -1)
+    for _ in range(5):
+        s.step(tgt)
+    assert s.get_joint_state()[0].shape == (2, 29) and s.get_body_state().pos.shape == (2, 27, 3)
+    weight = s.get_foot_contact_forces()[:, :, 2].sum(dim=1)
+    assert weight.min().item() > 0.5 * s.total_mass * 9.81
