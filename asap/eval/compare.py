@@ -1,0 +1,77 @@
+"""Tracking metrics of a recorded rollout (a Motion) against its reference motion.
+
+The rollout's frame f is compared with the reference at time ``start_time + f / fps`` (clipped to the clip's
+end). Both trajectories go through the same forward kinematics, so the metrics cover the 27 tracked bodies.
+With ``align="start"`` the reference is moved (translation in xy and heading) so that its root at
+``start_time`` coincides with the rollout's first root pose — needed when the robot did not start where the
+reference starts (a robot on the floor of a lab, the virtual G1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asap.eval.metrics import TrackingMetrics, tracking_metrics
+from asap.motion.motion import Motion
+from asap.motion.motionlib import MotionLib
+from asap.robot.kinematics import G1Kinematics
+from asap.robot.spec import get_spec
+from asap.utils.rotations import quat_rotate, yaw_from_quat
+
+
+def _yaw_quat(angle: float) -> np.ndarray:
+    return np.array([np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2)])
+
+
+def rollout_body_positions(rollout: Motion, variant: str = "g1_23dof") -> np.ndarray:
+    """World positions (T, 27, 3) of the tracked bodies along a recorded rollout."""
+    m = rollout.for_robot(variant)
+    kin = G1Kinematics(variant, dtype=torch.float64)
+    pos, _ = kin.forward_numpy(m.root_pos, m.root_quat, m.dof_pos)
+    return pos
+
+
+def reference_body_positions(
+    reference: MotionLib, times: np.ndarray, align_to: tuple[np.ndarray, np.ndarray] | None = None, motion_id: int = 0
+) -> np.ndarray:
+    """Reference body positions (T, 27, 3) at ``times``; optionally re-anchored so that the root pose at
+    ``times[0]`` maps onto ``align_to = (root_pos, root_quat)`` (xy and heading only)."""
+    t = torch.as_tensor(np.clip(times, 0.0, float(reference.motion_lengths[motion_id])), dtype=torch.float32)
+    ids = torch.full((len(times),), motion_id, dtype=torch.long)
+    st = reference.get_state(ids, t)
+    body = st.body_pos.double().cpu().numpy()
+    if align_to is None:
+        return body
+    r0_pos = st.root_pos[0].double().cpu().numpy()
+    r0_quat = st.root_quat[0].double().cpu().numpy()
+    dyaw = float(yaw_from_quat(align_to[1]) - yaw_from_quat(r0_quat))
+    q = np.broadcast_to(_yaw_quat(dyaw), body.shape[:-1] + (4,))
+    rel = body - np.array([r0_pos[0], r0_pos[1], 0.0])
+    out = quat_rotate(q, rel) + np.array([align_to[0][0], align_to[0][1], 0.0])
+    return out
+
+
+def compare_rollout(
+    rollout: Motion | str | Path,
+    reference: Motion | str | Path | MotionLib,
+    start_time: float = 0.0,
+    align: str = "none",
+    variant: str | None = None,
+) -> TrackingMetrics:
+    """Metrics of ``rollout`` against ``reference`` (see module docstring). ``align``: 'none' or 'start'."""
+    ro = rollout if isinstance(rollout, Motion) else Motion.load(rollout)
+    v = variant or ("g1_29dof" if len(ro.joint_names) == 29 else "g1_23dof")
+    get_spec(v)
+    lib = reference if isinstance(reference, MotionLib) else MotionLib(reference, spec=v)
+    if align not in ("none", "start"):
+        raise ValueError(f"align must be 'none' or 'start', not {align!r}")
+    sim = rollout_body_positions(ro, v)
+    times = start_time + np.arange(ro.num_frames) / float(ro.fps)
+    keep = times <= float(lib.motion_lengths[0]) + 1e-6
+    sim, times = sim[keep], times[keep]
+    anchor = (ro.root_pos[0], ro.root_quat[0]) if align == "start" else None
+    ref = reference_body_positions(lib, times, anchor)
+    return tracking_metrics(sim, ref)
