@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt scripts/install_dds.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,genesis]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,genesis,wandb]'
 	bash scripts/install_dds.sh $(VENV)
 	$(PY) -m asap.cli robot fetch
 	touch $(STAMP)
