@@ -88,9 +88,8 @@ def stage_pretrain(cfg: PipelineConfig, motion: Path, out: Path) -> dict[str, An
     summary = out / "metrics.json"
     if summary.exists() and (out / "policy.onnx").exists():
         done = json.loads(summary.read_text())
-        if done.get("stop_reason") in ("success", "max_time", "max_iterations"):
-            print(f"{out} holds a finished run ({done.get('stop_reason')}): skipped")
-            return done
+        print(f"{out} holds a finished run (stopped: {done.get('stop_reason')}): skipped")
+        return done
     overrides = [f"motion={motion}", f"run.out_dir={out}", *cfg.pretrain_overrides]
     ckpts = sorted(out.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[-1]) if p.stem[6:].isdigit() else -1)
     if ckpts:
