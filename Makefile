@@ -19,6 +19,7 @@ demo: $(STAMP)
 	MUJOCO_GL=egl $(VENV)/bin/asap demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check asap envs deploy scripts tests
 	MUJOCO_GL=egl $(PY) -m pytest -q
 
 lint: $(STAMP)
