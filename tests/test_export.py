@@ -17,7 +17,7 @@ from asap.rl.export import CONTRACT_KEYS, OnnxPolicy, PolicyContract, TrackingPo
 
 TINY = ["num_envs=2", "threads=1", "ppo.num_steps_per_env=4", "ppo.actor_hidden_dims=[32,16]",
         "ppo.critic_hidden_dims=[16]", "ppo.num_mini_batches=1", "ppo.num_learning_epochs=1",
-        "run.eval_start_phases=1", "run.logger=none", "run.max_iterations=1"]  # fmt: skip
+        "run.eval_start_phases=1", "run.logger=none", "run.max_iterations=2", "ppo.obs_normalization=true"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

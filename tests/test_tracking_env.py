@@ -111,3 +111,15 @@ def test_domain_randomisation_reaches_the_simulator(sim, lib):
     assert set(d.action_delay.tolist()) <= {0, 1, 2}
     env.step(torch.zeros(N, env.num_actions))
     sim.set_dynamics(None, sim.default_dynamics(N))
+
+
+def test_far_threshold_tightens_with_timeout_rate(sim, lib):
+    cfg = TrackingEnvConfig()
+    term = replace(cfg.termination, far_threshold=0.5, far_threshold_min=0.25, far_threshold_max=0.5,
+                   far_curriculum_mode="timeout_rate")  # fmt: skip
+    env = TrackingEnv(replace(cfg, termination=term, curriculum=replace(cfg.curriculum, average_window=1)), sim, lib)
+    done = torch.tensor([True, True, False])
+    env._after_episodes(done, torch.tensor([False, False, False]), env.motion_time())  # all ended episodes succeed
+    assert env.timeout_rate == pytest.approx(1.0) and env.far_threshold == pytest.approx(0.25)
+    env._after_episodes(done, done, env.motion_time())  # all fail
+    assert env.far_threshold == pytest.approx(0.5)

@@ -44,6 +44,7 @@ def _env_state(env: TrackingEnv) -> dict[str, Any]:
         "limit_fracs": list(env.limit_fracs),
         "far_threshold": env.far_threshold,
         "average_episode_length": env.average_episode_length,
+        "timeout_rate": env.timeout_rate,
         "sampler_failures": env.sampler.failures.clone(),
     }
 
@@ -53,6 +54,7 @@ def _load_env_state(env: TrackingEnv, st: dict[str, Any]) -> None:
     env.limit_fracs = [float(x) for x in st["limit_fracs"]]
     env.far_threshold = float(st["far_threshold"])
     env.average_episode_length = float(st["average_episode_length"])
+    env.timeout_rate = float(st.get("timeout_rate", 0.0))
     f = st.get("sampler_failures")
     if f is not None and tuple(f.shape) == tuple(env.sampler.failures.shape):
         env.sampler.failures.copy_(f)

@@ -96,7 +96,11 @@ class TerminationConfig:
     far_threshold_max: float = 2.0
     """Upper clip of the threshold curriculum (m)."""
     far_curriculum: bool = True
-    """Tighten the threshold when episodes get long, loosen it when they get short."""
+    """Move the threshold with training progress (see far_curriculum_mode)."""
+    far_curriculum_mode: str = "episode_length"
+    """'episode_length' (reference: x(1 -+ degree) per reset event when the average episode is long/short) or
+    'timeout_rate' (threshold = max - (max - min) * share of episodes that reach their end: tightens as success
+    grows)."""
     far_curriculum_degree: float = 2.5e-5
     """Relative change of the threshold per reset event."""
     max_episode_length_s: float = 20.0

@@ -109,6 +109,8 @@ class TrackingEnv:
         )
         self.far_threshold = cfg.termination.far_threshold
         self.average_episode_length = 0.0
+        self.timeout_rate = 0.0
+        """Exponential average of the share of episodes that end by reaching their clip end (not failing)."""
         self.eval_mode = False
         """Evaluation: no noise, no curricula updates, no random resets (see :meth:`set_eval`)."""
         self.fail_mean_distance = 0.5
@@ -383,6 +385,8 @@ class TrackingEnv:
             self.average_episode_length = float(lens.mean())
         else:
             self.average_episode_length = (1 - a) * self.average_episode_length + a * float(lens.mean())
+        ok = float((done & ~terminated)[ended].float().mean())
+        self.timeout_rate = (1 - a) * self.timeout_rate + a * ok
         ael = self.average_episode_length
         short, long_ = ael < cc.length_low, ael > cc.length_high
         if cc.penalty:
@@ -397,7 +401,12 @@ class TrackingEnv:
             ranges = (cc.limits_pos_range, cc.limits_vel_range, cc.limits_torque_range)
             self.limit_fracs = [min(max(x * f, r[0]), r[1]) for x, r in zip(self.limit_fracs, ranges, strict=True)]
         tc = self.cfg.termination
-        if tc.motion_far and tc.far_curriculum:
+        if tc.motion_far and tc.far_curriculum and tc.far_curriculum_mode == "timeout_rate":
+            span = tc.far_threshold_max - tc.far_threshold_min
+            self.far_threshold = tc.far_threshold_max - span * min(max(self.timeout_rate, 0.0), 1.0)
+        elif tc.motion_far and tc.far_curriculum:
+            if tc.far_curriculum_mode != "episode_length":
+                raise ValueError(f"unknown far_curriculum_mode {tc.far_curriculum_mode!r}")
             d = tc.far_curriculum_degree
             if short:
                 self.far_threshold *= 1 + d
@@ -440,6 +449,7 @@ class TrackingEnv:
             "penalty_scale": self.penalty_scale,
             "limit_frac_pos": self.limit_fracs[0],
             "average_episode_length": self.average_episode_length,
+            "timeout_rate": self.timeout_rate,
         }
         out.update(self.sampler.summary())
         return out
