@@ -12,6 +12,7 @@ angles inside the graph (looked up by the phase term of the observation), so the
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,10 +211,12 @@ def export_onnx(policy: TrackingPolicy, contract: PolicyContract, path: str | Pa
     out.parent.mkdir(parents=True, exist_ok=True)
     policy = policy.eval().to("cpu")
     dummy = torch.zeros(1, contract.obs_dim)
-    torch.onnx.export(
-        policy, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, dynamo=False,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but exact for this small graph
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            policy, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, dynamo=False,
+        )  # fmt: skip
     model = onnx.load(str(out))
     del model.metadata_props[:]
     for k, v in contract.to_metadata().items():
