@@ -130,3 +130,13 @@ def test_cli_play_writes_json(trained, tmp_path):
     assert rc in (0, 3)
     d = json.loads(js.read_text())
     assert d["success"] == (rc == 0) and len(d["steps_survived"]) == 1
+
+
+def test_play_writes_video(trained, tmp_path):
+    from asap.rl.play import play
+
+    run, motion = trained
+    s = play(run / "policy.onnx", motion, out_dir=tmp_path / "v", video=True)
+    if "video_error" in s:
+        pytest.skip(f"offscreen rendering unavailable: {s['video_error']}")
+    assert (tmp_path / "v" / "play.mp4").stat().st_size > 1000
