@@ -1,9 +1,9 @@
 """``asap collect``: run N episodes of a policy's motion on a G1 (virtual or real), log them, convert to Motions.
 
 On the virtual G1 a scripted operator does what a person does with the remote: reset the robot into its
-support, START (ramp to the default pose), release the support, A (run the motion), and again after the motion
-ends (or after a fall: reset, START re-arms). On the real robot the operator presses the buttons and the
-command stops after N finished episodes.
+support, START (ramp to the default pose), A (blend to the motion's start pose, then run it; the support is
+released as the policy starts), and again after the motion ends (or after a fall: reset, START re-arms). On
+the real robot the operator presses the buttons and the command stops after N finished episodes.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ class OperatorScript:
 
     settle_s: float = 0.5
     """Wait after a reset before pressing START."""
-    release_after_hold_s: float = 0.3
-    """Time in HOLD before the support is released."""
-    stand_s: float = 0.2
-    """Time standing free (PD at the default pose) before pressing A."""
+    hold_s: float = 0.3
+    """Time in HOLD (in the support) before pressing A."""
     keep_support: bool = False
-    """Keep the robot in its support during the motion (tests of the runtime, not of balance)."""
+    """Keep the robot in its support during the motion (tests of the runtime, not of balance). Otherwise the
+    support is released the moment the policy starts, as an operator lowers a gantry: the PD stand at the
+    default pose alone is not balanced (the G1's ankles are too soft), so it must not stand free before."""
 
 
 class VirtualOperator(threading.Thread):
@@ -70,14 +70,13 @@ class VirtualOperator(threading.Thread):
                 if not self._wait_mode((Mode.HOLD,), 10.0):
                     self.error = f"robot did not reach HOLD (mode {self.rt.ctrl.mode.name})"
                     return
-                time.sleep(s.release_after_hold_s)
+                time.sleep(s.hold_s)
+                if self.rt.ctrl.mode != Mode.HOLD:
+                    continue  # a fault while holding: the next episode resets
+                self.cli.press("A")
+                self._wait_mode((Mode.RUN,), self.rt.ctrl.cfg.start_blend_s + 2.0)  # after the start-pose blend
                 if not s.keep_support:
                     self.cli.send("support_off")
-                    time.sleep(s.stand_s)
-                if self.rt.ctrl.mode != Mode.HOLD:
-                    continue  # fell while standing: next episode resets
-                self.cli.press("A")
-                self._wait_mode((Mode.RUN,), 2.0)
                 self._wait_mode((Mode.RAMP, Mode.HOLD, Mode.DAMPING), self.rt.contract.motion_length_s + 10.0)
                 time.sleep(0.2)
         except Exception as e:  # noqa: BLE001 - reported by the caller

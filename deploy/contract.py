@@ -67,6 +67,9 @@ class PolicyContract:
     """Motion length (s)."""
     robot_variant: str
     """Robot variant."""
+    start_joint_pos: np.ndarray | None = None
+    """Optional (metadata ``start_joint_pos``): the motion's joint angles at phase 0 (J,). When present the
+    controller blends from the held default pose to it before starting the policy, as the reference does."""
 
     @property
     def num_joints(self) -> int:
@@ -88,6 +91,7 @@ class PolicyContract:
             "history_length": str(int(self.history_length)), "control_dt": repr(float(self.control_dt)),
             "motion_name": self.motion_name, "motion_length_s": repr(float(self.motion_length_s)),
             "robot_variant": self.robot_variant,
+            **({} if self.start_joint_pos is None else {"start_joint_pos": f(self.start_joint_pos)}),
         }  # fmt: skip
 
     @classmethod
@@ -120,9 +124,10 @@ class PolicyContract:
             history_length=int(num("history_length")), control_dt=num("control_dt"),
             motion_name=meta["motion_name"].strip(), motion_length_s=num("motion_length_s"),
             robot_variant=meta["robot_variant"].strip(),
+            start_joint_pos=vec("start_joint_pos") if "start_joint_pos" in meta else None,
         )  # fmt: skip
-        for key in ("default_joint_pos", "kp", "kd"):
-            if getattr(c, key).shape != (j,):
+        for key in ("default_joint_pos", "kp", "kd", "start_joint_pos"):
+            if getattr(c, key) is not None and getattr(c, key).shape != (j,):
                 raise ContractError(f"{where}: metadata {key!r} has {getattr(c, key).size} values for {j} joints")
         get_spec(c.robot_variant)  # raises on an unknown variant
         if not (0 < c.control_dt < 1):

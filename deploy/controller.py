@@ -46,6 +46,8 @@ class ControllerConfig:
 
     ramp_s: float = 2.0
     """Duration of the linear ramp from the measured pose to the default pose."""
+    start_blend_s: float = 1.5
+    """When the policy carries the motion's start pose: blend from the held pose to it (s) before running."""
     after_motion: str = "hold"
     """What follows the end of the motion: 'hold' (ramp back to default and hold) or 'damping'."""
     mode_pr: int = 0
@@ -170,7 +172,15 @@ class Controller:
         self.last_action = np.zeros(contract.num_joints)
         self.target = self.default_q.copy()
         self.ramp_from = self.default_q.copy()
+        self.ramp_to = self.default_q.copy()
+        self.ramp_s = self.cfg.ramp_s
         self.ramp_t0 = 0.0
+        self.start_q: np.ndarray | None = None
+        if contract.start_joint_pos is not None:
+            self.start_q = self.default_q.copy()
+            self.start_q[self.joint_motors] = np.clip(contract.start_joint_pos, table["lower"][self.joint_motors],
+                                                      table["upper"][self.joint_motors])  # fmt: skip
+        self.pending_run: str | None = None
         self.quit_requested = False
 
     # ------------------------------------------------------------------------------------------ inputs
@@ -198,7 +208,12 @@ class Controller:
                 self._start_ramp(now, f"re-armed by {source} after damping")
         elif event == "run":
             if self.mode == Mode.HOLD:
-                self._start_run(now, source)
+                if self.start_q is not None and np.abs(self.start_q - self.target).max() > 1e-3:
+                    self.pending_run = source
+                    self._start_ramp(now, f"blend to the start pose of {self.c.motion_name} ({source})",
+                                     to=self.start_q, duration=self.cfg.start_blend_s)  # fmt: skip
+                else:
+                    self._start_run(now, source)
         else:
             raise ValueError(f"unknown controller event {event!r}")
 
@@ -225,8 +240,13 @@ class Controller:
     def policy_step(self, now: float) -> StepInfo:
         """One control step (call at the policy rate): runs the policy in RUN, advances ramps and phases."""
         info = StepInfo(self.mode, 0.0, -1, self.episode, np.zeros(self.c.num_joints), np.zeros(0, np.float32))
-        if self.mode == Mode.RAMP and now - self.ramp_t0 >= self.cfg.ramp_s:
-            self._go(Mode.HOLD, now, "ramp finished")
+        if self.mode == Mode.RAMP and now - self.ramp_t0 >= self.ramp_s:
+            self.target = self.ramp_to.copy()
+            if self.pending_run is not None:
+                source, self.pending_run = self.pending_run, None
+                self._start_run(now, source)
+            else:
+                self._go(Mode.HOLD, now, "ramp finished")
         if self.mode != Mode.RUN:
             info.mode = self.mode
             return info
@@ -280,10 +300,10 @@ class Controller:
             kd = np.full(NUM_MOTORS, self.cfg.safety.damping_kd)
             return Command(z, z.copy(), z.copy(), kd, z.copy(), self.cfg.mode_pr, st.mode_machine, self.cfg.motor_mode)
         if self.mode == Mode.RAMP:
-            a = min(1.0, (now - self.ramp_t0) / self.cfg.ramp_s) if self.cfg.ramp_s > 0 else 1.0
-            self.target = self.ramp_from + a * (self.default_q - self.ramp_from)
+            a = min(1.0, (now - self.ramp_t0) / self.ramp_s) if self.ramp_s > 0 else 1.0
+            self.target = self.ramp_from + a * (self.ramp_to - self.ramp_from)
         elif self.mode == Mode.HOLD:
-            self.target = self.default_q.copy()
+            self.target = self.ramp_to.copy()
         return Command(self.target.copy(), z, self.kp.copy(), self.kd.copy(), z.copy(), self.cfg.mode_pr,
                        st.mode_machine, self.cfg.motor_mode)  # fmt: skip
 
@@ -292,10 +312,15 @@ class Controller:
         age = float("nan") if self.last_fresh is None else now - self.last_fresh
         self.transitions.append(Transition(now, self.mode.name, mode.name, cause, age))
         self.mode = mode
+        if mode == Mode.DAMPING:
+            self.pending_run = None  # a fault or a stop cancels a requested run
 
-    def _start_ramp(self, now: float, cause: str) -> None:
+    def _start_ramp(self, now: float, cause: str, to: np.ndarray | None = None, duration: float | None = None) -> None:
+        """Ramp linearly from the measured pose to ``to`` (default pose) over ``duration`` (cfg.ramp_s)."""
         assert self.state is not None
         self.ramp_from = np.clip(self.state.q, self.safety.lower, self.safety.upper)
+        self.ramp_to = (self.default_q if to is None else to).copy()
+        self.ramp_s = self.cfg.ramp_s if duration is None else duration
         self.ramp_t0 = now
         self.target = self.ramp_from.copy()
         self._go(Mode.RAMP, now, cause)

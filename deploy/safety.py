@@ -29,8 +29,9 @@ class SafetyConfig:
     """Watchdog: damping when no new LowState arrived for this long."""
     max_abs_action: float = 100.0
     """Raw policy outputs beyond this magnitude are a fault."""
-    limit_margin: float = 0.3
-    """A target beyond a position limit by more than this (rad) is a fault; smaller excursions are clamped."""
+    limit_margin: float = 1.0
+    """A target beyond a position limit by more than this (rad) is a fault; smaller excursions are clamped
+    (policies trained without target clipping routinely ask for up to ~0.5 rad past the ankle limits)."""
     max_target_step: float = 0.5
     """Largest change of a joint target per control step (rad); larger changes are rate-limited."""
     max_tilt_deg: float = 55.0

@@ -379,3 +379,36 @@ def test_logger_chunks_survive_crash_and_convert(tmp_path: Path) -> None:
     np.testing.assert_array_equal(m.action[:, 0], [0, 1, 2])  # action[f] = output of step f-1
     np.testing.assert_array_equal(m.dof_pos[:, 0], [1, 2, 3])
     assert m.meta["completed"] and m.meta["root_source"] == "mocap"
+
+
+def test_start_pose_blend_before_run(tmp_path: Path) -> None:
+    """A policy that carries its motion's start pose: A blends to it, then runs; a stop cancels the run."""
+    from dataclasses import replace
+
+    from deploy.contract import OnnxPolicy
+    from deploy.controller import Controller, ControllerConfig, Mode
+    from deploy.testing import make_policy, test_contract
+
+    c = test_contract(motion_length_s=0.5)
+    start = c.default_joint_pos.copy()
+    start[18] = 1.0  # left elbow bent at the motion's first frame
+    pol = OnnxPolicy(make_policy(tmp_path / "s.onnx", replace(c, start_joint_pos=start)))
+    np.testing.assert_allclose(pol.contract.start_joint_pos, start)
+    ctl = Controller(pol.contract, pol, ControllerConfig(ramp_s=0.0, start_blend_s=0.1))
+    ctl.on_state(_fake_state(1, 0.0))
+    ctl.request("start", 0.0)
+    ctl.policy_step(0.0)
+    assert ctl.mode == Mode.HOLD
+    ctl.request("run", 0.0)
+    assert ctl.mode == Mode.RAMP and ctl.pending_run is not None
+    elbow = int(pol.contract.motor_index[18])
+    assert ctl.command(0.05).q[elbow] == pytest.approx(0.5)  # half-way through the blend
+    assert ctl.command(0.1).q[elbow] == pytest.approx(1.0)  # the blend ends at the start pose
+    info = ctl.policy_step(0.12)
+    assert ctl.mode == Mode.RUN and info.run_step == 0 and ctl.run_step == 1  # the policy runs in that step
+    ctl.request("stop", 0.13)
+    ctl.request("start", 0.2)
+    ctl.policy_step(0.2)
+    ctl.request("run", 0.2)
+    ctl.request("stop", 0.21)  # stop during the blend: no run afterwards
+    assert ctl.pending_run is None and ctl.mode == Mode.DAMPING
