@@ -35,7 +35,7 @@ class PipelineConfig:
 
     run_dir: str = "run/demo"
     """Folder for every stage's outputs."""
-    source: str = "builtin:squat"
+    source: str = "builtin:arm_wave"
     """Human motion to retarget: builtin:NAME, a BVH file or an AMASS npz."""
     body_model: str = ""
     """SMPL body-model folder for AMASS sources."""
@@ -206,7 +206,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. source=builtin:kick run_dir=run/kick")
     p.set_defaults(func=_pipeline)
-    d = sub.add_parser("demo", help="the built-in demo: retarget a squat, pretrain, collect on the virtual G1")
+    d = sub.add_parser("demo", help="the built-in demo: retarget an arm-wave clip, pretrain, collect on the virtual G1")
     d.add_argument("--quick", action="store_true", help="only retarget and render (about a minute)")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
     d.add_argument("overrides", nargs="*", help="dotted overrides of the pipeline config")
