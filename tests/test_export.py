@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from asap.config import load_config
+from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib
 from asap.motion.synthetic import synthetic_motion
 from asap.rl.config import PretrainConfig
@@ -38,7 +39,7 @@ def test_contract_metadata_roundtrip():
     meta = c.to_metadata()
     assert tuple(meta) == CONTRACT_KEYS
     assert meta["obs_dim"] == "380" and meta["history_length"] == "4" and meta["control_dt"] == "0.02"
-    assert meta["default_joint_pos"].split(",")[:4] == ["-0.1", "0", "0", "0.3"]
+    assert [float(x) for x in meta["default_joint_pos"].split(",")[:4]] == [-0.1, 0.0, 0.0, 0.3]
     back = PolicyContract.from_metadata(meta)
     assert back.joint_names == c.joint_names and np.allclose(back.kp, c.kp) and back.motion_length_s == 5.2
     with pytest.raises(ValueError, match="lacks"):
@@ -52,6 +53,8 @@ def test_onnx_matches_checkpoint_and_has_contract(trained):
     meta = {p.key: p.value for p in model.metadata_props}
     assert set(CONTRACT_KEYS) <= set(meta) and meta["motion_name"] == "clip" and meta["robot_variant"] == "g1_23dof"
     assert float(meta["motion_length_s"]) == pytest.approx(0.4)
+    start = [float(x) for x in meta["start_joint_pos"].split(",")]  # the clip's first frame, for the runtime
+    np.testing.assert_allclose(start, Motion.load(motion).for_robot("g1_23dof").dof_pos[0], atol=1e-6)
     assert [i.name for i in model.graph.input] == ["actor_obs"] and [o.name for o in model.graph.output] == ["action"]
     # dynamic batch
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,97 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from asap.contract import REQUIRED_KEYS, PolicyContract
 from asap.obs import get_layout
 from asap.robot.spec import get_spec
 
-CONTRACT_KEYS = ("joint_names", "default_joint_pos", "kp", "kd", "action_scale", "obs_layout", "obs_dim",
-                 "history_length", "control_dt", "motion_name", "motion_length_s", "robot_variant")  # fmt: skip
-"""Metadata keys of the deploy contract (exactly these)."""
+CONTRACT_KEYS = REQUIRED_KEYS
+"""Metadata keys of the deploy contract (defined once, in asap.contract)."""
 INPUT_NAME = "actor_obs"
 """ONNX input name."""
 OUTPUT_NAME = "action"
 """ONNX output name."""
-
-
-@dataclass
-class PolicyContract:
-    """What a deployed policy needs to be run (see module docstring)."""
-
-    joint_names: tuple[str, ...]
-    """Policy joint order."""
-    default_joint_pos: np.ndarray
-    """Default joint angles (rad)."""
-    kp: np.ndarray
-    """PD stiffness per joint."""
-    kd: np.ndarray
-    """PD damping per joint."""
-    action_scale: float
-    """Target = default + action_scale * action."""
-    obs_layout: str
-    """Observation layout name (asap.obs)."""
-    obs_dim: int
-    """Actor observation width."""
-    history_length: int
-    """History frames per term in the observation."""
-    control_dt: float
-    """Policy period (s)."""
-    motion_name: str
-    """Name of the tracked clip."""
-    motion_length_s: float
-    """Length of the tracked clip (s); phase = t / motion_length_s."""
-    robot_variant: str
-    """Robot variant (asap.robot.spec)."""
-
-    @classmethod
-    def for_robot(cls, variant: str, layout: str, motion_name: str, motion_length_s: float) -> PolicyContract:
-        """A contract filled from the robot spec and the layout registry."""
-        rs = get_spec(variant)
-        lay = get_layout(layout)
-        return cls(
-            joint_names=rs.joint_names, default_joint_pos=rs.default_pos.copy(), kp=rs.kp.copy(), kd=rs.kd.copy(),
-            action_scale=rs.action_scale, obs_layout=layout, obs_dim=lay.dim("actor", rs.num_joints),
-            history_length=lay.history_length, control_dt=rs.control_dt, motion_name=motion_name,
-            motion_length_s=float(motion_length_s), robot_variant=variant,
-        )  # fmt: skip
-
-    def to_metadata(self) -> dict[str, str]:
-        """String metadata (vectors comma-separated)."""
-
-        def vec(x: np.ndarray) -> str:
-            return ",".join(f"{float(v):.9g}" for v in x)
-
-        return {
-            "joint_names": ",".join(self.joint_names),
-            "default_joint_pos": vec(self.default_joint_pos),
-            "kp": vec(self.kp),
-            "kd": vec(self.kd),
-            "action_scale": f"{self.action_scale:.9g}",
-            "obs_layout": self.obs_layout,
-            "obs_dim": str(int(self.obs_dim)),
-            "history_length": str(int(self.history_length)),
-            "control_dt": f"{self.control_dt:.9g}",
-            "motion_name": self.motion_name,
-            "motion_length_s": f"{self.motion_length_s:.9g}",
-            "robot_variant": self.robot_variant,
-        }
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, str]) -> PolicyContract:
-        """Parse :meth:`to_metadata` output; raises ValueError naming missing keys."""
-        missing = [k for k in CONTRACT_KEYS if k not in meta]
-        if missing:
-            raise ValueError(f"policy metadata lacks {missing}")
-
-        def arr(k: str) -> np.ndarray:
-            return np.array([float(v) for v in meta[k].split(",")], dtype=np.float64)
-
-        return cls(
-            joint_names=tuple(meta["joint_names"].split(",")), default_joint_pos=arr("default_joint_pos"),
-            kp=arr("kp"), kd=arr("kd"), action_scale=float(meta["action_scale"]), obs_layout=meta["obs_layout"],
-            obs_dim=int(meta["obs_dim"]), history_length=int(meta["history_length"]),
-            control_dt=float(meta["control_dt"]), motion_name=meta["motion_name"],
-            motion_length_s=float(meta["motion_length_s"]), robot_variant=meta["robot_variant"],
-        )  # fmt: skip
 
 
 class TrackingPolicy(nn.Module):

@@ -257,18 +257,20 @@ class Trainer:
 
     def export(self, path: Path, motion_id: int = 0) -> Path:
         """ONNX of the current actor with the deploy contract (residual table of clip ``motion_id``)."""
-        from asap.rl.export import PolicyContract, TrackingPolicy, _phase_index, export_onnx
+        from asap.contract import PolicyContract
+        from asap.rl.export import TrackingPolicy, _phase_index, export_onnx
 
         rs = self.sim.spec
         table = None
+        q = self.motion_lib.frame_data("dof_pos", motion_id).cpu().float()
         if self.cfg.env.residual_actions:
-            q = self.motion_lib.frame_data("dof_pos", motion_id).cpu().float()
             table = (q - torch.as_tensor(rs.default_pos, dtype=torch.float32)) / rs.action_scale
         pol = TrackingPolicy(self.policy_fn(), table, _phase_index(self.cfg.env.obs_layout, rs.num_joints),
                              rs.action_clip)  # fmt: skip
         contract = PolicyContract.for_robot(self.cfg.variant, self.cfg.env.obs_layout,
                                             self.motion_lib.motion_names[motion_id],
-                                            float(self.motion_lib.motion_lengths[motion_id]))  # fmt: skip
+                                            float(self.motion_lib.motion_lengths[motion_id]),
+                                            start_joint_pos=q[0].double().numpy())  # fmt: skip
         return export_onnx(pol, contract, path)
 
     def _write_history(self) -> None:
