@@ -157,8 +157,13 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         metrics = [compare_rollout(p, motion_path, align="start") for p in col.get("motions", [])]
         if not metrics:
             raise RuntimeError(f"the virtual G1 produced no episodes; see {col_dir / 'virtual_g1.log'}")
+        from dataclasses import replace
+
         from asap.eval.metrics import mean_metrics
 
+        # an episode succeeds only if it also ran to the end of the motion (no safety stop, no fall)
+        completed = col.get("completed", [True] * len(metrics))
+        metrics = [replace(m, success=m.success and bool(c)) for m, c in zip(metrics, completed, strict=True)]
         report["virtual_g1"] = mean_metrics(metrics)
         report["virtual_g1"]["gap"] = cfg.gap
         _done(t, f"{len(metrics)} episode(s) -> {col_dir / 'motions'}")

@@ -29,9 +29,10 @@ class SafetyConfig:
     """Watchdog: damping when no new LowState arrived for this long."""
     max_abs_action: float = 100.0
     """Raw policy outputs beyond this magnitude are a fault."""
-    limit_margin: float = 1.0
-    """A target beyond a position limit by more than this (rad) is a fault; smaller excursions are clamped
-    (policies trained without target clipping routinely ask for up to ~0.5 rad past the ankle limits)."""
+    limit_margin: float = 2.0
+    """A target beyond a position limit by more than this (rad) is a fault (a broken policy); smaller excursions
+    are clamped to the limit. Policies trained without target clipping push soft joints (ankles, Kp 20) up to
+    ~1 rad past their stop to get torque, which the clamp turns into a command at the limit."""
     max_target_step: float = 0.5
     """Largest change of a joint target per control step (rad); larger changes are rate-limited."""
     max_tilt_deg: float = 55.0
