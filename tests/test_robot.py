@@ -81,3 +81,17 @@ def test_user_mjcf_and_options(tmp_path):
     assert m.actuator_biastype[0] == 0 and m.dof_damping[6] == pytest.approx(0.05)
     with pytest.raises(Exception, match="does not exist"):
         build_model("g1_23dof", mjcf=tmp_path / "nope.xml")
+
+
+def test_cli_info_and_check(tmp_path, capsys):
+    import json
+
+    from asap.cli import main
+    from asap.robot.assets import g1_mjcf_path
+
+    assert main(["robot", "info", "--variant", "g1_29dof", "--json", str(tmp_path / "t.json")]) == 0
+    table = json.loads((tmp_path / "t.json").read_text())
+    assert len(table["joints"]) == 29 and table["joints"][3]["kp"] == 200
+    assert main(["robot", "check", "--mjcf", str(g1_mjcf_path())]) == 0
+    assert "23 actuated joints" in capsys.readouterr().out
+    assert main(["robot", "check", "--mjcf", str(tmp_path / "missing.xml")]) == 1

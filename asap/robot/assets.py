@@ -81,7 +81,7 @@ def fetch_g1_assets(wheel: str | Path | None = None, force: bool = False) -> Pat
                 "could not download the G1 model (mjlab wheel) from PyPI: "
                 f"{res.stderr.strip().splitlines()[-1] if res.stderr.strip() else 'no wheel'}. "
                 "Fix: run `asap robot fetch --wheel PATH` with a local mjlab-1.6.0 wheel, "
-                "or pass your own model with --mjcf PATH."
+                "or point ASAP_G1_MJCF to your own model (MJCF or URDF)."
             )
         return extract_wheel(wheels[0], dest)
 
