@@ -1,4 +1,4 @@
-"""The virtual G1: a MuJoCo G1 served over the robot's own DDS topics, with a hidden reality gap.
+"""The virtual G1: a simulated G1 (MuJoCo or Genesis) served over the robot's own DDS topics, with a hidden reality gap.
 
 It steps the 29-motor G1 at 200 Hz in real time. Each step it takes the newest ``rt/lowcmd`` (CRC checked; bad
 ones are counted and ignored; the command takes effect ``latency_s`` after arrival), applies the motor PD
@@ -7,6 +7,8 @@ saturated effort limits), steps the physics and publishes ``rt/lowstate`` (runni
 quaternion, body-frame gyro, accelerometer, motor states, remote bytes, CRC) and the ground-truth root on
 ``asap/mocap``. ``asap/sim/ctrl`` lets tests and ``asap collect`` press remote buttons, pause the state stream,
 hold the robot in a support (a spring-damper on the pelvis, for start-up), push or tip it, and reset it.
+The physics is an engine of :mod:`deploy.engine` (``mujoco``, the reference, or ``genesis``,
+:mod:`deploy.genesis_engine`); everything above is shared by both.
 
 Run with ``asap robot-sim`` or ``python -m deploy.virtual_g1``.
 """
@@ -23,14 +25,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import mujoco
 import numpy as np
 
-from asap.robot.model import ModelOptions, build_spec, standing_height
 from asap.robot.spec import MOTOR_NAMES, NUM_MOTORS, get_spec
-from asap.utils.rotations import quat_rotate, quat_rotate_inverse
+from asap.utils.rotations import quat_rotate
 from deploy import crc
 from deploy.dds import RELIABLE, Node, take_latest, wait_matched
+from deploy.engine import GRAVITY, Engine, EngineState, make_engine
 from deploy.gap import RealGapConfig, load_gap, per_joint
 from deploy.messages import (
     SIM_COMMANDS,
@@ -46,7 +47,7 @@ from deploy.messages import (
 )
 from deploy.remote import encode
 
-GRAVITY = np.array([0.0, 0.0, -9.81])
+__all__ = ["GRAVITY", "SimClient", "SupportParams", "VirtualG1", "main", "main_from_args", "spawn", "support_wrench"]
 
 
 @dataclass
@@ -59,6 +60,15 @@ class SupportParams:
     c_rot: float = 40.0
 
 
+def support_wrench(s: EngineState, anchor: np.ndarray, sp: SupportParams) -> np.ndarray:
+    """World-frame force and torque (6,) of the support band on the pelvis, holding it at ``anchor`` (yaw free)."""
+    f = np.asarray(sp.k_pos) * (anchor - s.pos) - np.asarray(sp.c_pos) * s.lin_vel
+    up = quat_rotate(s.quat, np.array([0.0, 0.0, 1.0]))
+    w_world = s.ang_vel
+    torque = sp.k_rot * np.cross(up, [0.0, 0.0, 1.0]) - sp.c_rot * np.array([w_world[0], w_world[1], 0.0])
+    return np.concatenate([f, torque])
+
+
 class VirtualG1:
     """One simulated G1 behind DDS (see module docstring)."""
 
@@ -66,33 +76,16 @@ class VirtualG1:
         self, gap: RealGapConfig | None = None, domain_id: int = 1, interface: str | None = "lo",
         support: bool = True, mode_machine: int = 5, seed: int = 0, engine: str = "mujoco",
     ) -> None:  # fmt: skip
-        if engine != "mujoco":
-            raise ValueError(f"engine {engine!r} is not available for the virtual G1 (only 'mujoco')")
         self.gap = gap or RealGapConfig()
         rs = get_spec("g1_29dof")
-        opts = ModelOptions(
-            actuators="motor", joint_damping=self.gap.joint_damping, joint_frictionloss=self.gap.joint_friction,
-            floor_friction=self.gap.floor_friction,
-        )
-        spec = build_spec(rs, options=opts)
-        for body, kg in self.gap.added_mass.items():
-            b = spec.body(body)
-            if b is None:
-                raise ValueError(f"reality gap adds mass to unknown body {body!r}")
-            b.mass = b.mass + float(kg)
-        self.model = spec.compile()
-        self.data = mujoco.MjData(self.model)
-        self.dt = self.model.opt.timestep
-        self.qadr = np.array([self.model.joint(n).qposadr[0] for n in MOTOR_NAMES])
-        self.vadr = np.array([self.model.joint(n).dofadr[0] for n in MOTOR_NAMES])
-        self.act = np.array([self.model.actuator(n.replace("_joint", "")).id for n in MOTOR_NAMES])
+        self.engine: Engine = make_engine(engine, self.gap)
+        self.dt = self.engine.dt
         self.default_q = rs.default_pos
-        self.stand_z = standing_height(self.model, self.default_q, rs.joint_names)
+        self.stand_z = self.engine.stand_z
         self.effort = rs.effort_limit * self.gap.torque_limit_scale
         self.kp_s = per_joint(self.gap.kp_scale, MOTOR_NAMES)
         self.kd_s = per_joint(self.gap.kd_scale, MOTOR_NAMES)
         self.tau_s = per_joint(self.gap.torque_scale, MOTOR_NAMES)
-        self.pelvis = self.model.body("pelvis").id
         self.support = support
         self.support_params = SupportParams()
         self.mode_machine = mode_machine
@@ -113,34 +106,25 @@ class VirtualG1:
         self.overruns = 0
         self.quit = False
         self.tau = np.zeros(NUM_MOTORS)
+        self.s: EngineState
         self.reset()
 
     # ------------------------------------------------------------------------------------------ physics
     def reset(self) -> None:
         """Default standing pose, at rest."""
-        mujoco.mj_resetData(self.model, self.data)
-        self.data.qpos[2] = self.stand_z
-        self.data.qpos[3:7] = [1, 0, 0, 0]
-        self.data.qpos[self.qadr] = self.default_q
-        mujoco.mj_forward(self.model, self.data)
-        self.anchor = self.data.qpos[0:3].copy()
+        self.engine.reset(np.array([0.0, 0.0, self.stand_z]), np.array([1.0, 0.0, 0.0, 0.0]), self.default_q)
+        self.s = self.engine.state()
+        self.anchor = self.s.pos.copy()
 
     def _support_wrench(self) -> np.ndarray:
-        d, sp = self.data, self.support_params
-        f = np.asarray(sp.k_pos) * (self.anchor - d.qpos[0:3]) - np.asarray(sp.c_pos) * d.qvel[0:3]
-        quat = d.qpos[3:7]
-        up = quat_rotate(quat, np.array([0.0, 0.0, 1.0]))
-        w_world = quat_rotate(quat, d.qvel[3:6])
-        torque = sp.k_rot * np.cross(up, [0.0, 0.0, 1.0]) - sp.c_rot * np.array([w_world[0], w_world[1], 0.0])
-        return np.concatenate([f, torque])
+        return support_wrench(self.s, self.anchor, self.support_params)
 
     def _motor_torque(self) -> np.ndarray:
         a = self.active
         if a is None:
             return np.zeros(NUM_MOTORS)
         mc = a["motor_cmd"][:NUM_MOTORS]
-        q = self.data.qpos[self.qadr]
-        dq = self.data.qvel[self.vadr]
+        q, dq = self.s.q, self.s.dq
         kp = mc["kp"].astype(np.float64) * self.kp_s
         kd = mc["kd"].astype(np.float64) * self.kd_s
         tau = self.tau_s * (kp * (mc["q"] - q) + kd * (mc["dq"] - dq)) + mc["tau"]
@@ -152,9 +136,10 @@ class VirtualG1:
         """One 5 ms step: commands in, physics, state out."""
         self._read_commands(now)
         self.tau = self._motor_torque()
-        self.data.ctrl[self.act] = self.tau
-        self.data.xfrc_applied[self.pelvis] = self._support_wrench() if self.support else 0.0
-        mujoco.mj_step(self.model, self.data)
+        self.engine.set_torque(self.tau)
+        self.engine.apply_external(self._support_wrench() if self.support else None)
+        self.engine.step()
+        self.s = self.engine.state()
         self.step_count += 1
         self._publish()
 
@@ -186,23 +171,25 @@ class VirtualG1:
         elif cmd == SIM_COMMANDS["resume_state"]:
             self.publish_state = True
         elif cmd == SIM_COMMANDS["support_on"]:
-            self.anchor = np.array([self.data.qpos[0], self.data.qpos[1], self.stand_z])
+            self.anchor = np.array([self.s.pos[0], self.s.pos[1], self.stand_z])
             self.support = True
         elif cmd == SIM_COMMANDS["support_off"]:
             self.support = False
         elif cmd == SIM_COMMANDS["push"]:
-            self.data.qvel[0:3] += a[:3]
+            self.engine.add_velocity(a[:3], np.zeros(3))
+            self.s = self.engine.state()
         elif cmd == SIM_COMMANDS["tip"]:
-            self.data.qvel[3:6] += a[:3]
+            self.engine.add_velocity(np.zeros(3), a[:3])
+            self.s = self.engine.state()
         elif cmd == SIM_COMMANDS["reset"]:
             self.reset()
         elif cmd == SIM_COMMANDS["quit"]:
             self.quit = True
 
     def _publish(self) -> None:
-        d = self.data
-        quat = d.qpos[3:7].copy()
-        gyro = d.qvel[3:6].copy()
+        s = self.s
+        quat = s.quat
+        gyro = s.gyro.copy()
         if self.gap.imu_gyro_noise > 0:
             gyro = gyro + self.rng.normal(0.0, self.gap.imu_gyro_noise, 3)
         tick = (self.step_count * 5) & 0xFFFFFFFF
@@ -215,7 +202,7 @@ class VirtualG1:
             imu = r["imu_state"]
             imu["quaternion"] = quat
             imu["gyroscope"] = gyro
-            imu["accelerometer"] = quat_rotate_inverse(quat, d.qacc[0:3] - GRAVITY)
+            imu["accelerometer"] = s.acc
             w, x, y, z = quat
             imu["rpy"] = [np.arctan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y)),
                           np.arcsin(np.clip(2 * (w * y - z * x), -1, 1)),
@@ -223,12 +210,12 @@ class VirtualG1:
             imu["temperature"] = 30
             ms = r["motor_state"]
             ms["mode"][:NUM_MOTORS] = 1
-            ms["q"][:NUM_MOTORS] = d.qpos[self.qadr]
-            dq = d.qvel[self.vadr]
+            ms["q"][:NUM_MOTORS] = s.q
+            dq = s.dq
             if self.gap.joint_vel_noise > 0:
                 dq = dq + self.rng.normal(0.0, self.gap.joint_vel_noise, NUM_MOTORS)
             ms["dq"][:NUM_MOTORS] = dq
-            ms["ddq"][:NUM_MOTORS] = d.qacc[self.vadr]
+            ms["ddq"][:NUM_MOTORS] = s.ddq
             ms["tau_est"][:NUM_MOTORS] = self.tau
             ms["temperature"][:NUM_MOTORS] = 35
             ms["vol"][:NUM_MOTORS] = 48.0
@@ -236,8 +223,8 @@ class VirtualG1:
             crc.seal(self.state)
             self.state_writer.write(self.state)
         m = RootState_(
-            tick=tick, stamp=self.step_count * self.dt, pos=d.qpos[0:3].tolist(), quat=quat.tolist(),
-            lin_vel=d.qvel[0:3].tolist(), ang_vel=quat_rotate(quat, d.qvel[3:6]).tolist(),
+            tick=tick, stamp=self.step_count * self.dt, pos=s.pos.tolist(), quat=quat.tolist(),
+            lin_vel=s.lin_vel.tolist(), ang_vel=s.ang_vel.tolist(),
         )  # fmt: skip
         self.mocap_writer.write(m)
 
@@ -303,10 +290,12 @@ class SimClient:
 
 def spawn(
     gap: str | Path | None = None, domain_id: int = 1, interface: str = "lo", support: bool = True,
-    duration: float | None = None, log: str | Path | None = None, rt_priority: int = 0,
+    duration: float | None = None, log: str | Path | None = None, rt_priority: int = 0, engine: str = "mujoco",
 ) -> subprocess.Popen:  # fmt: skip
     """Start a virtual G1 in a child process (``python -m deploy.virtual_g1``)."""
     cmd = [sys.executable, "-m", "deploy.virtual_g1", "--domain-id", str(domain_id), "--net", interface]
+    if engine != "mujoco":
+        cmd += ["--engine", engine]
     if gap:
         cmd += ["--gap", str(gap)]
     if not support:
@@ -325,12 +314,11 @@ def spawn(
 
 def main_from_args(args: argparse.Namespace) -> int:
     """Run the virtual G1 from parsed arguments."""
-    if args.engine == "genesis":
-        raise ValueError("the virtual G1 has no Genesis engine yet; use --engine mujoco")
     gap = load_gap(args.gap)
+    engine = getattr(args, "engine", "mujoco")
     sim = VirtualG1(gap, args.domain_id, args.net, support=not args.no_support, mode_machine=args.mode_machine,
-                    seed=args.seed)  # fmt: skip
-    print(f"[virtual_g1] domain {args.domain_id} on {args.net}, gap {gap.name!r}, support "
+                    seed=args.seed, engine=engine)  # fmt: skip
+    print(f"[virtual_g1] {engine} engine, domain {args.domain_id} on {args.net}, gap {gap.name!r}, support "
           f"{'on' if sim.support else 'off'}; 200 Hz", flush=True)  # fmt: skip
     stats = sim.run(args.duration, args.rt_priority)
     print(f"[virtual_g1] stopped: {stats}", flush=True)
