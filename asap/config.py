@@ -143,7 +143,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     """Defaults of ``cls``, updated by the YAML file at ``path``, then by dotted ``overrides``."""
     data = to_dict(cls())
     if path is not None:
-        p = Path(path)
+        from asap.paths import repo_path
+
+        p = repo_path(path)  # shipped configs (configs/...) also resolve from another working directory
         if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
         loaded = yaml.safe_load(p.read_text()) or {}

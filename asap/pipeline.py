@@ -18,15 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from asap.config import load_config, save_config
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-"""The source checkout (configs/ and motions/ live here)."""
-
-
-def repo_path(p: str | Path) -> Path:
-    """A path as given if it exists, else relative to the source checkout."""
-    q = Path(p)
-    return q if q.exists() or q.is_absolute() else REPO_ROOT / q
+from asap.paths import repo_path
 
 
 @dataclass

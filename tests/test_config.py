@@ -57,3 +57,20 @@ def test_errors_name_the_problem(tmp_path):
         parse_overrides(["num_envs"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Outer, tmp_path / "missing.yaml")
+
+
+def test_shipped_configs_and_motions_resolve_from_any_directory(tmp_path, monkeypatch):
+    from asap.paths import REPO_ROOT, repo_path
+    from asap.rl.config import PretrainConfig
+    from asap.rl.runner import motion_sources
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(PretrainConfig, "configs/pretrain/demo.yaml")
+    assert cfg.motion == "motions/builtin/arm_wave.npz" and cfg.num_envs == 128
+    assert motion_sources(cfg.motion) == [str(REPO_ROOT / "motions/builtin/arm_wave.npz")]
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mine.yaml").write_text("num_envs: 7\n")
+    local = (tmp_path / "configs" / "mine.yaml").resolve()
+    assert repo_path("configs/mine.yaml").resolve() == local  # a local file wins over the checkout
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        motion_sources("motions/nope.npz")

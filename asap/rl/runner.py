@@ -22,6 +22,7 @@ import torch
 
 from asap.config import save_config, to_dict
 from asap.motion.motionlib import MotionLib
+from asap.paths import repo_path
 from asap.rl.config import PretrainConfig, rsl_train_cfg
 from asap.sim.base import SimConfig, make_simulator
 from envs.tracking.env import TrackingEnv
@@ -32,6 +33,7 @@ def motion_sources(spec: str) -> list[str]:
     items = [s.strip() for s in str(spec).split(",") if s.strip()]
     if not items:
         raise ValueError("no motion given: set motion=PATH (a motion file, a folder, or comma-separated files)")
+    items = [str(repo_path(s)) for s in items]  # shipped configs name motions/... relative to the checkout
     for s in items:
         if not Path(s).exists():
             raise FileNotFoundError(f"motion {s} does not exist")
