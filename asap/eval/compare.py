@@ -17,7 +17,7 @@ import torch
 from asap.eval.metrics import TrackingMetrics, tracking_metrics
 from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib
-from asap.robot.kinematics import G1Kinematics
+from asap.robot.kinematics import shared_kinematics
 from asap.robot.spec import get_spec
 from asap.utils.rotations import quat_rotate, yaw_from_quat
 
@@ -29,8 +29,7 @@ def _yaw_quat(angle: float) -> np.ndarray:
 def rollout_body_positions(rollout: Motion, variant: str = "g1_23dof") -> np.ndarray:
     """World positions (T, 27, 3) of the tracked bodies along a recorded rollout."""
     m = rollout.for_robot(variant)
-    kin = G1Kinematics(variant, dtype=torch.float64)
-    pos, _ = kin.forward_numpy(m.root_pos, m.root_quat, m.dof_pos)
+    pos, _ = shared_kinematics(variant).forward_numpy(m.root_pos, m.root_quat, m.dof_pos)
     return pos
 
 

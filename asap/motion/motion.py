@@ -221,15 +221,7 @@ class Motion:
     def load(cls, path: str | Path) -> Motion:
         """Read a motion ``.npz``; malformed files raise :class:`MotionFormatError` with one line."""
         p = Path(path)
-        if not p.exists():
-            raise MotionFormatError(f"{p}: no such file")
-        if not zipfile.is_zipfile(p):
-            raise MotionFormatError(f"{p}: not an .npz motion file (not a zip archive)")
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except Exception as e:  # a corrupt archive
-            raise MotionFormatError(f"{p}: cannot read npz ({type(e).__name__}: {e})") from e
+        data = read_npz_arrays(p, "motion")
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
             raise MotionFormatError(f"{p}: missing key(s) {missing}; a motion needs {list(REQUIRED_KEYS)}")
@@ -259,6 +251,19 @@ class Motion:
         except MotionFormatError as e:
             raise MotionFormatError(f"{p}: {e}") from None
         return motion
+
+
+def read_npz_arrays(path: Path, kind: str = "") -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (no pickles); a missing, non-zip or corrupt file raises MotionFormatError."""
+    if not path.exists():
+        raise MotionFormatError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise MotionFormatError(f"{path}: not an .npz {kind + ' ' if kind else ''}file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as e:  # a corrupt archive
+        raise MotionFormatError(f"{path}: cannot read npz ({type(e).__name__}: {e})") from None
 
 
 def load_motion(path: str | Path, spec: RobotSpec | str = "g1_23dof") -> Motion:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 
 from asap.motion.motion import Motion, MotionFormatError
+from asap.robot.kinematics import shared_kinematics
 from asap.robot.spec import RobotSpec, get_spec
 from asap.utils.rotations import quat_conj, quat_mul, quat_to_axis_angle, slerp
 
@@ -75,14 +75,6 @@ def _rotvec_rate(quat: np.ndarray, dt: float) -> np.ndarray:
     return d / span.reshape((t,) + (1,) * (d.ndim - 1))
 
 
-@lru_cache(maxsize=4)
-def _default_kinematics(variant: str):
-    """Float64 CPU kinematics of a variant, shared by every MotionLib (read-only)."""
-    from asap.robot.kinematics import G1Kinematics
-
-    return G1Kinematics(variant, device="cpu", dtype=torch.float64)
-
-
 def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter1d(x, sigma, axis=0, mode="nearest") if sigma > 0 else x
 
@@ -109,7 +101,7 @@ class MotionLib:
         clips = self._gather(motions)
         if not clips:
             raise MotionFormatError("MotionLib: no motions given")
-        kin = kinematics or _default_kinematics(self.spec.name)
+        kin = kinematics or shared_kinematics(self.spec.name)
         self.body_names: tuple[str, ...] = tuple(kin.body_names)
         if self.body_names[0] != "pelvis":
             raise ValueError(f"the first tracked body must be the pelvis (root), got {self.body_names[0]}")

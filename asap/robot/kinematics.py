@@ -7,6 +7,8 @@ the simulator by construction. Used by the MotionLib (body poses of reference mo
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import mujoco
 import numpy as np
 import torch
@@ -124,3 +126,9 @@ class G1Kinematics:
         with torch.no_grad():
             p, q = self.forward(*t)
         return p.cpu().double().numpy(), q.cpu().double().numpy()
+
+
+@lru_cache(maxsize=4)
+def shared_kinematics(variant: str) -> G1Kinematics:
+    """Float64 CPU kinematics of a variant, built once and shared (read-only) by every caller."""
+    return G1Kinematics(variant, device="cpu", dtype=torch.float64)

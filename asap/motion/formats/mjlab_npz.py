@@ -16,7 +16,7 @@ import mujoco
 import numpy as np
 
 from asap.motion.formats._common import check_writable, motor_columns, spec_for_count
-from asap.motion.motion import Motion, MotionFormatError
+from asap.motion.motion import Motion, MotionFormatError, read_npz_arrays
 from asap.robot.spec import MOTOR_NAMES, get_spec
 
 REQUIRED = ("fps", "joint_pos", "body_pos_w", "body_quat_w")
@@ -36,15 +36,7 @@ def is_mjlab_npz(path: str | Path) -> bool:
 def read_mjlab_npz(path: str | Path) -> Motion:
     """Read an mjlab tracking npz: root from the pelvis body, joints by name or Unitree order."""
     p = Path(path)
-    if not p.exists():
-        raise MotionFormatError(f"{p}: no such file")
-    if not zipfile.is_zipfile(p):
-        raise MotionFormatError(f"{p}: not an .npz file (not a zip archive)")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise MotionFormatError(f"{p}: cannot read npz ({type(e).__name__}: {e})") from None
+    d = read_npz_arrays(p)
     missing = [k for k in REQUIRED if k not in d]
     if missing:
         raise MotionFormatError(f"{p}: missing key(s) {missing}; an mjlab motion needs {list(REQUIRED)}")
