@@ -211,10 +211,27 @@ _ACTOR_HIST = ("actions", "base_ang_vel", "dof_pos", "dof_vel", "projected_gravi
 ASAP_V1 = ObsLayout(
     name="asap_v1",
     groups={
-        "actor": ("actions", "base_ang_vel", "dof_pos", "dof_vel", "history_actor", "projected_gravity",
-                  "ref_motion_phase"),
-        "critic": ("actions", "base_ang_vel", "base_lin_vel", "dif_local_rigid_body_pos", "dof_pos", "dof_vel",
-                   "history_critic", "local_ref_rigid_body_pos", "projected_gravity", "ref_motion_phase"),
+        "actor": (
+            "actions",
+            "base_ang_vel",
+            "dof_pos",
+            "dof_vel",
+            "history_actor",
+            "projected_gravity",
+            "ref_motion_phase",
+        ),
+        "critic": (
+            "actions",
+            "base_ang_vel",
+            "base_lin_vel",
+            "dif_local_rigid_body_pos",
+            "dof_pos",
+            "dof_vel",
+            "history_critic",
+            "local_ref_rigid_body_pos",
+            "projected_gravity",
+            "ref_motion_phase",
+        ),
     },  # fmt: skip
     history={"actor": _ACTOR_HIST, "critic": tuple(sorted((*_ACTOR_HIST, "base_lin_vel")))},
     history_length=4,

@@ -27,8 +27,8 @@ def domain_config(interface: str | None) -> str | None:
     if not interface:
         return None
     return (
-        "<CycloneDDS><Domain Id=\"any\"><General><Interfaces>"
-        f"<NetworkInterface name=\"{interface}\" priority=\"default\" multicast=\"default\"/>"
+        '<CycloneDDS><Domain Id="any"><General><Interfaces>'
+        f'<NetworkInterface name="{interface}" priority="default" multicast="default"/>'
         "</Interfaces></General><Tracing><Verbosity>none</Verbosity></Tracing></Domain></CycloneDDS>"
     )
 

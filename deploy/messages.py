@@ -13,7 +13,6 @@ right after the header bytes, the C struct pads it to the next 4-byte boundary).
 Cyclone's machinery, so both styles interoperate (checked in ``tests/test_dds_messages.py``).
 """
 
-
 from dataclasses import dataclass
 from typing import Any
 

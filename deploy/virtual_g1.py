@@ -164,8 +164,11 @@ class VirtualG1:
         a = np.asarray(s.args, dtype=np.float64)
         if cmd == SIM_COMMANDS["remote"]:
             r = s.remote
-            self.remote = np.frombuffer(bytes(r), np.uint8).copy() if isinstance(r, bytes | bytearray) else (
-                np.asarray(r, dtype=np.uint8))
+            self.remote = (
+                np.frombuffer(bytes(r), np.uint8).copy()
+                if isinstance(r, bytes | bytearray)
+                else (np.asarray(r, dtype=np.uint8))
+            )
         elif cmd == SIM_COMMANDS["pause_state"]:
             self.publish_state = False
         elif cmd == SIM_COMMANDS["resume_state"]:

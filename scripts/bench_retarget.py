@@ -70,8 +70,10 @@ def main() -> None:
     print(f"wall {wall:.2f} s, CPU {cpu:.2f} s on 1 thread")
     print(f"retarget speed: {fps_core:.0f} output frames/s per CPU core ({src_frames / cpu:.0f} source frames/s)")
     for s, r in zip(sources, reports, strict=False):
-        print(f"  {Path(s).name:18s} err {r['keypoint_error_mean_mm']:5.1f} mm  "
-              f"skate {r['foot_skate_mean_mps']:.3f} m/s  penetration {r['ground_penetration_max_mm']:.1f} mm")
+        print(
+            f"  {Path(s).name:18s} err {r['keypoint_error_mean_mm']:5.1f} mm  "
+            f"skate {r['foot_skate_mean_mps']:.3f} m/s  penetration {r['ground_penetration_max_mm']:.1f} mm"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({
             "clips": len(humans), "output_frames": frames, "source_frames": src_frames, "wall_s": wall,

@@ -90,8 +90,10 @@ GOOD = "HIERARCHY\nROOT A\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zpo
 @pytest.mark.parametrize(
     "text, needle",
     [
-        ("HIERARCHY\nROOT A\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zposition\n JOINT B\n {\n",
-         "truncated hierarchy"),
+        (
+            "HIERARCHY\nROOT A\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zposition\n JOINT B\n {\n",
+            "truncated hierarchy",
+        ),
         (GOOD.replace("CHANNELS 3 Xposition", "CHANNELS 4 Xposition"), "bad channel count"),
         (GOOD.replace("4 5 6", "4 x 6"), "non-numeric value 'x'"),
         (GOOD.replace("Frames: 2", "Frames: 0").replace("1 2 3\n4 5 6\n", ""), "zero frames"),

@@ -15,7 +15,8 @@ def _hierarchy(scale: float = 1.0) -> str:
     def off(x: float, y: float, z: float) -> str:
         return f"OFFSET {x * s:.6f} {y * s:.6f} {z * s:.6f}"
 
-    leg = lambda side, sx: f"""
+    leg = lambda side, sx: (
+        f"""
   JOINT {side}Hip
   {{
     {off(sx * 9, -7, 0)}
@@ -39,8 +40,10 @@ def _hierarchy(scale: float = 1.0) -> str:
         }}
       }}
     }}
-  }}"""  # noqa: E731
-    arm = lambda side, sx: f"""
+  }}"""
+    )  # noqa: E731
+    arm = lambda side, sx: (
+        f"""
       JOINT {side}Shoulder
       {{
         {off(sx * 18, -4, 0)}
@@ -59,7 +62,8 @@ def _hierarchy(scale: float = 1.0) -> str:
             }}
           }}
         }}
-      }}"""  # noqa: E731
+      }}"""
+    )  # noqa: E731
     return f"""HIERARCHY
 ROOT Hips
 {{

@@ -92,9 +92,7 @@ class Motion:
             raise MotionFormatError(f"root_quat must have shape ({t}, 4), got {self.root_quat.shape}")
         j = len(self.joint_names)
         if self.dof_pos.shape != (t, j):
-            raise MotionFormatError(
-                f"dof_pos must have shape ({t}, {j}) for {j} joint names, got {self.dof_pos.shape}"
-            )
+            raise MotionFormatError(f"dof_pos must have shape ({t}, {j}) for {j} joint names, got {self.dof_pos.shape}")
         if len(set(self.joint_names)) != j:
             raise MotionFormatError("joint_names contains duplicates")
         for name in ("root_pos", "root_quat", "dof_pos", *OPTIONAL_ARRAYS):
@@ -116,8 +114,7 @@ class Motion:
         if (off > QUAT_TOL).any():
             frame = int(np.argmax(off))
             raise MotionFormatError(
-                f"root_quat is not unit norm (|q| = {norm[frame]:.4f} at frame {frame}); "
-                "quaternions must be unit wxyz"
+                f"root_quat is not unit norm (|q| = {norm[frame]:.4f} at frame {frame}); quaternions must be unit wxyz"
             )
 
     def for_robot(self, spec: RobotSpec | str = "g1_23dof") -> Motion:
@@ -178,6 +175,7 @@ class Motion:
 
     def slice(self, start: int, stop: int) -> Motion:
         """Frames [start, stop) as a new motion."""
+
         def cut(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[start:stop].copy()
 

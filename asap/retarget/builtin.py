@@ -126,9 +126,7 @@ def _assemble(
     neck = pelvis + torso @ np.array([0, 0, NECK])
     out[:, k["neck"]] = neck
     out[:, k["head"]] = pelvis + torso @ np.array([0, 0, HEAD])
-    for (side, sgn), (flex, abd, elb), wrist in zip(
-        (("left", 1.0), ("right", -1.0)), arms, wrists, strict=True
-    ):
+    for (side, sgn), (flex, abd, elb), wrist in zip((("left", 1.0), ("right", -1.0)), arms, wrists, strict=True):
         sh = neck + torso @ np.array([0.0, sgn * SHOULDER_HALF_WIDTH, -SHOULDER_DROP])
         e, w = _arm(sh, flex + lean, abd, elb, sgn)
         if wrist is not None:

@@ -110,8 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", help="correspondence table: builtin, bvh_cmu, bvh_lafan, smpl or a YAML path")
     p.add_argument("--units", default="auto", help="BVH units: auto, m, cm, mm, inch, cmu or metres per unit")
     p.add_argument("--up", default="y", choices=("y", "z"), help="BVH up axis")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. solver.iterations=20")
+    p.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. solver.iterations=20"
+    )
     p.add_argument("--batch", type=int, default=8, help="clips solved together in one batch")
     p.add_argument("--json", help="also write the quality figures as JSON to this path")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")

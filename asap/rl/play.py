@@ -94,7 +94,11 @@ def closed_loop(
 
 
 def _closed_loop(
-    env: TrackingEnv, act: ActFn, motion_ids: torch.Tensor, start_times: torch.Tensor, record: bool,
+    env: TrackingEnv,
+    act: ActFn,
+    motion_ids: torch.Tensor,
+    start_times: torch.Tensor,
+    record: bool,
     max_steps: int | None,
 ) -> RolloutResult:
     env.set_eval(True)

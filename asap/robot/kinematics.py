@@ -120,8 +120,7 @@ class G1Kinematics:
     ) -> tuple[np.ndarray, np.ndarray]:
         """NumPy convenience wrapper of :meth:`forward` (float64 in, float64 out)."""
         t = [
-            torch.as_tensor(np.asarray(x), device=self.device, dtype=self.dtype)
-            for x in (root_pos, root_quat, dof_pos)
+            torch.as_tensor(np.asarray(x), device=self.device, dtype=self.dtype) for x in (root_pos, root_quat, dof_pos)
         ]
         with torch.no_grad():
             p, q = self.forward(*t)

@@ -128,8 +128,16 @@ class CurriculumConfig:
     penalty_max: float = 1.0
     """Upper clip of the penalty factor."""
     penalty_terms: list[str] = field(
-        default_factory=lambda: ["torques", "action_rate", "limits_dof_pos", "limits_dof_vel", "limits_torque",
-                                 "feet_heading", "feet_ori", "slippage"]  # fmt: skip
+        default_factory=lambda: [
+            "torques",
+            "action_rate",
+            "limits_dof_pos",
+            "limits_dof_vel",
+            "limits_torque",
+            "feet_heading",
+            "feet_ori",
+            "slippage",
+        ]  # fmt: skip
     )
     """Reward terms the penalty factor multiplies."""
     limits: bool = True
@@ -181,9 +189,17 @@ class DomainRandConfig:
     link_mass_range: tuple[float, float] = (0.8, 1.2)
     """Mass scale range."""
     link_mass_bodies: list[str] = field(
-        default_factory=lambda: ["pelvis", "left_hip_pitch_link", "left_hip_roll_link", "left_hip_yaw_link",
-                                 "right_hip_pitch_link", "right_hip_roll_link", "right_hip_yaw_link",
-                                 "left_knee_link", "right_knee_link"]  # fmt: skip
+        default_factory=lambda: [
+            "pelvis",
+            "left_hip_pitch_link",
+            "left_hip_roll_link",
+            "left_hip_yaw_link",
+            "right_hip_pitch_link",
+            "right_hip_roll_link",
+            "right_hip_yaw_link",
+            "left_knee_link",
+            "right_knee_link",
+        ]  # fmt: skip
     )
     """Links whose mass is scaled."""
 

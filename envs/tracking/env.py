@@ -165,6 +165,7 @@ class TrackingEnv:
         lin, ang = ref.root_lin_vel.clone(), ref.root_ang_vel.clone()
         q, qd = ref.dof_pos.clone(), ref.dof_vel.clone()
         if lvl > 0:
+
             def g(*shape: int) -> torch.Tensor:
                 return torch.randn(*shape, generator=self.gen).to(self.device)
 
@@ -239,8 +240,11 @@ class TrackingEnv:
 
         st = self._read_state()
         # the reference at the robot's time t0 + k dt is the one the last observation targeted
-        ref = self.ref_next if self.ref_next is not None else self.motion_lib.get_state(self.motion_ids,
-                                                                                         self.motion_time())
+        ref = (
+            self.ref_next
+            if self.ref_next is not None
+            else self.motion_lib.get_state(self.motion_ids, self.motion_time())
+        )
         self.ref_now = ref
         terms = self._rewards(st, ref)
         t = self.motion_time()

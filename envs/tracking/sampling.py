@@ -19,9 +19,7 @@ from envs.tracking.config import SamplingConfig
 class StartSampler:
     """Draws motion ids and start times for resetting envs; see module docstring."""
 
-    def __init__(
-        self, lengths: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None
-    ) -> None:
+    def __init__(self, lengths: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None) -> None:
         self.cfg = cfg
         self.lengths = lengths.detach().float().cpu()
         self.gen = generator

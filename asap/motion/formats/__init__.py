@@ -48,9 +48,7 @@ def detect_format(path: str | Path, for_writing: bool = False) -> str:
     raise MotionFormatError(f"{p}: unknown motion file extension {suffix!r}; use one of {list(MOTION_SUFFIXES)}")
 
 
-def read_motion(
-    path: str | Path, fmt: str | None = None, key: str | None = None, fps: float | None = None
-) -> Motion:
+def read_motion(path: str | Path, fmt: str | None = None, key: str | None = None, fps: float | None = None) -> Motion:
     """Read a motion in any known format (``key``: motion of a multi-motion pkl; ``fps``: csv frame rate)."""
     p = Path(path)
     if not p.exists():

@@ -68,9 +68,9 @@ def write_unitree_csv(motion: Motion, path: str | Path, overwrite: bool = False)
     """Write a motion as a G1 csv (29 joints; joints the motion lacks, the held wrists, get their default)."""
     motion.check()
     p = check_writable(path, overwrite)
-    data = np.concatenate(
-        [motion.root_pos, wxyz_to_xyzw(motion.root_quat), motor_columns(motion)], axis=1
-    ).astype(np.float32)
+    data = np.concatenate([motion.root_pos, wxyz_to_xyzw(motion.root_quat), motor_columns(motion)], axis=1).astype(
+        np.float32
+    )
     tmp = p.with_name(p.name + ".tmp")
     np.savetxt(tmp, data, delimiter=",", fmt="%.9g")
     tmp.replace(p)
