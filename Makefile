@@ -20,10 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check asap envs deploy scripts tests
+	$(VENV)/bin/ruff format --check asap envs deploy scripts tests
 	MUJOCO_GL=egl $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check asap envs deploy scripts tests
+	$(VENV)/bin/ruff format --check asap envs deploy scripts tests
 
 clean:
 	rm -rf $(VENV) run .pytest_cache
