@@ -69,6 +69,17 @@ class TrackingPolicy(nn.Module):
         return a.clamp(-self.clip, self.clip)
 
 
+def actor_module(
+    train_cfg: dict[str, Any], actor_state: dict[str, torch.Tensor], obs_dim: int, num_actions: int
+) -> nn.Module:
+    """The deterministic actor (normaliser + MLP + mean head) of an rsl-rl checkpoint as a plain module.
+
+    ``train_cfg["actor"]`` is the rsl-rl actor config; ``actor_state`` its state dict; (B, obs_dim) -> (B, num_actions).
+    Used for tracking policies and delta models alike.
+    """
+    return _actor_mlp(train_cfg, actor_state, obs_dim, num_actions)
+
+
 def _actor_mlp(train_cfg: dict[str, Any], actor_state: dict[str, torch.Tensor], obs_dim: int, num_actions: int):
     from rsl_rl.models import MLPModel
     from tensordict import TensorDict

@@ -1,0 +1,151 @@
+"""The frozen delta action model π^Δ(s, a) and the one rule that applies its output.
+
+Δa scaling (decided once, stored in every model's metadata as ``delta_scale``): Δa is in *policy-action units*, so
+the corrected joint target is ``q* + delta_scale * Δa`` with ``delta_scale = spec.action_scale`` (0.25): the same
+units as the logged action it corrects (the reference's open-loop training applies ``0.25 (a + Δa)``; its
+fine-tuning adds Δa unscaled — asap-method.md section 5.3 — which this single function rules out).
+
+Δa acts on all joints or a subset (``joints``: ``all`` or ``ankles`` = the 4-DoF ankle model used on hardware);
+the network outputs ``len(joints)`` values, expanded to the robot's J joints with zeros elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from asap.delta.obs import DELTA_OBS_VERSION, actor_dim
+from asap.robot.spec import get_spec
+
+JOINT_SETS: dict[str, tuple[str, ...]] = {
+    "ankles": ("left_ankle_pitch_joint", "left_ankle_roll_joint", "right_ankle_pitch_joint", "right_ankle_roll_joint"),
+}
+"""Named joint subsets Δa may be restricted to (``all`` means every policy joint)."""
+
+
+def resolve_joints(variant: str, joints: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Joint names Δa acts on, in policy order: ``all``, a :data:`JOINT_SETS` name, or explicit names.
+
+    Raises ``ValueError`` (one line) on unknown names.
+    """
+    names = get_spec(variant).joint_names
+    if isinstance(joints, str):
+        if joints == "all":
+            return tuple(names)
+        if joints not in JOINT_SETS:
+            raise ValueError(f"unknown delta joint set {joints!r}: use 'all', {sorted(JOINT_SETS)} or a list of names")
+        joints = JOINT_SETS[joints]
+    unknown = [j for j in joints if j not in names]
+    if unknown:
+        raise ValueError(f"delta joints {unknown} are not joints of {variant}")
+    return tuple(n for n in names if n in set(joints))
+
+
+@dataclass(frozen=True)
+class DeltaMeta:
+    """What a delta model is, stored beside its weights."""
+
+    variant: str
+    """Robot variant (``g1_23dof`` / ``g1_29dof``)."""
+    joints: tuple[str, ...]
+    """Joints Δa drives, policy order; the network outputs one value per joint here."""
+    delta_scale: float
+    """Radians of joint-target change per unit of Δa (= the spec's action scale)."""
+    clip: float = 100.0
+    """Δa is clipped to +-clip (action units) before it is applied."""
+    obs_version: str = DELTA_OBS_VERSION
+    """Observation layout the model reads (:mod:`asap.delta.obs`)."""
+
+    @staticmethod
+    def for_variant(variant: str, joints: str | list[str] | tuple[str, ...] = "all") -> DeltaMeta:
+        """The project's scaling for ``variant``: ``delta_scale = spec.action_scale``."""
+        return DeltaMeta(variant=variant, joints=resolve_joints(variant, joints),
+                         delta_scale=float(get_spec(variant).action_scale))  # fmt: skip
+
+    def joint_index(self) -> torch.Tensor:
+        """(len(joints),) positions of :attr:`joints` among the variant's policy joints."""
+        names = get_spec(self.variant).joint_names
+        return torch.tensor([names.index(j) for j in self.joints], dtype=torch.long)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        d = asdict(self)
+        d["joints"] = list(self.joints)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> DeltaMeta:
+        """Inverse of :meth:`to_dict`; refuses another observation layout in one line."""
+        if d.get("obs_version") != DELTA_OBS_VERSION:
+            raise ValueError(f"delta model reads observation {d.get('obs_version')!r}, this asap builds "
+                             f"{DELTA_OBS_VERSION!r}: retrain it with `asap train-delta`")  # fmt: skip
+        return DeltaMeta(variant=d["variant"], joints=tuple(d["joints"]), delta_scale=float(d["delta_scale"]),
+                         clip=float(d.get("clip", 100.0)), obs_version=d["obs_version"])  # fmt: skip
+
+
+def expand_delta(meta: DeltaMeta, delta_sub: torch.Tensor, num_joints: int) -> torch.Tensor:
+    """(N, len(joints)) network output -> (N, J) Δa with zeros on the joints the model does not drive, clipped."""
+    full = torch.zeros(delta_sub.shape[0], num_joints, device=delta_sub.device, dtype=delta_sub.dtype)
+    full[:, meta.joint_index().to(delta_sub.device)] = delta_sub.clamp(-meta.clip, meta.clip)
+    return full
+
+
+def apply_delta(targets: torch.Tensor, delta: torch.Tensor, delta_scale: float) -> torch.Tensor:
+    """The one rule: corrected joint targets ``targets + delta_scale * delta`` ((N, J) rad, (N, J) action units)."""
+    return targets + delta_scale * delta
+
+
+class DeltaModel:
+    """A frozen, deterministic π^Δ: actor observation (N, 4J+16) -> full Δa (N, J) in action units."""
+
+    def __init__(self, net: nn.Module, meta: DeltaMeta) -> None:
+        self.net = net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.meta = meta
+        self.num_joints = get_spec(meta.variant).num_joints
+        self.obs_dim = actor_dim(self.num_joints)
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        """Δa (N, J) for an actor observation (N, obs_dim)."""
+        if obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"delta model expects {self.obs_dim}-D observations, got {obs.shape[-1]}")
+        return expand_delta(self.meta, self.net(obs), self.num_joints)
+
+    def to(self, device: torch.device | str) -> DeltaModel:
+        """Move the network to ``device``."""
+        self.net = self.net.to(device)
+        return self
+
+    @staticmethod
+    def load(path: str | Path) -> DeltaModel:
+        """Load ``delta.pt`` written by `asap train-delta` (or :func:`save_delta`). One-line errors for other files."""
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such delta model; make one with `asap train-delta`")
+        ck = torch.load(str(p), map_location="cpu", weights_only=False)
+        if not isinstance(ck, dict) or "delta_meta" not in ck:
+            raise ValueError(f"{p}: not a delta model (no delta_meta); make one with `asap train-delta`")
+        meta = DeltaMeta.from_dict(ck["delta_meta"])
+        from asap.rl.export import actor_module
+
+        net = actor_module({"actor": ck["actor_cfg"]}, ck["actor_state_dict"], ck["obs_dim"], len(meta.joints))
+        return DeltaModel(net, meta)
+
+
+def save_delta(path: str | Path, meta: DeltaMeta, actor_cfg: dict[str, Any], actor_state: dict[str, Any],
+               extra: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Write ``delta.pt``: the rsl-rl actor weights, its config, the observation width and :class:`DeltaMeta`."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    num_joints = get_spec(meta.variant).num_joints
+    torch.save({"delta_meta": meta.to_dict(), "actor_cfg": actor_cfg, "actor_state_dict": actor_state,
+                "obs_dim": actor_dim(num_joints), **(extra or {})}, str(out))  # fmt: skip
+    out.with_suffix(".json").write_text(json.dumps(meta.to_dict(), indent=1))
+    return out

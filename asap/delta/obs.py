@@ -1,0 +1,97 @@
+"""The delta model's observation: what π^Δ(s, a) sees, built by one function for open-loop training, fine-tuning,
+evaluation and ``asap play --delta``.
+
+Timing: the observation of control step k holds the state s_k *and the action a_k applied during step k* (the
+reference's closed loop shows the delta model the policy action one step late; here it never does). Terms, in
+alphabetical order (asap-method.md section 5.2, with ``actions``/``actions_open_loop`` renamed):
+
+==================== ===== ===============================================================
+term                  dim   meaning
+==================== ===== ===============================================================
+applied_action        J     action applied this step, (q* - default) / action_scale
+base_ang_vel          3     pelvis angular velocity, pelvis frame, rad/s
+base_lin_vel          3     pelvis linear velocity, pelvis frame, m/s
+base_pos_z            1     pelvis height, m
+dof_pos               J     q - default, rad
+dof_vel               J     joint velocity, rad/s
+feet_contact_force    6     left/right ankle-roll contact force, world frame, x 0.01 (N / 100)
+last_delta            J     the model's own previous Δa (full J, zeros on joints it does not drive)
+projected_gravity     3     gravity direction in the pelvis frame
+==================== ===== ===============================================================
+
+The critic adds ``dif_local_rigid_body_pos`` and ``local_ref_rigid_body_pos`` (27 x 3 each, :func:`asap.obs.
+privileged_terms`) against the *logged* bodies. No phase: the model must not depend on the clip.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from asap.obs import privileged_terms, world_to_base
+from asap.utils.rotations import projected_gravity
+
+FEET_FORCE_SCALE = 0.01
+"""Scale of the contact-force term (asap-method.md section 5.2)."""
+DELTA_OBS_VERSION = "delta_v1"
+"""Name of this layout, stored in every delta model's metadata."""
+
+
+def actor_terms(num_joints: int) -> list[tuple[str, int]]:
+    """``(term, width)`` of the actor observation in order; total 4 J + 16 (108 for 23 joints)."""
+    j = num_joints
+    return [("applied_action", j), ("base_ang_vel", 3), ("base_lin_vel", 3), ("base_pos_z", 1), ("dof_pos", j),
+            ("dof_vel", j), ("feet_contact_force", 6), ("last_delta", j), ("projected_gravity", 3)]  # fmt: skip
+
+
+def actor_dim(num_joints: int) -> int:
+    """Width of the actor observation."""
+    return sum(d for _, d in actor_terms(num_joints))
+
+
+def critic_dim(num_joints: int, num_bodies: int = 27) -> int:
+    """Width of the critic observation (actor terms + two body-position blocks)."""
+    return actor_dim(num_joints) + 2 * 3 * num_bodies
+
+
+def term_slice(term: str, num_joints: int) -> slice:
+    """Columns of ``term`` in the actor observation."""
+    off = 0
+    for name, d in actor_terms(num_joints):
+        if name == term:
+            return slice(off, off + d)
+        off += d
+    raise KeyError(f"delta observation has no term {term!r}")
+
+
+def actor_obs(
+    root_pos: torch.Tensor, root_quat: torch.Tensor, root_lin_vel: torch.Tensor, root_ang_vel: torch.Tensor,
+    q: torch.Tensor, qd: torch.Tensor, feet_force: torch.Tensor, default_pos: torch.Tensor,
+    applied_action: torch.Tensor, last_delta: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """(N, 4J+16) actor observation from world-frame simulator state (see module table).
+
+    ``root_*``: (N,3) / (N,4) wxyz / (N,3) / (N,3) world frame; ``q``, ``qd`` (N,J); ``feet_force`` (N,2,3);
+    ``default_pos`` (J,); ``applied_action`` (N,J) the action applied during this step; ``last_delta`` (N,J).
+    """
+    n = q.shape[0]
+    parts = {
+        "applied_action": applied_action,
+        "base_ang_vel": world_to_base(root_quat, root_ang_vel),
+        "base_lin_vel": world_to_base(root_quat, root_lin_vel),
+        "base_pos_z": root_pos[:, 2:3],
+        "dof_pos": q - default_pos,
+        "dof_vel": qd,
+        "feet_contact_force": feet_force.reshape(n, 6) * FEET_FORCE_SCALE,
+        "last_delta": last_delta,
+        "projected_gravity": projected_gravity(root_quat),
+    }
+    return torch.cat([parts[name] for name, _ in actor_terms(q.shape[1])], dim=-1)
+
+
+def critic_obs(
+    actor: torch.Tensor, root_pos: torch.Tensor, root_quat: torch.Tensor, body_pos: torch.Tensor,
+    ref_body_pos: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """(N, 4J+16+162) critic observation: the actor's plus the bodies against the logged bodies ``ref_body_pos``."""
+    p = privileged_terms(root_pos, root_quat, body_pos, ref_body_pos)
+    return torch.cat([actor, p["dif_local_rigid_body_pos"], p["local_ref_rigid_body_pos"]], dim=-1)

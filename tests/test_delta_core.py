@@ -1,0 +1,130 @@
+"""The delta model's seams: oracle Δa vs a Kp-scaled simulator, the Δa scaling rule, the delta observation's timing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from asap.delta import obs as dobs
+from asap.delta.aligned import AlignedSimulator
+from asap.delta.model import DeltaMeta, apply_delta, expand_delta, resolve_joints
+from asap.delta.oracle import OracleDelta
+from asap.sim.base import DynamicsParams, SimConfig, make_simulator
+from asap.sim.state import read_state
+from deploy.gap import RealGapConfig
+
+ANKLE_WEAK = RealGapConfig(name="ankle_weak", kp_scale={"ankle": 0.65})
+
+
+def _targets(spec, k: int, n: int) -> torch.Tensor:
+    """A smooth, leg-heavy target sequence (N, J) around the default pose at control step k."""
+    base = torch.as_tensor(spec.default_pos, dtype=torch.float32)
+    w = torch.linspace(0.5, 1.5, spec.num_joints)
+    off = 0.25 * torch.sin(2 * math.pi * w * k * 0.02 * 1.5)
+    return (base + off).expand(n, -1).clone()
+
+
+class _Recorder:
+    """A delta 'model' that records what it was shown and returns a constant Δa."""
+
+    def __init__(self, meta: DeltaMeta, value: float) -> None:
+        self.meta, self.value, self.seen = meta, value, []
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        self.seen.append(obs.clone())
+        sub = torch.full((obs.shape[0], len(self.meta.joints)), self.value)
+        return expand_delta(self.meta, sub, 23)
+
+
+def _pair(n: int = 2):
+    nominal = make_simulator(SimConfig(num_envs=n, threads=1))
+    gapped = make_simulator(SimConfig(num_envs=n, threads=1))
+    spec = nominal.spec
+    k = torch.ones(n, spec.num_joints)
+    ank = [i for i, name in enumerate(spec.joint_names) if "ankle" in name]
+    k[:, ank] = 0.65
+    gapped.set_dynamics(None, DynamicsParams(kp_scale=k))
+    return nominal, gapped
+
+
+def test_oracle_reproduces_kp_scaled_simulator_step_by_step():
+    """Along a 40-step trajectory of the Kp x0.65 simulator, one step from each of its states: the oracle-aligned
+    nominal simulator lands on the gapped next state far closer than the plain nominal one does."""
+    nominal, gapped = _pair()
+    plain = make_simulator(SimConfig(num_envs=2, threads=1))
+    aligned = AlignedSimulator(nominal, OracleDelta(ANKLE_WEAK))
+    spec = nominal.spec
+    ank = [i for i, name in enumerate(spec.joint_names) if "ankle" in name]
+    err_oracle, err_plain = [], []
+    gapped.reset()
+    for k in range(40):
+        t = _targets(spec, k, 2)
+        root, (q, qd) = gapped.get_root_state().clone(), (x.clone() for x in gapped.get_joint_state())
+        for s in (aligned, plain):
+            s.reset(root_state=root, q=q, qd=qd)
+            s.step(targets=t)
+        gapped.step(targets=t)
+        qg = gapped.get_joint_state()[0]
+        err_oracle.append((aligned.get_joint_state()[0] - qg)[:, ank].abs().max().item())
+        err_plain.append((plain.get_joint_state()[0] - qg)[:, ank].abs().max().item())
+    assert max(err_plain) > 1e-3, "the Kp gap should move the ankles measurably within one step"
+    print(f"oracle {max(err_oracle):.2e} rad, plain {max(err_plain):.2e} rad")
+    assert max(err_oracle) < 0.2 * max(err_plain), (max(err_oracle), max(err_plain))
+    for s in (nominal, gapped, plain):
+        s.close()
+
+
+def test_delta_scaling_is_one_rule():
+    """The inner simulator receives exactly q* + delta_scale * Δa, delta_scale = the spec's action scale (0.25)."""
+    sim = make_simulator(SimConfig(num_envs=2, threads=1))
+    meta = DeltaMeta.for_variant("g1_23dof", "ankles")
+    assert meta.delta_scale == pytest.approx(sim.spec.action_scale) == pytest.approx(0.25)
+    seen: list[torch.Tensor] = []
+    inner_step = sim.step
+
+    def spy(targets=None, torques=None):
+        seen.append(targets.clone())
+        inner_step(targets=targets, torques=torques)
+
+    sim.step = spy  # observe what reaches the physics; the physics itself still runs
+    aligned = AlignedSimulator(sim, _Recorder(meta, 0.4))
+    t = _targets(sim.spec, 3, 2)
+    aligned.step(targets=t)
+    full = expand_delta(meta, torch.full((2, 4), 0.4), sim.num_joints)
+    assert torch.allclose(seen[0], apply_delta(t, full, 0.25))
+    idx = meta.joint_index()
+    assert torch.allclose(seen[0][:, idx] - t[:, idx], torch.full((2, 4), 0.1))
+    others = torch.ones(sim.num_joints, dtype=torch.bool)
+    others[idx] = False
+    assert torch.equal(seen[0][:, others], t[:, others])
+    sim.close()
+
+
+def test_delta_observation_holds_the_action_applied_this_step():
+    sim = make_simulator(SimConfig(num_envs=1, threads=1))
+    rec = _Recorder(DeltaMeta.for_variant("g1_23dof"), 0.0)
+    aligned = AlignedSimulator(sim, rec)
+    j = sim.num_joints
+    default = torch.as_tensor(sim.spec.default_pos, dtype=torch.float32)
+    for k in range(4):
+        t = _targets(sim.spec, k, 1)
+        before = read_state(sim)
+        aligned.step(targets=t)
+        obs = rec.seen[-1]
+        assert obs.shape == (1, dobs.actor_dim(j)) == (1, 108)
+        assert torch.allclose(obs[:, dobs.term_slice("applied_action", j)], (t - default) / 0.25, atol=1e-6)
+        assert torch.allclose(obs[:, dobs.term_slice("dof_pos", j)], before.q - default, atol=1e-6)
+    sim.close()
+
+
+def test_joint_sets_and_errors():
+    assert resolve_joints("g1_23dof", "ankles") == (
+        "left_ankle_pitch_joint", "left_ankle_roll_joint", "right_ankle_pitch_joint", "right_ankle_roll_joint",
+    )  # fmt: skip
+    assert len(resolve_joints("g1_23dof", "all")) == 23
+    with pytest.raises(ValueError, match="unknown delta joint set"):
+        resolve_joints("g1_23dof", "wrists")
+    with pytest.raises(ValueError, match="not joints of"):
+        resolve_joints("g1_23dof", ["nose_joint"])
