@@ -98,6 +98,55 @@ def test_state_round_trip(fresh: Simulator):
     torch.testing.assert_close(after[2, :3], root[0, :3], atol=1e-4, rtol=0)
 
 
+def test_env_ids_keep_the_callers_order(fresh: Simulator):
+    """Row i of a setter belongs to env ids[i], whatever the order of the ids; repeated ids are refused."""
+    sim = fresh
+    _in_the_sky(sim)
+    root = sim.get_root_state().clone()
+    root[:, 0] = torch.arange(N, dtype=torch.float32)  # x = env index: rows are tagged
+    sim.set_root_state(None, root)
+    rows = root[[0, 1]].clone()
+    rows[:, 0] = torch.tensor([10.0, 20.0])
+    rows[:, 7] = torch.tensor([0.5, -0.5])
+    sim.set_root_state([2, 0], rows)
+    got = sim.get_root_state()
+    assert got[[2, 0, 1, 3], 0].tolist() == pytest.approx([10.0, 20.0, 1.0, 3.0], abs=1e-4)
+    assert got[[2, 0], 7].tolist() == pytest.approx([0.5, -0.5], abs=1e-4)
+
+    q0, qd0 = sim.get_joint_state()
+    q = q0[[0, 0]].clone()
+    q[:, 3] = torch.tensor([0.9, 0.1])  # left knee
+    sim.set_joint_state(torch.tensor([3, 1]), q, torch.zeros_like(q))
+    gq, _ = sim.get_joint_state()
+    assert gq[[3, 1], 3].tolist() == pytest.approx([0.9, 0.1], abs=1e-5)
+    torch.testing.assert_close(gq[[0, 2]], q0[[0, 2]])
+
+    reset_root = root[[0, 1]].clone()
+    reset_root[:, 0] = torch.tensor([-7.0, 7.0])
+    sim.reset([1, 0], root_state=reset_root)
+    assert sim.get_root_state()[[1, 0], 0].tolist() == pytest.approx([-7.0, 7.0], abs=1e-4)
+
+    dyn = sim.default_dynamics(2)
+    dyn.kp_scale[:] = torch.tensor([[0.3], [0.7]])
+    dyn.action_delay = torch.tensor([2, 1])
+    sim.set_dynamics([3, 1], dyn)
+    got_dyn = sim.get_dynamics([1, 3])
+    assert got_dyn.kp_scale[:, 0].tolist() == pytest.approx([0.7, 0.3])
+    assert got_dyn.action_delay.tolist() == [1, 2]
+
+    before = sim.get_root_state()
+    sim.push([3, 0], torch.tensor([[1.5, 0.0], [0.0, -1.5]]))
+    after = sim.get_root_state()
+    assert after[3, 7:9].tolist() == pytest.approx([1.5, 0.0], abs=1e-5)
+    assert after[0, 7:9].tolist() == pytest.approx([0.0, -1.5], abs=1e-5)
+    torch.testing.assert_close(after[[1, 2]], before[[1, 2]])
+
+    with pytest.raises(ValueError, match="must not repeat"):
+        sim.set_root_state([1, 1], root[:2])
+    with pytest.raises(ValueError, match="must not repeat"):
+        sim.set_dynamics(torch.tensor([0, 2, 0]), sim.default_dynamics(3))
+
+
 def test_gravity_free_fall(fresh: Simulator):
     sim = fresh
     _in_the_sky(sim)

@@ -12,7 +12,8 @@ the virtual G1 talk only to this protocol. Conventions, identical in every backe
   targets q*, each substep applies ``tau = clip(motor_strength * (kp_scale*Kp*(q* - q) - kd_scale*Kd*qd),
   -effort, effort)`` recomputed from the current q, qd (the reference's software PD at 200 Hz).
 
-Env ids are ``torch.long`` tensors (or anything ``torch.as_tensor`` accepts); ``None`` means all envs.
+Env ids are ``torch.long`` tensors (or anything ``torch.as_tensor`` accepts); ``None`` means all envs. Setters take
+one row per id, in the order of the ids (``set_root_state([2, 0], rows)``: row 0 goes to env 2); ids must not repeat.
 """
 
 from __future__ import annotations
@@ -255,7 +256,12 @@ class ActionDelayQueue:
 
 
 def as_env_ids(env_ids: torch.Tensor | Sequence[int] | None, num_envs: int) -> torch.Tensor:
-    """Env ids as a sorted, unique ``torch.long`` CPU tensor (``None``: all envs); raises on out-of-range ids."""
+    """Env ids as a ``torch.long`` CPU tensor in the caller's order (``None``: all envs, ascending).
+
+    Row i of any per-env argument that comes with the ids belongs to env ``ids[i]``, so the order is kept.
+    A boolean mask of shape (num_envs,) selects its True envs in ascending order.
+    Raises ``ValueError`` on out-of-range or repeated ids (a repeated id would make two rows race for one env).
+    """
     if env_ids is None:
         return torch.arange(num_envs, dtype=torch.long)
     ids = torch.as_tensor(env_ids).to("cpu")
@@ -266,7 +272,9 @@ def as_env_ids(env_ids: torch.Tensor | Sequence[int] | None, num_envs: int) -> t
     ids = ids.to(torch.long).flatten()
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_envs):
         raise ValueError(f"env ids must be in [0, {num_envs}), got {ids.tolist()}")
-    return torch.unique(ids)
+    if torch.unique(ids).numel() != ids.numel():
+        raise ValueError(f"env ids must not repeat (one row per env), got {ids.tolist()}")
+    return ids
 
 
 def make_simulator(cfg: SimConfig, **kwargs: object) -> Simulator:

@@ -407,7 +407,7 @@ class MujocoSimulator:
                     field[np.ix_(ids, self._vadr)] = vals
                     needs_const = needs_const or name == "joint_armature"
         if needs_const:
-            self.batch.set_const(ids.astype(np.int32))
+            self.batch.set_const(np.sort(ids).astype(np.int32))  # mujoco.batch wants ascending ids
         self._touch(ids, stale_acc=False)
 
     def push(self, env_ids: torch.Tensor | Sequence[int] | None, lin_vel_xy: torch.Tensor) -> None:
