@@ -107,8 +107,8 @@ class Command:
 
 
 @dataclass
-class StepInfo:
-    """What a policy step computed (for the logger)."""
+class PolicyStepRecord:
+    """What one :meth:`Controller.policy_step` computed on the robot: mode, phase, action, observation (logged)."""
 
     mode: Mode
     phase: float
@@ -237,9 +237,9 @@ class Controller:
             self._go(Mode.DAMPING, now, f"{ev.kind}: {ev.cause}")
         return ev
 
-    def policy_step(self, now: float) -> StepInfo:
+    def policy_step(self, now: float) -> PolicyStepRecord:
         """One control step (call at the policy rate): runs the policy in RUN, advances ramps and phases."""
-        info = StepInfo(self.mode, 0.0, -1, self.episode, np.zeros(self.c.num_joints), np.zeros(0, np.float32))
+        info = PolicyStepRecord(self.mode, 0.0, -1, self.episode, np.zeros(self.c.num_joints), np.zeros(0, np.float32))
         if self.mode == Mode.RAMP and now - self.ramp_t0 >= self.ramp_s:
             self.target = self.ramp_to.copy()
             if self.pending_run is not None:
@@ -256,7 +256,7 @@ class Controller:
         phase = (k + 1) * self.c.control_dt / self.c.motion_length_s
         obs = self.observe(st, phase)
         action = np.asarray(self.policy(obs), dtype=np.float64)
-        info = StepInfo(Mode.RUN, phase, k, self.episode, action, obs)
+        info = PolicyStepRecord(Mode.RUN, phase, k, self.episode, action, obs)
         ev = self.safety.check_action(now, action, self.c.joint_names)
         if ev is None:
             a = np.clip(action, -ACTION_CLIP, ACTION_CLIP)

@@ -35,8 +35,8 @@ PENALTY_TERMS = ("torques", "action_rate", "feet_ori", "feet_heading", "slippage
 
 
 @dataclass
-class StepInfo:
-    """What one :meth:`TrackingEnv.step` returns besides observations."""
+class TrackingStepResult:
+    """What one :meth:`TrackingEnv.step` returns besides observations (rewards and episode ends of N envs)."""
 
     reward: torch.Tensor
     """(N,) total reward."""
@@ -120,7 +120,7 @@ class TrackingEnv:
         self.ref_now: MotionState | None = None
         self.ref_next: MotionState | None = None
         self.obs: dict[str, torch.Tensor] = {}
-        self.last_info: StepInfo | None = None
+        self.last_info: TrackingStepResult | None = None
         if any((cfg.domain_rand.friction, cfg.domain_rand.kp_kd, cfg.domain_rand.control_delay,
                 cfg.domain_rand.com_offset, cfg.domain_rand.link_mass)):  # fmt: skip
             self._nominal = sim.default_dynamics(1)
@@ -226,8 +226,8 @@ class TrackingEnv:
         """(N,) the robot's current motion time t0 + k dt."""
         return self.motion_start + self.episode_length_buf.to(torch.float32) * self.dt
 
-    def step(self, actions: torch.Tensor) -> tuple[dict[str, torch.Tensor], StepInfo]:
-        """Apply (N, J) policy actions for one control step; return observations and :class:`StepInfo`."""
+    def step(self, actions: torch.Tensor) -> tuple[dict[str, torch.Tensor], TrackingStepResult]:
+        """Apply (N, J) policy actions for one control step; return observations and :class:`TrackingStepResult`."""
         a = actions.to(self.device, torch.float32).clamp(-self.action_clip, self.action_clip)
         if self.cfg.residual_actions:
             a = (a + self.ref_action).clamp(-self.action_clip, self.action_clip)
@@ -261,7 +261,7 @@ class TrackingEnv:
         if "termination" in terms:
             reward += terms["termination"]
         done = terminated | time_out
-        info = StepInfo(reward=reward, done=done, terminated=terminated, time_out=time_out, terms=terms)
+        info = TrackingStepResult(reward=reward, done=done, terminated=terminated, time_out=time_out, terms=terms)
         self._episode_stats(terms, done)
         self.last_info = info
         if not self.eval_mode:
