@@ -6,7 +6,8 @@ and asks it for a command every tick; unit tests drive it directly.
 Operator events (wireless remote / keyboard): ``start`` (START; ``s``) ramps to the default pose and holds it,
 also re-arming after a fault once the robot is upright and its state fresh; ``run`` (A; ``a``) starts the policy
 from HOLD; ``stop`` (SELECT; ``d`` or space) damps. When the motion ends the robot ramps back to the default
-pose and holds (``after_motion: hold``) or damps (``damping``).
+pose and holds (``after_motion: hold``) or damps (``damping``). :meth:`Controller.shutdown` is the way out: damping
+that no operator event can leave (the runtime calls it on every exit).
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ class ControllerConfig:
     """Ankle/waist parallel-mechanism mode sent in LowCmd (0 = PR, pitch/roll)."""
     motor_mode: int = 1
     """Motor mode byte for the 29 used slots (1 = enabled)."""
-    check_fall_in: tuple[str, ...] = ("HOLD", "RUN")
-    """States in which fall detection is active (a robot hanging in its gantry may tilt while limp)."""
+    check_fall_in: tuple[str, ...] = ("BLEND", "HOLD", "RUN", "RETURN")
+    """Stages (:attr:`Controller.stage`) in which fall detection is active. Not in ZERO_TORQUE and the first RAMP
+    to the default pose: a robot hanging limp in its gantry may tilt. BLEND (to the motion's start pose) and
+    RETURN (back to the default pose after the motion) are RAMPs of a robot that already stood."""
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     """Safety thresholds."""
 
@@ -175,6 +178,9 @@ class Controller:
         self.ramp_to = self.default_q.copy()
         self.ramp_s = self.cfg.ramp_s
         self.ramp_t0 = 0.0
+        self.ramp_kind = "RAMP"
+        """What the current RAMP is: RAMP (to the default pose), BLEND (to the start pose) or RETURN (after the
+        motion)."""
         self.start_q: np.ndarray | None = None
         if contract.start_joint_pos is not None:
             self.start_q = self.default_q.copy()
@@ -182,6 +188,8 @@ class Controller:
                                                       table["upper"][self.joint_motors])  # fmt: skip
         self.pending_run: str | None = None
         self.quit_requested = False
+        self.exiting = False
+        """Set by :meth:`shutdown`: damping for good, operator events are ignored."""
 
     # ------------------------------------------------------------------------------------------ inputs
     def on_state(self, st: RobotState) -> None:
@@ -193,7 +201,11 @@ class Controller:
             self._go(Mode.ZERO_TORQUE, st.recv_time, "first LowState received")
 
     def request(self, event: str, now: float, source: str = "operator") -> None:
-        """Apply an operator event: start | run | stop | quit."""
+        """Apply an operator event: start | run | stop | quit (start and run are ignored after :meth:`shutdown`)."""
+        if event not in ("start", "run", "stop", "quit"):
+            raise ValueError(f"unknown controller event {event!r}")
+        if self.exiting:
+            return
         if event == "stop" or event == "quit":
             if event == "quit":
                 self.quit_requested = True
@@ -211,11 +223,9 @@ class Controller:
                 if self.start_q is not None and np.abs(self.start_q - self.target).max() > 1e-3:
                     self.pending_run = source
                     self._start_ramp(now, f"blend to the start pose of {self.c.motion_name} ({source})",
-                                     to=self.start_q, duration=self.cfg.start_blend_s)  # fmt: skip
+                                     to=self.start_q, duration=self.cfg.start_blend_s, kind="BLEND")  # fmt: skip
                 else:
                     self._start_run(now, source)
-        else:
-            raise ValueError(f"unknown controller event {event!r}")
 
     def trip(self, kind: str, cause: str, now: float) -> None:
         """An external fault (e.g. a signal): damping."""
@@ -223,6 +233,27 @@ class Controller:
         self.quit_requested = self.quit_requested or kind == "signal"
         if self.mode != Mode.DAMPING:
             self._go(Mode.DAMPING, now, f"{kind}: {cause}")
+
+    def shutdown(self, now: float, cause: str) -> None:
+        """The way out (time budget, quit, signal, error...): damping from now on, whatever the operator presses.
+
+        Records a transition to DAMPING with ``exit: <cause>`` (also when already damping, so that every exit is
+        logged with its cause). Latches no safety fault: an exit is not a fault.
+        """
+        self.exiting = True
+        self.quit_requested = True
+        self._go(Mode.DAMPING, now, f"exit: {cause}")
+
+    @property
+    def stage(self) -> str:
+        """The mode's name, with the RAMPs told apart: RAMP (to the default pose), BLEND, RETURN (``ramp_kind``)."""
+        return self.ramp_kind if self.mode == Mode.RAMP else self.mode.name
+
+    def watchdog_deadline(self) -> float | None:
+        """Monotonic time (s) at which the watchdog trips unless a fresh LowState arrives (None: not armed)."""
+        if self.mode in (Mode.WAIT, Mode.DAMPING) or self.last_fresh is None or self.safety.fault is not None:
+            return None
+        return self.last_fresh + self.safety.watchdog_s
 
     # ------------------------------------------------------------------------------------------ ticks
     def check(self, now: float) -> SafetyEvent | None:
@@ -232,7 +263,7 @@ class Controller:
         st = self.state
         assert st is not None
         ev = self.safety.check_state(now, self.last_fresh, st.q, st.dq, st.quat, st.gyro, st.tau_est,
-                                     check_fall=self.mode.name in self.cfg.check_fall_in)  # fmt: skip
+                                     check_fall=self.stage in self.cfg.check_fall_in)  # fmt: skip
         if ev is not None:
             self._go(Mode.DAMPING, now, f"{ev.kind}: {ev.cause}")
         return ev
@@ -274,7 +305,7 @@ class Controller:
             if self.cfg.after_motion == "damping":
                 self._go(Mode.DAMPING, now, "motion finished")
             else:
-                self._start_ramp(now, "motion finished")
+                self._start_ramp(now, "motion finished", kind="RETURN")
         return info
 
     def observe(self, st: RobotState, phase: float) -> np.ndarray:
@@ -297,8 +328,7 @@ class Controller:
             return Command(st.q.copy(), z, z.copy(), z.copy(), z.copy(), self.cfg.mode_pr, st.mode_machine,
                            self.cfg.motor_mode)  # fmt: skip
         if self.mode == Mode.DAMPING:
-            kd = np.full(NUM_MOTORS, self.cfg.safety.damping_kd)
-            return Command(z, z.copy(), z.copy(), kd, z.copy(), self.cfg.mode_pr, st.mode_machine, self.cfg.motor_mode)
+            return self.damping_command()
         if self.mode == Mode.RAMP:
             a = min(1.0, (now - self.ramp_t0) / self.ramp_s) if self.ramp_s > 0 else 1.0
             self.target = self.ramp_from + a * (self.ramp_to - self.ramp_from)
@@ -306,6 +336,18 @@ class Controller:
             self.target = self.ramp_to.copy()
         return Command(self.target.copy(), z, self.kp.copy(), self.kd.copy(), z.copy(), self.cfg.mode_pr,
                        st.mode_machine, self.cfg.motor_mode)  # fmt: skip
+
+    def damping_command(self) -> Command:
+        """Damping for all 29 motors (kp 0, kd ``damping_kd``, echoing the robot's ``mode_machine``), in any mode.
+
+        Raises RuntimeError before the first LowState (the robot's ``mode_machine`` is not known yet).
+        """
+        if self.state is None:
+            raise RuntimeError("no LowState received yet: no command can be addressed to the robot")
+        z = np.zeros(NUM_MOTORS)
+        kd = np.full(NUM_MOTORS, self.cfg.safety.damping_kd)
+        return Command(z, z.copy(), z.copy(), kd, z.copy(), self.cfg.mode_pr, self.state.mode_machine,
+                       self.cfg.motor_mode)  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ internals
     def _go(self, mode: Mode, now: float, cause: str) -> None:
@@ -315,13 +357,19 @@ class Controller:
         if mode == Mode.DAMPING:
             self.pending_run = None  # a fault or a stop cancels a requested run
 
-    def _start_ramp(self, now: float, cause: str, to: np.ndarray | None = None, duration: float | None = None) -> None:
-        """Ramp linearly from the measured pose to ``to`` (default pose) over ``duration`` (cfg.ramp_s)."""
+    def _start_ramp(
+        self, now: float, cause: str, to: np.ndarray | None = None, duration: float | None = None, kind: str = "RAMP"
+    ) -> None:
+        """Ramp linearly from the measured pose to ``to`` (default pose) over ``duration`` (cfg.ramp_s).
+
+        ``kind`` names the ramp for :attr:`stage` (RAMP, BLEND or RETURN).
+        """
         assert self.state is not None
         self.ramp_from = np.clip(self.state.q, self.safety.lower, self.safety.upper)
         self.ramp_to = (self.default_q if to is None else to).copy()
         self.ramp_s = self.cfg.ramp_s if duration is None else duration
         self.ramp_t0 = now
+        self.ramp_kind = kind
         self.target = self.ramp_from.copy()
         self._go(Mode.RAMP, now, cause)
 

@@ -61,6 +61,25 @@ class MatchCounter(Listener):
         self.matched = int(status.current_count)
 
 
+class ArrivalClock(MatchCounter):
+    """A reader's match counter that also stamps each arrival of data (``time.monotonic()``, in DDS's own thread).
+
+    The runtime takes samples only at its ticks; the stamp tells it when the newest one actually arrived, so that
+    the watchdog measures the age of the robot's state and not the age of the runtime's last look at it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_arrival: float | None = None
+        """Monotonic time (s) of the latest data-available notification (None before the first)."""
+        self.arrivals = 0
+        """Number of notifications so far."""
+
+    def on_data_available(self, reader: Any) -> None:  # noqa: D102, ARG002
+        self.last_arrival = time.monotonic()
+        self.arrivals += 1
+
+
 class Node:
     """Writers and readers of one process on one domain."""
 
@@ -81,9 +100,11 @@ class Node:
         lis = MatchCounter()
         return DataWriter(self.dp, self.topic(name, data_type), qos=qos, listener=lis), lis
 
-    def reader(self, name: str, data_type: type, qos: Qos | None = None) -> tuple[DataReader, MatchCounter]:
-        """A reader and its match counter."""
-        lis = MatchCounter()
+    def reader(
+        self, name: str, data_type: type, qos: Qos | None = None, listener: MatchCounter | None = None
+    ) -> tuple[DataReader, MatchCounter]:
+        """A reader and its match counter (``listener``, e.g. an :class:`ArrivalClock`; default a plain counter)."""
+        lis = listener if listener is not None else MatchCounter()
         return DataReader(self.dp, self.topic(name, data_type), qos=qos, listener=lis), lis
 
 

@@ -2,7 +2,9 @@
 
 Checks, each of which latches a fault that sends the controller to damping (kp 0, kd ``damping_kd``):
 
-- **watchdog**: no fresh LowState (new ``tick``) for ``state_timeout_s``;
+- **watchdog**: no fresh LowState (new ``tick``) for ``state_timeout_s - watchdog_lead_s``, so that the damping
+  command reaches the robot within ``state_timeout_s`` of its last state (the runtime wakes at that deadline
+  instead of waiting for its next tick: :meth:`deploy.controller.Controller.watchdog_deadline`);
 - **policy output**: non-finite actions, ``|a| > max_abs_action``, or a joint target beyond a position limit by
   more than ``limit_margin``;
 - **fall**: the tilt from projected gravity exceeds ``max_tilt_deg``;
@@ -26,7 +28,11 @@ class SafetyConfig:
     """Thresholds of the safety layer."""
 
     state_timeout_s: float = 0.05
-    """Watchdog: damping when no new LowState arrived for this long."""
+    """Watchdog: the robot receives damping within this long of its last new LowState (s)."""
+    watchdog_lead_s: float = 0.005
+    """The watchdog trips this long before ``state_timeout_s`` (s): the margin for the loop's wake-up lateness,
+    the damping command's computation and its DDS transit (each well under 1 ms on an idle machine; measured
+    from the robot's side by scripts/bench_runtime.py, docs/BENCHMARKS.md)."""
     max_abs_action: float = 100.0
     """Raw policy outputs beyond this magnitude are a fault."""
     limit_margin: float = 2.0
@@ -82,6 +88,14 @@ class SafetyLayer:
         self.effort = np.asarray(self.effort, dtype=np.float64)
         self._torque_count = np.zeros(len(self.lower), dtype=np.int64)
         self._cos_tilt = float(np.cos(np.deg2rad(self.cfg.max_tilt_deg)))
+        if not 0.0 <= self.cfg.watchdog_lead_s < self.cfg.state_timeout_s:
+            raise ValueError(f"safety.watchdog_lead_s {self.cfg.watchdog_lead_s} must be in [0, state_timeout_s "
+                             f"{self.cfg.state_timeout_s})")  # fmt: skip
+
+    @property
+    def watchdog_s(self) -> float:
+        """Age of the last fresh LowState (s) at which the watchdog trips: ``state_timeout_s - watchdog_lead_s``."""
+        return self.cfg.state_timeout_s - self.cfg.watchdog_lead_s
 
     # ------------------------------------------------------------------------------------------ latching
     def trip(self, kind: str, cause: str, now: float) -> SafetyEvent:
@@ -103,10 +117,11 @@ class SafetyLayer:
         """Watchdog, non-finite state, fall and torque checks. Returns the new fault, if any."""
         if self.fault is not None:
             return None
-        if last_state_time is None or now - last_state_time > self.cfg.state_timeout_s:
+        if last_state_time is None or now - last_state_time > self.watchdog_s:
             age = float("inf") if last_state_time is None else now - last_state_time
-            return self.trip("watchdog", f"no fresh LowState for {age * 1e3:.0f} ms "
-                             f"(limit {self.cfg.state_timeout_s * 1e3:.0f} ms)", now)  # fmt: skip
+            due = self.cfg.state_timeout_s * 1e3
+            return self.trip("watchdog", f"no fresh LowState for {age * 1e3:.0f} ms (trips at "
+                             f"{self.watchdog_s * 1e3:.0f} ms; damping due within {due:.0f} ms)", now)  # fmt: skip
         for name, arr in (("q", q), ("dq", dq), ("imu quaternion", quat), ("gyroscope", gyro)):
             if not np.all(np.isfinite(arr)):
                 return self.trip("nonfinite_state", f"non-finite {name} in LowState", now)
