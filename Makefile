@@ -3,9 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint wheel-check bench clean
 
-$(STAMP): pyproject.toml constraints.txt scripts/install_dds.sh
+$(STAMP): pyproject.toml setup.py constraints.txt scripts/install_dds.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,genesis,wandb]'
@@ -18,14 +18,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	MUJOCO_GL=egl $(VENV)/bin/asap demo
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check asap envs deploy scripts tests
-	$(VENV)/bin/ruff format --check asap envs deploy scripts tests
+test: lint wheel-check
 	MUJOCO_GL=egl $(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check asap envs deploy scripts tests
-	$(VENV)/bin/ruff format --check asap envs deploy scripts tests
+	$(VENV)/bin/ruff check asap envs deploy scripts tests setup.py
+	$(VENV)/bin/ruff format --check asap envs deploy scripts tests setup.py
+
+# `pip install .` (not editable) into a throwaway venv, then `asap retarget builtin:squat` outside the checkout.
+wheel-check: $(STAMP)
+	bash scripts/check_wheel.sh $(VENV)
 
 clean:
 	rm -rf $(VENV) run .pytest_cache

@@ -60,14 +60,14 @@ def test_errors_name_the_problem(tmp_path):
 
 
 def test_shipped_configs_and_motions_resolve_from_any_directory(tmp_path, monkeypatch):
-    from asap.paths import REPO_ROOT, repo_path
+    from asap.paths import repo_path, shipped_dir
     from asap.rl.config import PretrainConfig
     from asap.rl.runner import motion_sources
 
     monkeypatch.chdir(tmp_path)
     cfg = load_config(PretrainConfig, "configs/pretrain/demo.yaml")
     assert cfg.motion == "motions/builtin/arm_wave.npz" and cfg.num_envs == 128
-    assert motion_sources(cfg.motion) == [str(REPO_ROOT / "motions/builtin/arm_wave.npz")]
+    assert motion_sources(cfg.motion) == [str(shipped_dir("motions") / "builtin/arm_wave.npz")]
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "mine.yaml").write_text("num_envs: 7\n")
     local = (tmp_path / "configs" / "mine.yaml").resolve()

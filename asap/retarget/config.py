@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asap.config import load_config
+from asap.paths import shipped_dir
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "retarget"
+CONFIG_DIR = shipped_dir("configs") / "retarget"
 """Folder of the built-in tables (one YAML per source skeleton)."""
 TABLES = ("builtin", "bvh_cmu", "bvh_lafan", "smpl")
 """Names of the shipped tables."""

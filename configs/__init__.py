@@ -1,0 +1,1 @@
+"""The shipped YAML configs, installed as package data of ``asap.configs`` (see ``asap/paths.py``)."""
