@@ -1,0 +1,1 @@
+"""Task machinery shared by the tracking and delta tasks: reward terms declared as data."""

@@ -1,0 +1,98 @@
+"""Reward terms as data: a task declares ``{name: {"weight": w, <params>}}`` in its config and
+:class:`RewardTable` evaluates the named functions of :data:`REWARD_TERMS` with those parameters.
+
+Adding a term is one function here plus one config entry; no env code changes. Each function takes a
+:class:`TermContext` and keyword parameters (sigmas, inner weights) and returns an (N,) tensor: tracking terms in
+(0, 1], penalties as non-negative magnitudes (their weights are negative). Weights are multiplied by dt when the
+task asks (the reference scales every reward by dt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from asap.motion.motionlib import MotionState
+from asap.sim.state import SimState
+from envs.tracking import rewards as R
+
+
+@dataclass
+class TermContext:
+    """Everything a reward term may read at one control step (N envs, J joints, 27 bodies)."""
+
+    state: SimState
+    """The simulator's state after the step."""
+    ref: MotionState
+    """The state to track at this instant (the reference clip, or the logged trajectory for the delta task)."""
+    actions: torch.Tensor
+    """(N, A) the task's own action this step (policy action, or Δa for the delta task)."""
+    last_actions: torch.Tensor
+    """(N, A) the task's action of the previous step."""
+    upper_mask: torch.Tensor
+    """(27,) bool, upper-body tracked points."""
+    vr_idx: torch.Tensor
+    """(3,) hands + head indices."""
+    feet_idx: torch.Tensor
+    """(2,) ankle-roll link indices."""
+    pos_lower: torch.Tensor
+    """(J,) joint position lower limits, rad."""
+    pos_upper: torch.Tensor
+    """(J,) joint position upper limits, rad."""
+    vel_limit: torch.Tensor
+    """(J,) joint velocity limits, rad/s."""
+    effort_limit: torch.Tensor
+    """(J,) torque limits, N m."""
+
+
+def _body_pos(c: TermContext, sigma_upper: float = 0.03, sigma_lower: float = 0.1, weight_upper: float = 1.0,
+              weight_lower: float = 0.5) -> torch.Tensor:  # fmt: skip
+    return R.body_position_extend(c.state.body_pos, c.ref.body_pos, c.upper_mask, sigma_upper, sigma_lower,
+                                  weight_upper, weight_lower)  # fmt: skip
+
+
+def _action_norm(c: TermContext) -> torch.Tensor:
+    """exp(||a||_2) - 1 (asap-method.md section 5.2 ``penalty_minimal_action_norm``), clamped against overflow."""
+    return torch.expm1(c.actions.norm(dim=-1).clamp(max=20.0))
+
+
+REWARD_TERMS: dict[str, Callable[..., torch.Tensor]] = {
+    "body_pos": _body_pos,
+    "vr_3point": lambda c, sigma=0.03: R.body_position_subset(c.state.body_pos, c.ref.body_pos, c.vr_idx, sigma),
+    "feet_pos": lambda c, sigma=0.03: R.body_position_subset(c.state.body_pos, c.ref.body_pos, c.feet_idx, sigma),
+    "body_rot": lambda c, sigma=1.0: R.body_rotation(c.state.body_quat, c.ref.body_quat, sigma),
+    "body_vel": lambda c, sigma=1.0: R.body_velocity(c.state.body_lin_vel, c.ref.body_lin_vel, sigma),
+    "body_ang_vel": lambda c, sigma=1.0: R.body_velocity(c.state.body_ang_vel, c.ref.body_ang_vel, sigma),
+    "joint_pos": lambda c, sigma=1.0: R.joint_tracking(c.state.q, c.ref.dof_pos, sigma),
+    "joint_vel": lambda c, sigma=1.0: R.joint_tracking(c.state.qd, c.ref.dof_vel, sigma),
+    "torques": lambda c: R.torques(c.state.tau),
+    "action_rate": lambda c: R.action_rate(c.actions, c.last_actions),
+    "action_norm": _action_norm,
+    "limits_dof_pos": lambda c, soft=1.0: R.dof_pos_limits(c.state.q, *R.soft_range(c.pos_lower, c.pos_upper, soft)),
+    "limits_dof_vel": lambda c, soft=1.0: R.magnitude_limits(c.state.qd, c.vel_limit, soft),
+    "limits_torque": lambda c, soft=1.0: R.magnitude_limits(c.state.tau, c.effort_limit, soft),
+}
+"""Term name -> function(context, **params) -> (N,)."""
+
+
+class RewardTable:
+    """A task's reward: ``{name: {"weight": w, **params}}`` over :data:`REWARD_TERMS` (zero weights skipped)."""
+
+    def __init__(self, table: dict[str, dict[str, Any]], dt: float, scale_by_dt: bool = True) -> None:
+        unknown = sorted(set(table) - set(REWARD_TERMS))
+        if unknown:
+            raise ValueError(f"unknown reward terms {unknown}; known: {sorted(REWARD_TERMS)}")
+        self.terms: dict[str, tuple[float, dict[str, Any]]] = {}
+        for name, entry in table.items():
+            if "weight" not in entry:
+                raise ValueError(f"reward term {name!r} has no weight")
+            w = float(entry["weight"]) * (dt if scale_by_dt else 1.0)
+            if w != 0.0:
+                self.terms[name] = (w, {k: v for k, v in entry.items() if k != "weight"})
+
+    def __call__(self, ctx: TermContext) -> dict[str, torch.Tensor]:
+        """Weighted (N,) value of every term."""
+        return {name: w * REWARD_TERMS[name](ctx, **params) for name, (w, params) in self.terms.items()}

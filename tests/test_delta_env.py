@@ -1,0 +1,128 @@
+"""The open-loop delta task on a log made by a Kp-scaled simulator: replay timing, oracle vs plain, reward table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from asap.control import ACTION_ALIGNMENT, TargetShaping, shape_targets
+from asap.delta.aligned import AlignedSimulator
+from asap.delta.oracle import OracleDelta
+from asap.motion.motion import Motion
+from asap.motion.motionlib import MotionLib
+from asap.sim.base import DynamicsParams, SimConfig, make_simulator
+from deploy.gap import RealGapConfig
+from envs.common.reward_terms import RewardTable
+from envs.delta.config import DeltaEnvConfig
+from envs.delta.env import DeltaEnv
+
+SHAPING = TargetShaping()
+
+
+def make_gapped_log(steps: int = 60, seed: int = 0) -> Motion:
+    """Roll a Kp x0.65-ankle simulator with smooth actions; store s_f and the action applied from s_f (50 fps)."""
+    sim = make_simulator(SimConfig(num_envs=1, threads=1))
+    spec = sim.spec
+    k = torch.ones(1, spec.num_joints)
+    k[:, [i for i, n in enumerate(spec.joint_names) if "ankle" in n]] = 0.65
+    sim.set_dynamics(None, DynamicsParams(kp_scale=k))
+    sim.reset()
+    rng = np.random.default_rng(seed)
+    freq = rng.uniform(0.5, 1.5, spec.num_joints)
+    default = torch.as_tensor(spec.default_pos, dtype=torch.float32)
+    lo, hi = (torch.as_tensor(x, dtype=torch.float32) for x in (spec.pos_lower, spec.pos_upper))
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("rp", "rq", "rl", "ra", "q", "qd", "a")}
+    prev = None
+    for f in range(steps):
+        a = torch.as_tensor(0.6 * np.sin(2 * math.pi * freq * f * 0.02), dtype=torch.float32)[None]
+        root = sim.get_root_state()[0]
+        q, qd = (x[0] for x in sim.get_joint_state())
+        for key, v in zip(("rp", "rq", "rl", "ra", "q", "qd", "a"),
+                          (root[0:3], root[3:7], root[7:10], root[10:13], q, qd, a[0]), strict=True):  # fmt: skip
+            rows[key].append(v.numpy().copy())
+        _, _, prev = shape_targets(a, prev, default, spec.action_scale, lo, hi, SHAPING)
+        sim.step(targets=prev)
+    sim.close()
+    arr = {k: np.stack(v) for k, v in rows.items()}
+    arr["a"][-1] = 0.0
+    return Motion(fps=50.0, joint_names=spec.joint_names, root_pos=arr["rp"], root_quat=arr["rq"], dof_pos=arr["q"],
+                  action=arr["a"], dof_vel=arr["qd"], root_lin_vel=arr["rl"], root_ang_vel=arr["ra"],
+                  meta={"action_alignment": ACTION_ALIGNMENT, "root_source": "simulator"})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def log() -> Motion:
+    return make_gapped_log()
+
+
+def _replay_error(log: Motion, model=None, window_s: float = 0.5) -> float:
+    sim = make_simulator(SimConfig(num_envs=2, threads=1))
+    if model is not None:
+        sim = AlignedSimulator(sim, model)
+    env = DeltaEnv(DeltaEnvConfig(window_s=window_s), sim, MotionLib([log]), SHAPING)
+    env.eval_mode = True
+    env.reset_to(torch.zeros(2, dtype=torch.long), torch.tensor([0, 20]))
+    err = []
+    for _ in range(env.window):
+        env.step(torch.zeros(2, env.num_actions))
+        ref = env.logs.frame_state(env.motion_ids, env.frame())
+        err.append((sim.get_body_state().pos - ref.body_pos).norm(dim=-1).mean().item())
+    sim.close()
+    return float(np.mean(err))
+
+
+def test_replay_of_its_own_simulator_is_exact(log):
+    """Replaying the log in the simulator that made it (Kp-scaled) reproduces the logged states: the step timing,
+    the action alignment and the target shaping of the replay all agree with how the log was made."""
+    sim = make_simulator(SimConfig(num_envs=2, threads=1))
+    k = torch.ones(2, sim.num_joints)
+    k[:, [i for i, n in enumerate(sim.spec.joint_names) if "ankle" in n]] = 0.65
+    sim.set_dynamics(None, DynamicsParams(kp_scale=k))
+    env = DeltaEnv(DeltaEnvConfig(window_s=0.5), sim, MotionLib([log]), SHAPING)
+    env.eval_mode = True
+    env.reset_to(torch.zeros(2, dtype=torch.long), torch.tensor([0, 20]))
+    errs = []
+    for _ in range(env.window):
+        env.step(torch.zeros(2, env.num_actions))
+        ref = env.logs.frame_state(env.motion_ids, env.frame())
+        errs.append((sim.get_joint_state()[0] - ref.dof_pos).abs().max().item())
+    print("replay errors", [f"{e:.1e}" for e in errs])
+    assert errs[0] < 2e-3 and max(errs) < 1e-2, errs
+    sim.close()
+
+
+def test_oracle_replay_beats_plain_replay(log):
+    plain = _replay_error(log)
+    oracle = _replay_error(log, OracleDelta(RealGapConfig(name="ankle_weak", kp_scale={"ankle": 0.65})))
+    assert oracle < 0.5 * plain, (oracle, plain)
+
+
+def test_delta_env_shapes_and_rewards(log):
+    sim = make_simulator(SimConfig(num_envs=3, threads=1))
+    env = DeltaEnv(DeltaEnvConfig(window_s=0.2, joints="ankles"), sim, MotionLib([log]), SHAPING)
+    assert env.num_actions == 4 and env.window == 10
+    obs = env.get_observations()
+    assert obs["actor"].shape == (3, 108) and obs["critic"].shape == (3, 108 + 162)
+    _, info = env.step(torch.ones(3, 4))
+    assert set(info.terms) >= {"body_pos", "action_norm", "action_rate"}
+    assert torch.allclose(info.terms["action_norm"], torch.full((3,), -0.1 * 0.02 * math.expm1(2.0)), rtol=1e-5)
+    sim.close()
+
+
+def test_reward_table_refuses_unknown_terms():
+    with pytest.raises(ValueError, match="unknown reward terms"):
+        RewardTable({"body_poss": {"weight": 1.0}}, 0.02)
+    with pytest.raises(ValueError, match="has no weight"):
+        RewardTable({"body_pos": {"sigma_upper": 0.03}}, 0.02)
+
+
+def test_delta_env_refuses_logs_without_action(log):
+    bare = Motion(fps=50.0, joint_names=log.joint_names, root_pos=log.root_pos, root_quat=log.root_quat,
+                  dof_pos=log.dof_pos)  # fmt: skip
+    sim = make_simulator(SimConfig(num_envs=1, threads=1))
+    with pytest.raises(ValueError, match="must carry 'action'"):
+        DeltaEnv(DeltaEnvConfig(), sim, MotionLib([bare]), SHAPING)
+    sim.close()
