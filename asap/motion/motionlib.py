@@ -268,6 +268,30 @@ class MotionLib:
             phase=phase.clamp(0.0, 1.0),
         )
 
+    def frame_state(self, motion_ids: torch.Tensor, frames: torch.Tensor) -> MotionState:
+        """State of clip ``motion_ids[i]`` exactly at frame ``frames[i]`` (clamped to the clip), no interpolation.
+
+        For logged rollouts whose frames are control steps (the delta model replays them frame by frame).
+        """
+        m = motion_ids.to(self.device).long()
+        f = torch.minimum(frames.to(self.device).long().clamp(min=0), self.motion_num_frames[m] - 1)
+        g = self._start[m] + f
+        d = self._data
+        return MotionState(
+            root_pos=d["root_pos"][g], root_quat=d["root_quat"][g], root_lin_vel=d["root_lin_vel"][g],
+            root_ang_vel=d["root_ang_vel"][g], dof_pos=d["dof_pos"][g], dof_vel=d["dof_vel"][g],
+            body_pos=d["body_pos"][g], body_quat=d["body_quat"][g], body_lin_vel=d["body_lin_vel"][g],
+            body_ang_vel=d["body_ang_vel"][g], phase=(f.to(self.dtype) / (self.motion_num_frames[m] - 1).clamp(min=1)),
+        )  # fmt: skip
+
+    def frame_action(self, motion_ids: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Logged raw action (N, J) stored at frame ``frames[i]`` of clip ``motion_ids[i]`` (clamped to the clip)."""
+        if not self.has_action:
+            raise MotionFormatError("frame_action needs every clip to carry 'action' (logged rollouts)")
+        m = motion_ids.to(self.device).long()
+        f = torch.minimum(frames.to(self.device).long().clamp(min=0), self.motion_num_frames[m] - 1)
+        return self._data["action"][self._start[m] + f]
+
     def get_action(self, motion_ids: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """Recorded raw action (N, J) at the frame at or before each time (no interpolation)."""
         if not self.has_action:
