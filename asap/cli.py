@@ -21,11 +21,11 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every available stage."""
+def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The argument parser with the stages of ``modules`` (default: every available stage)."""
     parser = argparse.ArgumentParser(prog="asap", description="ASAP pipeline for the Unitree G1.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -36,9 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_modules(argv: list[str]) -> tuple[str, ...]:
+    """The modules to load for a command line: a robot command (``asap deploy`` ...) loads only
+    ``deploy.commands``, so that it runs on the robot's computer without the training stack (torch, MuJoCo)."""
+    from deploy.commands import COMMANDS
+
+    return ("deploy.commands",) if argv and argv[0] in COMMANDS else COMMAND_MODULES
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asap`` console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_modules(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -11,6 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+COMMANDS = ("robot-sim", "collect", "deploy")
+"""The sub-commands :func:`register` adds (``asap.cli`` loads only this module for them)."""
+
 CHECKLIST = """\
 Before sending torque commands to a real G1:
   [ ] Robot hangs in its gantry/support with the feet just touching the ground; the area around it is clear.
