@@ -131,7 +131,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
 
     t = _stage("4. play the policy in the training simulator")
     sim = play(onnx, motion_path, out_dir=run / "play", json_path=run / "play" / "play.json", video=cfg.render)
+    # the same frames and error function as play's summary; success also needs play's own ending (no tilt, clip end)
     sim_m = compare_rollout(sim["rollout"], motion_path)
+    sim_m.success = sim_m.success and bool(sim["per_rollout"][0]["success"])
     report["training_sim"] = sim_m.as_dict()
     _done(t, f"success {sim['success']}, E_mpjpe {sim['E_mpjpe_mm']:.1f} mm")
 

@@ -1,7 +1,10 @@
 """Tracking metrics of a recorded rollout (a Motion) against its reference motion.
 
 The rollout's frame f is compared with the reference at time ``start_time + f / fps`` (clipped to the clip's
-end). Both trajectories go through the same forward kinematics, so the metrics cover the 27 tracked bodies.
+end); frame 0 is the start state, frames up to half a frame past the clip's end are kept (the last control step of
+an episode, as the training env ends it), and :func:`asap.eval.metrics.tracking_metrics` averages the errors over
+the same frames as ``asap play``. Both trajectories go through the same forward kinematics, so the metrics cover
+the 27 tracked bodies.
 With ``align="start"`` the reference is moved (translation in xy and heading) so that its root at
 ``start_time`` coincides with the rollout's first root pose — needed when the robot did not start where the
 reference starts (a robot on the floor of a lab, the virtual G1).
@@ -69,7 +72,9 @@ def compare_rollout(
         raise ValueError(f"align must be 'none' or 'start', not {align!r}")
     sim = rollout_body_positions(ro, v)
     times = start_time + np.arange(ro.num_frames) / float(ro.fps)
-    keep = times <= float(lib.motion_lengths[0]) + 1e-6
+    # frames 0..K, K = the steps an episode from start_time runs (ends within half a step of the clip's end)
+    last = max(1, int(np.ceil((float(lib.motion_lengths[0]) - start_time) * float(ro.fps) - 0.5 - 1e-6)))
+    keep = np.arange(len(times)) <= last
     sim, times = sim[keep], times[keep]
     anchor = (ro.root_pos[0], ro.root_quat[0]) if align == "start" else None
     ref = reference_body_positions(lib, times, anchor)

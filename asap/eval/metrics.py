@@ -1,18 +1,47 @@
-"""The paper's tracking metrics on body-position trajectories (pure NumPy).
+"""The paper's tracking metrics: the one implementation every stage uses (pure array code, NumPy or torch).
 
-Inputs are world positions of the tracked bodies, ``(T, B, 3)`` in metres, sampled at the control rate;
-body 0 is the root (pelvis). Outputs follow the paper's units: E_g-mpjpe and E_mpjpe in mm, E_vel in
+Inputs are world positions of the tracked bodies, ``(..., B, 3)`` in metres, sampled at the control rate;
+body 0 is the root (pelvis). Per-frame errors (:func:`body_position_errors`) are what the training env's
+eval-mode termination, ``asap play`` (per step) and the rollout comparison of the demo table all compute; a
+trajectory's summary (:func:`tracking_metrics`) follows the paper's units: E_g-mpjpe and E_mpjpe in mm, E_vel in
 mm/frame and E_acc in mm/frame^2 (differences per frame, not divided by dt).
+
+Frames of a rollout: frame 0 is the state the rollout started from (a reset or the robot's state when the
+policy took over), frame k (k >= 1) the state after k policy steps, compared with the reference at
+``t0 + k dt``. Position errors and success cover frames 1..K (what the policy did); velocity and acceleration
+errors use frame 0 as the first previous frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
+Array = Any  # np.ndarray | torch.Tensor
+
 FAIL_DISTANCE_M = 0.5
-"""A rollout fails when the mean body distance to the reference exceeds this (m) at any step."""
+"""A rollout fails when the mean body distance to the reference (the frame's E_g-mpjpe) exceeds this (m) at any
+frame (ASAP's success criterion, asap-method.md)."""
+
+
+def body_position_errors(body_pos: Array, ref_body_pos: Array, root_index: int = 0) -> tuple[Array, Array]:
+    """Per-frame (E_g-mpjpe, E_mpjpe) in m of bodies ``(..., B, 3)`` against the reference, each ``(...)``.
+
+    E_g-mpjpe: mean over bodies of the world position error. E_mpjpe: the same after subtracting each side's
+    root (body ``root_index``) position. NumPy arrays or torch tensors (the result is of the same kind).
+    """
+    d = body_pos - ref_body_pos
+    g = ((d * d).sum(-1) ** 0.5).mean(-1)
+    r = root_index
+    local = d - d[..., r : r + 1, :]
+    return g, ((local * local).sum(-1) ** 0.5).mean(-1)
+
+
+def tracking_failed(g_mpjpe: Array) -> Array:
+    """Where a frame's E_g-mpjpe (m, any shape) exceeds :data:`FAIL_DISTANCE_M` (the failure criterion)."""
+    return g_mpjpe > FAIL_DISTANCE_M
 
 
 @dataclass
@@ -20,9 +49,9 @@ class TrackingMetrics:
     """Tracking errors of one rollout against its reference."""
 
     success: bool
-    """No step had a mean body distance above FAIL_DISTANCE_M."""
+    """No frame after the start had a mean body distance above FAIL_DISTANCE_M."""
     frames: int
-    """Number of compared frames."""
+    """Number of frames whose position errors were averaged (the policy steps: frames 1..T-1)."""
     E_g_mpjpe: float
     """Mean global body-position error (mm)."""
     E_mpjpe: float
@@ -45,20 +74,20 @@ def _check(sim: np.ndarray, ref: np.ndarray) -> None:
 
 
 def tracking_metrics(sim: np.ndarray, ref: np.ndarray, root_index: int = 0) -> TrackingMetrics:
-    """E_g-mpjpe, E_mpjpe, E_vel, E_acc and success of ``sim`` against ``ref`` (both (T, B, 3), m)."""
+    """E_g-mpjpe, E_mpjpe, E_vel, E_acc and success of ``sim`` against ``ref`` (both (T, B, 3), m, T >= 3).
+
+    Frame 0 is the start state (see the module docstring): position errors and success cover frames 1..T-1.
+    """
     sim = np.asarray(sim, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     _check(sim, ref)
-    dist = np.linalg.norm(sim - ref, axis=-1)  # (T, B)
-    local = np.linalg.norm(
-        (sim - sim[:, root_index : root_index + 1]) - (ref - ref[:, root_index : root_index + 1]), axis=-1
-    )
+    g, local = body_position_errors(sim[1:], ref[1:], root_index)  # (T-1,) each
     vel = np.linalg.norm(np.diff(sim, axis=0) - np.diff(ref, axis=0), axis=-1)
     acc = np.linalg.norm(np.diff(sim, 2, axis=0) - np.diff(ref, 2, axis=0), axis=-1)
     return TrackingMetrics(
-        success=bool((dist.mean(-1) <= FAIL_DISTANCE_M).all()),
-        frames=int(sim.shape[0]),
-        E_g_mpjpe=float(1000 * dist.mean()),
+        success=not bool(tracking_failed(g).any()),
+        frames=int(sim.shape[0] - 1),
+        E_g_mpjpe=float(1000 * g.mean()),
         E_mpjpe=float(1000 * local.mean()),
         E_vel=float(1000 * vel.mean()),
         E_acc=float(1000 * acc.mean()),

@@ -1,9 +1,10 @@
 """Closed-loop rollouts of a tracking policy in simulation: evaluation from several start phases, and `asap play`.
 
 Success (the paper's criterion): the robot follows the clip from its start to the end without tilting over
-(|g_x| or |g_y| > 0.8) and without its mean body distance to the reference exceeding 0.5 m. Errors per step,
-against the reference at the robot's own motion time: E_g-mpjpe (mean over the 27 tracked points of the world
-position error) and E_mpjpe (the same after subtracting each side's pelvis position), reported in mm.
+(|g_x| or |g_y| > 0.8) and without its mean body distance to the reference exceeding
+:data:`asap.eval.metrics.FAIL_DISTANCE_M`. Errors per step, against the reference at the robot's own motion time
+(:func:`asap.eval.metrics.body_position_errors`, averaged over the steps survived = frames 1..K of the rollout, as
+:func:`asap.eval.metrics.tracking_metrics` does): E_g-mpjpe and E_mpjpe, reported in mm.
 """
 
 from __future__ import annotations

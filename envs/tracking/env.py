@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from asap.eval.metrics import body_position_errors, tracking_failed
 from asap.motion.motionlib import MotionLib, MotionState
 from asap.obs import ObsBuilder, privileged_terms, proprio_terms, world_to_base
 from asap.robot.spec import FEET, VR_3POINT
@@ -113,8 +114,6 @@ class TrackingEnv:
         """Exponential average of the share of episodes that end by reaching their clip end (not failing)."""
         self.eval_mode = False
         """Evaluation: no noise, no curricula updates, no random resets (see :meth:`set_eval`)."""
-        self.fail_mean_distance = 0.5
-        """In eval mode, an episode fails when the mean body distance exceeds this (m; the paper's criterion)."""
         self._step_count = 0
         self._ep_sums: dict[str, torch.Tensor] = {}
         self.ref_now: MotionState | None = None
@@ -144,7 +143,7 @@ class TrackingEnv:
 
     def set_eval(self, on: bool = True) -> None:
         """Evaluation mode: no observation noise, no curricula or sampler updates, episodes end once (no
-        automatic reset), failure = tilt or mean body distance above :attr:`fail_mean_distance`."""
+        automatic reset), failure = tilt or :func:`asap.eval.metrics.tracking_failed` (mean body distance)."""
         self.eval_mode = on
         self.obs_builder.noise_level = 0.0 if on else self.cfg.obs_noise_level
 
@@ -353,8 +352,7 @@ class TrackingEnv:
         if tc.gravity_tilt > 0:
             out |= R.gravity_tilt(st["root_quat"], tc.gravity_tilt)
         if self.eval_mode:
-            dist = (ref.body_pos - st["body_pos"]).norm(dim=-1).mean(dim=-1)
-            out |= dist > self.fail_mean_distance
+            out |= tracking_failed(body_position_errors(st["body_pos"], ref.body_pos)[0])
         elif tc.motion_far:
             out |= R.motion_far(st["body_pos"], ref.body_pos, self.far_threshold)
         return out
@@ -462,6 +460,5 @@ class TrackingEnv:
         """(N,) E_g-mpjpe and E_mpjpe (m) of the current state against the reference at the robot's time."""
         body = self.sim.get_body_state().pos
         ref = self.motion_lib.get_state(self.motion_ids, self.motion_time()).body_pos
-        g = (body - ref).norm(dim=-1).mean(dim=-1)
-        rel = ((body - body[:, :1]) - (ref - ref[:, :1])).norm(dim=-1).mean(dim=-1)
+        g, rel = body_position_errors(body, ref)
         return {"g_mpjpe": g, "mpjpe": rel}
