@@ -1,0 +1,56 @@
+"""Configuration of `asap train-delta` (defaults: the demo scale on 2 CPU cores; the reference's in comments)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from asap.control import TargetShaping
+from asap.rl.config import PPOConfig, RunConfig
+from asap.robot.model import ModelOptions
+from envs.delta.config import DeltaEnvConfig
+
+
+def _delta_ppo() -> PPOConfig:
+    return PPOConfig(actor_hidden_dims=[256, 128, 64], critic_hidden_dims=[256, 128, 64], init_std=0.3,
+                     num_learning_epochs=3, obs_normalization=True)  # fmt: skip
+
+
+@dataclass
+class DeltaTrainConfig:
+    """`asap train-delta`: PPO for π^Δ on the open-loop replay of logged episodes."""
+
+    motions: list[str] = field(default_factory=list)
+    """Logged episodes: Motion files with ``action`` or folders of them (`asap collect` output)."""
+    held_out: float = 0.25
+    """Share of episodes (whole files, never windows of a training file) kept out of training for the report."""
+    gap: str | None = None
+    """Reality-gap profile the logs came from, when it is known (virtual G1): adds the Oracle row to the report."""
+    shaping: TargetShaping = field(default_factory=TargetShaping)
+    """How the runtime shaped the logged actions into targets; logs that record their own shaping
+    (``meta["target_clamp"]``, ``meta["target_max_step"]``) must agree with it."""
+    sim: str = "mujoco"
+    """Simulator backend of the replay (the training simulator of the policy)."""
+    num_envs: int = 128
+    """Parallel replay windows (the reference: 5000 on a GPU)."""
+    threads: int = 2
+    """Native simulator threads."""
+    device: str = "cpu"
+    """Torch device."""
+    variant: str = "g1_23dof"
+    """Robot variant."""
+    seed: int = 0
+    """Seed of torch and the window sampler."""
+    torch_threads: int = 1
+    """torch threads (1 is fastest for these small networks on a busy CPU)."""
+    physics: ModelOptions = field(default_factory=ModelOptions)
+    """Physics options of the replay simulator (must be the policy's training physics)."""
+    env: DeltaEnvConfig = field(default_factory=DeltaEnvConfig)
+    """The open-loop replay task."""
+    ppo: PPOConfig = field(default_factory=_delta_ppo)
+    """PPO and networks (the reference: [512, 256, 128], init std 0.8)."""
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="run/delta", max_time_s=600.0, save_interval=50))
+    """Run directory, duration (default 10 min), checkpoints, resume."""
+    horizons_s: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
+    """Open-loop report horizons (the paper's Table III)."""
+    report_stride_s: float = 0.25
+    """Report windows start every this many seconds of each held-out episode."""

@@ -1,0 +1,211 @@
+"""`asap train-delta`: PPO (rsl-rl, asymmetric actor-critic) for π^Δ on the open-loop replay of logged episodes,
+then the open-loop report (OpenLoop / ASAP / Oracle at the configured horizons) on held-out episodes.
+
+Artifacts in ``run.out_dir``: ``model_<it>.pt`` (rsl-rl checkpoints, resumable), ``delta.pt`` (+ ``delta.json``,
+the frozen model with its :class:`asap.delta.model.DeltaMeta`), ``config.yaml``, ``openloop.json``,
+``openloop.md``, ``openloop.png``, ``split.json`` (which episodes trained, which were held out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asap.config import save_config
+from asap.control import TargetShaping
+from asap.delta.config import DeltaTrainConfig
+from asap.delta.model import DeltaModel, save_delta
+from asap.eval.openloop import openloop_report, plot_report, report_json, report_markdown
+from asap.motion.motion import Motion, MotionFormatError
+from asap.motion.motionlib import MotionLib
+from asap.paths import repo_path
+from asap.rl.config import rsl_train_cfg
+from asap.sim.base import SimConfig, make_simulator
+from envs.delta.env import DeltaEnv
+
+
+def gather_logs(items: list[str]) -> list[Path]:
+    """Motion files named by ``items`` (files or folders of ``*.npz``), sorted; one-line errors for bad input."""
+    files: list[Path] = []
+    for it in items:
+        p = Path(repo_path(it))
+        if p.is_dir():
+            files += sorted(p.rglob("*.npz"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such log file or folder (make logs with `asap collect`)")
+    if not files:
+        raise ValueError("no logged episodes given: pass --motions with `asap collect`'s motions folder or files")
+    return files
+
+
+def load_logs(files: list[Path]) -> tuple[list[Motion], TargetShaping | None]:
+    """Load and check delta-training episodes: ``action`` present, the project's alignment (checked by
+    :meth:`Motion.load`), the control rate; returns the motions and the shaping their metadata records (if any)."""
+    motions, shapings = [], set()
+    for f in files:
+        m = Motion.load(f)
+        if m.action is None:
+            raise MotionFormatError(f"{f}: no 'action' array: delta training needs logs from `asap collect`")
+        if "target_clamp" in m.meta:
+            shapings.add(TargetShaping.from_metadata({k: str(m.meta[k]) for k in TargetShaping.METADATA_KEYS
+                                                      if k in m.meta}, where=str(f)))  # fmt: skip
+        motions.append(m)
+    if len(shapings) > 1:
+        raise ValueError(f"the logs were collected with different target shapings: {sorted(map(str, shapings))}")
+    return motions, (shapings.pop() if shapings else None)
+
+
+def split_episodes(n: int, held_out: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of training and held-out episodes (whole episodes; at least one of each when n >= 2)."""
+    if n < 2:
+        return list(range(n)), []
+    k = min(n - 1, max(1, int(round(held_out * n)))) if held_out > 0 else 0
+    perm = np.random.default_rng(seed).permutation(n).tolist()
+    return sorted(perm[k:]), sorted(perm[:k])
+
+
+class DeltaTrainer:
+    """Builds the replay simulator, the delta env and PPO; trains; writes the model and the report."""
+
+    def __init__(self, cfg: DeltaTrainConfig) -> None:
+        from rsl_rl.runners import OnPolicyRunner
+
+        from asap.rl.vecenv import RslTrackingEnv
+
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(max(1, cfg.torch_threads))
+        self.out = Path(cfg.run.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.files = gather_logs(cfg.motions)
+        motions, logged_shaping = load_logs(self.files)
+        if logged_shaping is not None and logged_shaping != cfg.shaping:
+            raise ValueError(f"the logs record '{logged_shaping.describe()}' but the config says "
+                             f"'{cfg.shaping.describe()}': set shaping.clamp / shaping.max_step to match")  # fmt: skip
+        self.train_idx, self.held_idx = split_episodes(len(motions), cfg.held_out, cfg.seed)
+        self.motions = motions
+        names = [f.stem for f in self.files]
+        split = {"train": [names[i] for i in self.train_idx], "held_out": [names[i] for i in self.held_idx]}
+        (self.out / "split.json").write_text(json.dumps(split, indent=1))
+        self.train_lib = MotionLib([motions[i] for i in self.train_idx], spec=cfg.variant, device=cfg.device)
+        self.sim = make_simulator(self._sim_cfg(cfg.num_envs))
+        self.env = DeltaEnv(replace(cfg.env, seed=cfg.seed), self.sim, self.train_lib, cfg.shaping)
+        self.vec = RslTrackingEnv(self.env)  # type: ignore[arg-type]  # same step/obs interface as the tracking env
+        save_config(cfg, self.out / "config.yaml")
+        self.train_cfg = rsl_train_cfg(cfg)  # type: ignore[arg-type]  # reads only .ppo and .run
+        log_dir = None if cfg.run.logger == "none" else str(self.out)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.runner = OnPolicyRunner(self.vec, self.train_cfg, log_dir=log_dir, device=cfg.device)
+        self.train_time = 0.0
+        self.history: list[dict[str, float]] = []
+        if cfg.run.resume:
+            infos = self.runner.load(str(cfg.run.resume), map_location=cfg.device) or {}
+            self.train_time = float(infos.get("train_time_s", 0.0))
+            self.history = list(infos.get("history", []))
+            self.runner.current_learning_iteration += 1
+            print(f"resumed from {cfg.run.resume} at iteration {self.runner.current_learning_iteration}", flush=True)
+
+    def _sim_cfg(self, n: int) -> SimConfig:
+        c = self.cfg
+        return SimConfig(backend=c.sim, variant=c.variant, num_envs=n, threads=c.threads, device=c.device,
+                         model=c.physics)  # fmt: skip
+
+    def save(self, path: Path) -> Path:
+        """rsl-rl checkpoint plus the run's history and time (resumable)."""
+        self.runner.save(str(path), infos={"train_time_s": self.train_time, "history": self.history})
+        return path
+
+    def train(self) -> Path:
+        """PPO until ``run.max_iterations`` or ``run.max_time_s``; returns the last checkpoint."""
+        cfg, rn, alg = self.cfg, self.runner, self.runner.alg
+        logger = rn.logger
+        obs = self.vec.get_observations().to(cfg.device)
+        alg.train_mode()
+        logger.init_logging_writer()
+        start_it = rn.current_learning_iteration
+        t_begin = time.time() - self.train_time
+        it = start_it
+        for it in range(start_it, start_it + cfg.run.max_iterations):
+            t0 = time.time()
+            with torch.inference_mode():
+                for _ in range(cfg.ppo.num_steps_per_env):
+                    actions = alg.act(obs)
+                    obs, rewards, dones, extras = self.vec.step(actions)
+                    alg.process_env_step(obs, rewards, dones, extras)
+                    logger.process_env_step(rewards, dones, extras, None)
+                alg.compute_returns(obs)
+            loss = alg.update()
+            rn.current_learning_iteration = it
+            self.train_time = time.time() - t_begin
+            rew = statistics.mean(logger.rewbuffer) if logger.rewbuffer else float("nan")
+            std = float(alg.get_policy().output_std.mean().detach())
+            self.history.append({"iteration": it, "time_s": self.train_time, "mean_reward": rew, "action_std": std,
+                                 "value_loss": float(loss["value"])})  # fmt: skip
+            if cfg.run.progress_every > 0 and it % cfg.run.progress_every == 0:
+                print(f"it {it:5d} | {1 / max(time.time() - t0, 1e-9):5.2f} it/s | reward {rew:8.3f} | "
+                      f"std {std:.3f} | {self.train_time / 60:5.1f} min", flush=True)  # fmt: skip
+            if it > start_it and cfg.run.save_interval > 0 and it % cfg.run.save_interval == 0:
+                self.save(self.out / f"model_{it}.pt")
+            if cfg.run.max_time_s > 0 and self.train_time >= cfg.run.max_time_s:
+                break
+        return self.save(self.out / f"model_{it}.pt")
+
+    def export(self, checkpoint: Path) -> Path:
+        """Write ``delta.pt`` (frozen actor + DeltaMeta) from an rsl-rl checkpoint."""
+        ck = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
+        return save_delta(self.out / "delta.pt", self.env.meta, dict(self.train_cfg["actor"]), ck["actor_state_dict"],
+                          extra={"checkpoint": str(checkpoint), "train_time_s": self.train_time})  # fmt: skip
+
+    def report(self, delta_path: Path) -> dict[str, Any]:
+        """Open-loop table on the held-out episodes (the training ones when there is a single episode)."""
+        from deploy.gap import load_gap
+
+        idx = self.held_idx or self.train_idx
+        logs = MotionLib([self.motions[i] for i in idx], spec=self.cfg.variant, device=self.cfg.device)
+        methods: dict[str, Any] = {"OpenLoop": None, "ASAP": DeltaModel.load(delta_path)}
+        if self.cfg.gap:
+            from asap.delta.oracle import OracleDelta
+
+            methods["Oracle"] = OracleDelta(load_gap(repo_path(self.cfg.gap)), self.cfg.variant)
+        rep = openloop_report(logs, self._sim_cfg_factory(), self.cfg.shaping, list(self.cfg.horizons_s),
+                              self.cfg.report_stride_s, methods)  # fmt: skip
+        (self.out / "openloop.json").write_text(json.dumps(report_json(rep), indent=1))
+        which = "held-out" if self.held_idx else "training (only one episode was given)"
+        title = f"Open-loop replay error on {len(idx)} {which} episode(s)"
+        (self.out / "openloop.md").write_text(report_markdown(rep, title))
+        plot_report(rep, self.sim.spec.joint_names, str(self.out / "openloop.png"))
+        return rep
+
+    def _sim_cfg_factory(self):
+        return lambda n: make_simulator(self._sim_cfg(n))
+
+    def close(self) -> None:
+        """Release the simulator."""
+        self.sim.close()
+
+
+def train_delta(cfg: DeltaTrainConfig) -> dict[str, Any]:
+    """Train π^Δ, export ``delta.pt`` and write the open-loop report; returns a summary dict."""
+    tr = DeltaTrainer(cfg)
+    try:
+        ck = tr.train()
+        delta = tr.export(ck)
+        rep = tr.report(delta)
+    finally:
+        tr.close()
+    episodes = {"train": len(tr.train_idx), "held_out": len(tr.held_idx)}
+    out = {"delta": str(delta), "checkpoint": str(ck), "train_time_s": tr.train_time,
+           "openloop": report_json(rep), "episodes": episodes}  # fmt: skip
+    (tr.out / "summary.json").write_text(json.dumps(out, indent=1))
+    return out
