@@ -42,20 +42,21 @@ def _check(args: argparse.Namespace) -> int:
     from asap.robot.model import build_model, lowest_point
 
     path = g1_mjcf_path(args.mjcf)
-    rs = get_spec(args.variant)
-    model = build_model(rs, mjcf=path)
-    data = mujoco.MjData(model)
-    mujoco.mj_resetDataKeyframe(model, data, model.key("default").id)
-    mujoco.mj_kinematics(model, data)
-    print(f"{path}: variant {rs.name} builds: {model.nu} actuated joints, {model.nbody - 1} bodies, "
-          f"mass {model.body_subtreemass[1]:.2f} kg")  # fmt: skip
-    low = lowest_point(model, data)
-    print(f"default pose stands with the pelvis at z = {data.qpos[2]:.4f} m (lowest point {low:.4f} m)")
+    for variant in [args.variant] if args.variant else VARIANTS:
+        rs = get_spec(variant)
+        model = build_model(rs, mjcf=path)
+        data = mujoco.MjData(model)
+        mujoco.mj_resetDataKeyframe(model, data, model.key("default").id)
+        mujoco.mj_kinematics(model, data)
+        print(f"{path}: variant {rs.name} builds: {model.nu} actuated joints, {model.nbody - 1} bodies, "
+              f"mass {model.body_subtreemass[1]:.2f} kg")  # fmt: skip
+        low = lowest_point(model, data)
+        print(f"  default pose stands with the pelvis at z = {data.qpos[2]:.4f} m (lowest point {low:.4f} m)")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `asap robot fetch|info`."""
+    """Add `asap robot fetch|info|check`."""
     p = sub.add_parser("robot", help="the G1 model and spec")
     s = p.add_subparsers(dest="robot_cmd", required=True)
     f = s.add_parser("fetch", help="download Unitree's G1 MJCF (from the mjlab wheel) into the cache")
@@ -66,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--variant", default="g1_23dof", choices=VARIANTS)
     i.add_argument("--json", help="also write the table as JSON to this path")
     i.set_defaults(func=_info)
-    c = s.add_parser("check", help="build a variant from the cached G1 or your own MJCF/URDF and report it")
+    c = s.add_parser("check", help="build every variant from the cached G1 or your own MJCF/URDF and report them")
     c.add_argument("--mjcf", help="your model (MJCF or URDF); default: $ASAP_G1_MJCF or the cached G1")
-    c.add_argument("--variant", default="g1_23dof", choices=VARIANTS)
+    c.add_argument("--variant", choices=VARIANTS, help="check only this variant (default: all of them)")
     c.set_defaults(func=_check)

@@ -7,6 +7,7 @@ limits, joint armature, a ``default`` keyframe standing on the floor, and the th
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,48 @@ def _add_floor(spec: mujoco.MjSpec, friction: float) -> None:
     spec.worldbody.add_light(name="sun", pos=[0, 0, 4], dir=[0, 0, -1], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
 
 
+def _with_floating_base(urdf: str, source: Path) -> str:
+    """The URDF text with a ``world`` link and a ``floating`` joint to its root link, unless it already has a
+    ``world`` link (MuJoCo's URDF import welds the root link to the world otherwise)."""
+    robot = ET.fromstring(urdf)
+    links = {e.get("name") for e in robot.findall("link")}
+    children = {c.get("link") for c in robot.findall("joint/child")}
+    roots = sorted(links - children)
+    if "world" in links:
+        return urdf
+    if len(roots) != 1:
+        raise ValueError(f"{source}: a URDF needs exactly one root link, found {roots or 'none'}")
+    ET.SubElement(robot, "link", name="world")
+    joint = ET.SubElement(robot, "joint", name="floating_base_joint", type="floating")
+    ET.SubElement(joint, "parent", link="world")
+    ET.SubElement(joint, "child", link=roots[0])
+    return ET.tostring(robot, encoding="unicode")
+
+
+def load_description(path: str | Path) -> mujoco.MjSpec:
+    """Parse a robot description, MJCF or URDF (by the ``.urdf`` suffix), into an ``MjSpec`` with a floating base.
+
+    A URDF whose root link is the robot's base (no ``world`` link, the usual form) gets a floating joint from the
+    world to that link; relative mesh paths resolve against the URDF's folder as with MJCF (use
+    MuJoCo's ``<mujoco><compiler meshdir=.../></mujoco>`` element for a mesh folder). Raises ``ValueError`` when
+    the root body has no free joint (a robot welded to the world cannot stand on the floor). Links without a joint
+    stay bodies of their own, as in MJCF.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".urdf":
+        spec = mujoco.MjSpec.from_string(_with_floating_base(path.read_text(), path))
+        spec.modelfiledir = f"{path.resolve().parent}/"
+        spec.compiler.fusestatic = False  # MuJoCo's URDF default; it would fuse the locked wrists and added points
+    else:
+        spec = mujoco.MjSpec.from_file(str(path))
+    if not any(j.type == mujoco.mjtJoint.mjJNT_FREE for j in spec.joints):
+        raise ValueError(
+            f"{path}: the robot has no floating base; give its root body a free joint "
+            "(MJCF: <freejoint/>; URDF: no 'world' link, or a 'floating' joint from it)"
+        )
+    return spec
+
+
 def build_spec(
     variant: str | RobotSpec = "g1_23dof", mjcf: str | Path | None = None, options: ModelOptions | None = None
 ) -> mujoco.MjSpec:
@@ -72,7 +115,7 @@ def build_spec(
     rs = get_spec(variant) if isinstance(variant, str) else variant
     opt = options or ModelOptions()
     path = g1_mjcf_path(mjcf)
-    spec = mujoco.MjSpec.from_file(str(path))
+    spec = load_description(path)
     spec.option.timestep = rs.sim_dt
     spec.option.integrator = _INTEGRATORS[opt.integrator]
     spec.visual.global_.offwidth = 1920

@@ -77,8 +77,9 @@ def read_mjlab_npz(path: str | Path) -> Motion:
 @lru_cache(maxsize=1)
 def _unitree_g1() -> mujoco.MjModel:
     from asap.robot.assets import g1_mjcf_path
+    from asap.robot.model import load_description
 
-    return mujoco.MjModel.from_xml_path(str(g1_mjcf_path()))
+    return load_description(g1_mjcf_path()).compile()  # the raw description (MJCF or URDF), as Unitree made it
 
 
 def write_mjlab_npz(motion: Motion, path: str | Path, overwrite: bool = False) -> Path:
