@@ -74,6 +74,52 @@ def test_default_keyframe_stands_on_floor(g1_model):
     assert 0.75 < d.qpos[2] < 0.80
 
 
+def test_lowest_point_is_where_mujoco_touches_the_floor(g1_model):
+    """One lowest-point routine (asap.robot.model.collision_points), checked against MuJoCo's own collision
+    detection, and used unchanged by the floor fixing of motion files and by the retargeting solver."""
+    import torch
+
+    from asap.motion.ops import foot_heights
+    from asap.motion.synthetic import synthetic_motion
+    from asap.retarget.solver import G1Solver
+
+    m = g1_model
+    d = mujoco.MjData(m)
+    floor = m.geom("floor").id
+    rs = get_spec("g1_23dof")
+    adr = np.array([m.joint(n).qposadr[0] for n in rs.joint_names])
+    rng = np.random.default_rng(3)
+    for k in range(6):
+        d.qpos[:] = 0
+        tilt = rng.normal(size=3) * (0.0 if k == 0 else 0.3)
+        angle = np.linalg.norm(tilt)
+        d.qpos[3:7] = [np.cos(angle / 2), *(np.sin(angle / 2) * tilt / max(angle, 1e-12))]
+        d.qpos[adr] = rs.default_pos + (0 if k == 0 else rng.uniform(-0.3, 0.3, rs.num_joints))
+        d.qpos[adr] = np.clip(d.qpos[adr], rs.pos_lower, rs.pos_upper)
+        mujoco.mj_kinematics(m, d)
+        d.qpos[2] = -lowest_point(m, d)
+        for dz, touching in ((-2e-4, True), (2e-4, False)):
+            d.qpos[2] += dz
+            mujoco.mj_forward(m, d)
+            dist = [d.contact[i].dist for i in range(d.ncon) if floor in (d.contact[i].geom1, d.contact[i].geom2)]
+            assert bool(dist) == touching, (k, dz)
+            if touching:
+                assert min(dist) == pytest.approx(dz, abs=1e-6)
+            d.qpos[2] -= dz
+
+    # the floor fixing of motion files and the retargeting solver see the same soles
+    motion = synthetic_motion(num_frames=5, seed=4, amplitude=0.3)
+    fh = foot_heights(motion)
+    solver = G1Solver("g1_23dof")
+    pos, quat = solver.kin.forward_all(
+        *(torch.as_tensor(x) for x in (motion.root_pos, motion.root_quat, motion.dof_pos))
+    )
+    h = solver.point_heights(pos, quat)
+    mask = solver.foot_point_mask(["left_ankle_roll_link", "right_ankle_roll_link"])
+    soles = torch.stack([h[:, mk].min(dim=-1).values for mk in mask], -1).numpy()
+    np.testing.assert_allclose(soles, np.stack([fh.left, fh.right], -1), atol=1e-9)
+
+
 def test_user_mjcf_and_options(tmp_path):
     from asap.robot.assets import g1_mjcf_path
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from asap.motion.formats._common import kinematic_model, spec_for_joints
 from asap.motion.motion import Motion, frame_count_at
+from asap.robot.model import collision_points
 from asap.robot.spec import FEET, RobotSpec
 from asap.utils.rotations import slerp
 
@@ -118,53 +119,28 @@ def _sole_geoms(model: mujoco.MjModel, body: str) -> np.ndarray:
     return np.array(ids)
 
 
-def _lowest_points(model: mujoco.MjModel, geoms: np.ndarray, xpos: np.ndarray, xmat: np.ndarray) -> np.ndarray:
-    """Lowest world points (..., 3) over the given geoms; xpos (..., G, 3), xmat (..., G, 3, 3)."""
-    size = model.geom_size[geoms]
-    typ = model.geom_type[geoms]
-    low = xpos.copy()
-    axis = xmat[..., :, 2]  # each geom's local z axis in world
-    sign = -np.sign(axis[..., 2])  # capsule: the end that points down
-    sign = np.where(sign == 0, 1.0, sign)
-    cap = typ == mujoco.mjtGeom.mjGEOM_CAPSULE
-    sph = typ == mujoco.mjtGeom.mjGEOM_SPHERE
-    end = xpos + axis * (sign * size[:, 1])[..., None]
-    low = np.where(cap[:, None], end, low)
-    low[..., 2] -= np.where(cap | sph, size[:, 0], 0.0)
-    other = ~(cap | sph)
-    if other.any():  # boxes/cylinders/meshes: conservative bound by the bounding radius
-        low[..., 2] -= np.where(other, model.geom_rbound[geoms], 0.0)
-    best = np.argmin(low[..., 2], axis=-1)
-    return np.take_along_axis(low, best[..., None, None], axis=-2)[..., 0, :]
-
-
 def foot_heights(motion: Motion, spec: RobotSpec | None = None) -> FootHeights:
-    """Lowest sole point of each foot per frame, from MuJoCo kinematics of the robot's foot collision capsules."""
+    """Lowest sole point of each foot per frame (:func:`asap.robot.model.collision_points` of its collision geoms)."""
     rs = spec or spec_for_joints(motion.joint_names)
     m = motion.for_robot(rs)
     model = kinematic_model(rs.name)
     data = mujoco.MjData(model)
     adr = np.array([model.joint(n).qposadr[0] for n in rs.joint_names])
-    geoms = {f: _sole_geoms(model, f) for f in FEET}
-    all_g = np.concatenate(list(geoms.values()))
+    points = {f: collision_points(model, _sole_geoms(model, f)) for f in FEET}
     t = m.num_frames
-    xpos = np.zeros((t, len(all_g), 3))
-    xmat = np.zeros((t, len(all_g), 3, 3))
-    feet = [model.body(f).id for f in FEET]
-    foot_xy = np.zeros((t, 2, 2))
+    xpos = np.zeros((t, model.nbody, 3))
+    xquat = np.zeros((t, model.nbody, 4))
     quat = m.root_quat / np.linalg.norm(m.root_quat, axis=-1, keepdims=True)
     for f in range(t):
         data.qpos[:3] = m.root_pos[f]
         data.qpos[3:7] = quat[f]
         data.qpos[adr] = m.dof_pos[f]
         mujoco.mj_kinematics(model, data)
-        xpos[f] = data.geom_xpos[all_g]
-        xmat[f] = data.geom_xmat[all_g].reshape(-1, 3, 3)
-        foot_xy[f] = data.xpos[feet, :2]
-    nl = len(geoms[FEET[0]])
-    left = _lowest_points(model, geoms[FEET[0]], xpos[:, :nl], xmat[:, :nl])
-    right = _lowest_points(model, geoms[FEET[1]], xpos[:, nl:], xmat[:, nl:])
-    return FootHeights(left=left[:, 2], right=right[:, 2], left_xy=foot_xy[:, 0], right_xy=foot_xy[:, 1],
+        xpos[f] = data.xpos
+        xquat[f] = data.xquat
+    left, right = (points[f].heights(xpos, xquat).min(axis=-1) for f in FEET)
+    feet = [model.body(f).id for f in FEET]
+    return FootHeights(left=left, right=right, left_xy=xpos[:, feet[0], :2], right_xy=xpos[:, feet[1], :2],
                        fps=float(m.fps))  # fmt: skip
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import mujoco
 import numpy as np
 import torch
 
@@ -117,38 +116,11 @@ class G1Solver:
 
     # ------------------------------------------------------------------ geometry
     def _geom_points(self) -> None:
-        """Sample points + radius per collision geom (body frame) for floor contact / penetration."""
-        m = self.model
-        body, pts, rad = [], [], []
-        for g in range(m.ngeom):
-            b = int(m.geom_bodyid[g])
-            if b == 0 or (m.geom_contype[g] == 0 and m.geom_conaffinity[g] == 0):
-                continue
-            size = m.geom_size[g]
-            t = m.geom_type[g]
-            if t == mujoco.mjtGeom.mjGEOM_SPHERE:
-                local, r = np.zeros((1, 3)), size[0]
-            elif t == mujoco.mjtGeom.mjGEOM_CAPSULE:
-                local, r = np.array([[0, 0, -size[1]], [0, 0, size[1]]]), size[0]
-            elif t == mujoco.mjtGeom.mjGEOM_BOX:
-                local = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * size[:3]
-                r = 0.0
-            elif t == mujoco.mjtGeom.mjGEOM_CYLINDER:
-                ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
-                ring = np.stack([size[0] * np.cos(ang), size[0] * np.sin(ang), np.zeros(8)], -1)
-                local, r = np.concatenate([ring + [0, 0, -size[1]], ring + [0, 0, size[1]]]), 0.0
-            else:
-                local, r = np.zeros((1, 3)), float(m.geom_rbound[g])
-            rot = np.zeros(9)
-            mujoco.mju_quat2Mat(rot, m.geom_quat[g])
-            world = local @ rot.reshape(3, 3).T + m.geom_pos[g]
-            for p in world:
-                body.append(b - 1)
-                pts.append(p)
-                rad.append(r)
-        self.geom_body = torch.tensor(body)
-        self.geom_pts = torch.tensor(np.array(pts), dtype=self.dtype)
-        self.geom_rad = torch.tensor(np.array(rad), dtype=self.dtype)
+        """Collision geoms as spheres in body frames (:func:`asap.robot.model.collision_points`) for the floor."""
+        from asap.robot.model import collision_points
+
+        self.collision = collision_points(self.model)
+        self.geom_body = torch.as_tensor(self.collision.body - 1)  # index into all_body_names (no world body)
 
     def foot_point_mask(self, foot_bodies: list[str]) -> torch.Tensor:
         """(F, P) mask of geom sample points that belong to each foot body."""
@@ -156,11 +128,8 @@ class G1Solver:
         return torch.stack([self.geom_body == i for i in idx])
 
     def point_heights(self, pos_all: torch.Tensor, quat_all: torch.Tensor) -> torch.Tensor:
-        """Lowest z of every collision sample point (..., P) (point z minus its radius)."""
-        bp = pos_all[..., self.geom_body, :]
-        bq = quat_all[..., self.geom_body, :]
-        world = bp + quat_rotate(bq, self.geom_pts.expand_as(bp))
-        return world[..., 2] - self.geom_rad
+        """Lowest z of every collision sample point's sphere (..., P), for all-body poses from ``kin.forward_all``."""
+        return self.collision.heights(pos_all, quat_all, first_body=1)
 
     # ------------------------------------------------------------------ kinematics
     def keypoints(self, bodies: list[str], offsets: list[list[float]]) -> Keypoints:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mujoco
 import numpy as np
 
 from asap.robot.assets import g1_mjcf_path
 from asap.robot.spec import EXTENDED_BODIES, MOTOR_NAMES, RobotSpec, get_spec
+from asap.utils.rotations import quat_rotate
 
 
 @dataclass
@@ -188,28 +190,82 @@ def standing_height(model: mujoco.MjModel, joint_pos: np.ndarray, joint_names: t
     return -lowest_point(model, data)
 
 
-def lowest_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
-    """Lowest z of any robot collision geom (capsules, spheres, boxes) in the current kinematics."""
-    low = np.inf
-    for g in range(model.ngeom):
-        if model.geom_bodyid[g] == 0 or model.geom_contype[g] == 0 and model.geom_conaffinity[g] == 0:
-            continue
-        t = model.geom_type[g]
-        size = model.geom_size[g]
-        pos = data.geom_xpos[g]
-        rot = data.geom_xmat[g].reshape(3, 3)
+@dataclass(frozen=True)
+class CollisionPoints:
+    """The robot's collision geoms as spheres in body frames: one lowest-point routine for every stage.
+
+    A geom's lowest point in any pose is the lowest of its points' spheres: ``z(point) - radius``. Exact for
+    spheres (centre), capsules (two segment ends), boxes (eight corners, radius 0); cylinders are 16 rim points
+    (at most 2% of the radius too high); other shapes (meshes, ellipsoids) are their bounding sphere (conservative).
+    """
+
+    geom: np.ndarray
+    """(P,) MuJoCo geom id of each point."""
+    body: np.ndarray
+    """(P,) MuJoCo body id the point moves with."""
+    local: np.ndarray
+    """(P, 3) point in its body's frame (m)."""
+    radius: np.ndarray
+    """(P,) sphere radius around the point (m)."""
+
+    def heights(self, body_pos: Any, body_quat: Any, first_body: int = 0) -> Any:
+        """(..., P) lowest z of each point's sphere, for body poses ``(..., nb, 3)`` and ``(..., nb, 4)`` wxyz.
+
+        Index ``b - first_body`` of the body arrays holds MuJoCo body ``b`` (1 when the arrays omit the world
+        body). NumPy arrays or torch tensors (the result is of the same kind; differentiable in torch).
+        """
+        idx = self.body - first_body
+        local, radius = self.local, self.radius
+        if type(body_pos).__module__.startswith("torch"):
+            import torch
+
+            local = torch.as_tensor(local, dtype=body_pos.dtype, device=body_pos.device)
+            radius = torch.as_tensor(radius, dtype=body_pos.dtype, device=body_pos.device)
+            idx = torch.as_tensor(idx, device=body_pos.device)
+        bp, bq = body_pos[..., idx, :], body_quat[..., idx, :]
+        return (bp + quat_rotate(bq, local))[..., 2] - radius
+
+    def select(self, mask: np.ndarray) -> CollisionPoints:
+        """The points where ``mask`` (P,) is True."""
+        return CollisionPoints(self.geom[mask], self.body[mask], self.local[mask], self.radius[mask])
+
+
+def collision_points(model: mujoco.MjModel, geoms: np.ndarray | None = None) -> CollisionPoints:
+    """:class:`CollisionPoints` of the given geoms (default: every collision geom not on the world body)."""
+    if geoms is None:
+        geoms = np.array([g for g in range(model.ngeom) if model.geom_bodyid[g] != 0
+                          and (model.geom_contype[g] != 0 or model.geom_conaffinity[g] != 0)])  # fmt: skip
+    gid, body, local, radius = [], [], [], []
+    for g in np.asarray(geoms, dtype=np.int64):
+        size, t = model.geom_size[g], model.geom_type[g]
         if t == mujoco.mjtGeom.mjGEOM_SPHERE:
-            z = pos[2] - size[0]
+            pts, r = np.zeros((1, 3)), size[0]
         elif t == mujoco.mjtGeom.mjGEOM_CAPSULE:
-            z = pos[2] - abs(rot[2, 2]) * size[1] - size[0]
-        elif t == mujoco.mjtGeom.mjGEOM_CYLINDER:
-            z = pos[2] - abs(rot[2, 2]) * size[1] - np.hypot(rot[2, 0], rot[2, 1]) * size[0]
+            pts, r = np.array([[0.0, 0.0, -size[1]], [0.0, 0.0, size[1]]]), size[0]
         elif t == mujoco.mjtGeom.mjGEOM_BOX:
-            z = pos[2] - np.abs(rot[2, :]) @ size
+            pts, r = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * size[:3], 0.0
+        elif t == mujoco.mjtGeom.mjGEOM_CYLINDER:
+            ang = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
+            ring = np.stack([size[0] * np.cos(ang), size[0] * np.sin(ang), np.zeros(16)], -1)
+            pts, r = np.concatenate([ring - [0, 0, size[1]], ring + [0, 0, size[1]]]), 0.0
         else:
-            z = pos[2] - model.geom_rbound[g]
-        low = min(low, float(z))
-    return low
+            pts, r = np.zeros((1, 3)), float(model.geom_rbound[g])
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, model.geom_quat[g])
+        pts = pts @ rot.reshape(3, 3).T + model.geom_pos[g]  # geom frame -> body frame
+        gid += [int(g)] * len(pts)
+        body += [int(model.geom_bodyid[g])] * len(pts)
+        local.append(pts)
+        radius += [float(r)] * len(pts)
+    return CollisionPoints(
+        np.array(gid, dtype=np.int64), np.array(body, dtype=np.int64),
+        np.concatenate(local) if local else np.zeros((0, 3)), np.array(radius, dtype=np.float64),
+    )  # fmt: skip
+
+
+def lowest_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
+    """Lowest z (m) of any robot collision geom in the current kinematics of ``data`` (:class:`CollisionPoints`)."""
+    return float(collision_points(model).heights(data.xpos, data.xquat).min())
 
 
 def build_model(
