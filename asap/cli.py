@@ -8,31 +8,25 @@ import sys
 import warnings
 
 # Each module defines ``register(subparsers)`` adding its commands; a command's handler is stored as
-# ``func`` and receives the parsed args. Order = order in ``asap --help``.
+# ``func`` and receives the parsed args. Order = order in ``asap --help``. Only stages that exist are listed, and
+# every listed module must import: a stage is never hidden because its module failed to load.
 COMMAND_MODULES = (
     "asap.robot.commands",
     "asap.motion.commands",
     "asap.retarget.commands",
     "asap.rl.commands",
     "asap.delta.commands",
-    "asap.eval.commands",
     "deploy.commands",
     "asap.pipeline",
 )
 
 
 def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
-    """The argument parser with the stages of ``modules`` (default: every available stage)."""
+    """The argument parser with the stages of ``modules`` (default: every stage); import errors propagate."""
     parser = argparse.ArgumentParser(prog="asap", description="ASAP pipeline for the Unitree G1.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in modules:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and (e.name == name or name.startswith(e.name + ".")):
-                continue  # stage not built yet
-            raise
-        mod.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -15,6 +15,9 @@ Metadata keys (ONNX ``metadata_props``; vectors are comma-separated lists of num
 ``motion_length_s``  motion length in seconds; the phase is (k+1)*control_dt / motion_length_s
 ``robot_variant``    ``g1_23dof`` or ``g1_29dof`` (motors outside joint_names are held at their default)
 ``start_joint_pos``  optional: the motion's joint angles at phase 0 (J); the runtime blends to it before running
+``target_clamp``     optional: ``1`` when joint targets are clamped to the position limits (default 1)
+``target_max_step``  optional: rate limit of joint targets, rad per control step, 0 = none (default 0.5); both
+                     written by every export, so the runtime shapes targets as training did (:mod:`asap.control`)
 =================== ==================================================================================
 
 One definition serves both sides (NumPy only, no training code). The model has one input
@@ -23,10 +26,11 @@ One definition serves both sides (NumPy only, no training code). The model has o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from asap.control import TargetShaping, motion_steps
 from asap.robot.spec import MOTOR_NAMES, get_spec
 
 REQUIRED_KEYS = (
@@ -34,7 +38,7 @@ REQUIRED_KEYS = (
     "control_dt", "motion_name", "motion_length_s", "robot_variant",
 )  # fmt: skip
 """Metadata keys the runtime requires."""
-OPTIONAL_KEYS = ("start_joint_pos",)
+OPTIONAL_KEYS = ("start_joint_pos", *TargetShaping.METADATA_KEYS)
 """Metadata keys the runtime uses when present."""
 
 
@@ -73,11 +77,14 @@ class PolicyContract:
     start_joint_pos: np.ndarray | None = None
     """Optional (metadata ``start_joint_pos``): the motion's joint angles at phase 0 (J,). When present the
     controller blends from the held default pose to it before starting the policy, as the reference does."""
+    shaping: TargetShaping = field(default_factory=TargetShaping)
+    """How actions become joint targets beyond ``default + action_scale * a`` (metadata ``target_clamp``,
+    ``target_max_step``; files without them get the defaults, clamp and 0.5 rad/step)."""
 
     @classmethod
     def for_robot(
         cls, variant: str, layout: str, motion_name: str, motion_length_s: float,
-        start_joint_pos: np.ndarray | None = None,
+        start_joint_pos: np.ndarray | None = None, shaping: TargetShaping | None = None,
     ) -> PolicyContract:  # fmt: skip
         """A contract filled from the robot spec and the layout registry."""
         from asap.obs import get_layout
@@ -90,12 +97,18 @@ class PolicyContract:
             history_length=lay.history_length, control_dt=rs.control_dt, motion_name=motion_name,
             motion_length_s=float(motion_length_s), robot_variant=variant,
             start_joint_pos=None if start_joint_pos is None else np.asarray(start_joint_pos, dtype=np.float64),
+            shaping=shaping or TargetShaping(),
         )  # fmt: skip
 
     @property
     def num_joints(self) -> int:
         """J."""
         return len(self.joint_names)
+
+    @property
+    def motion_steps(self) -> int:
+        """Policy steps of one run of the motion from its start (:func:`asap.control.motion_steps`)."""
+        return motion_steps(self.motion_length_s, self.control_dt)
 
     @property
     def motor_index(self) -> np.ndarray:
@@ -113,6 +126,7 @@ class PolicyContract:
             "motion_name": self.motion_name, "motion_length_s": repr(float(self.motion_length_s)),
             "robot_variant": self.robot_variant,
             **({} if self.start_joint_pos is None else {"start_joint_pos": f(self.start_joint_pos)}),
+            **self.shaping.to_metadata(),
         }  # fmt: skip
 
     @classmethod
@@ -139,13 +153,17 @@ class PolicyContract:
         if unknown:
             raise ContractError(f"{where}: unknown joint names {unknown}; the G1 has {list(MOTOR_NAMES)}")
         j = len(names)
+        try:
+            shaping = TargetShaping.from_metadata(meta, where)
+        except ValueError as e:
+            raise ContractError(str(e)) from None
         c = cls(
             joint_names=names, default_joint_pos=vec("default_joint_pos"), kp=vec("kp"), kd=vec("kd"),
             action_scale=num("action_scale"), obs_layout=meta["obs_layout"].strip(), obs_dim=int(num("obs_dim")),
             history_length=int(num("history_length")), control_dt=num("control_dt"),
             motion_name=meta["motion_name"].strip(), motion_length_s=num("motion_length_s"),
             robot_variant=meta["robot_variant"].strip(),
-            start_joint_pos=vec("start_joint_pos") if "start_joint_pos" in meta else None,
+            start_joint_pos=vec("start_joint_pos") if "start_joint_pos" in meta else None, shaping=shaping,
         )  # fmt: skip
         for key in ("default_joint_pos", "kp", "kd", "start_joint_pos"):
             if getattr(c, key) is not None and getattr(c, key).shape != (j,):

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asap.control import policy_phase, shape_targets
 from asap.obs import ObsBuilder, get_layout, proprio_terms
-from asap.robot.spec import ACTION_CLIP, MOTOR_NAMES, NUM_MOTORS, get_spec
+from asap.robot.spec import MOTOR_NAMES, NUM_MOTORS, get_spec
 from deploy.contract import ContractError, PolicyContract
 from deploy.messages import LOWSTATE_C
 from deploy.safety import SafetyConfig, SafetyEvent, SafetyLayer, projected_gravity_z
@@ -165,7 +166,8 @@ class Controller:
         self.kp[self.joint_motors] = contract.kp
         self.kd[self.joint_motors] = contract.kd
         self.safety = SafetyLayer(table["lower"], table["upper"], table["effort"], MOTOR_NAMES, self.cfg.safety)
-        self.steps_per_motion = max(1, int(np.floor(contract.motion_length_s / contract.control_dt + 1e-6)))
+        self.steps_per_motion = contract.motion_steps
+        """Policy steps of one run (:func:`asap.control.motion_steps`, the count training and evaluation use)."""
         self.mode = Mode.WAIT
         self.state: RobotState | None = None
         self.last_fresh: float | None = None
@@ -269,9 +271,19 @@ class Controller:
         return ev
 
     def policy_step(self, now: float) -> PolicyStepRecord:
-        """One control step (call at the policy rate): runs the policy in RUN, advances ramps and phases."""
+        """One control step (call at the policy rate): runs the policy in RUN, advances ramps and phases.
+
+        A run is ``steps_per_motion`` policy steps; it ends at the step after the last one, once the last action has
+        been applied for a whole control step, as in training (the last transition of a logged episode is a policy
+        step too).
+        """
         info = PolicyStepRecord(self.mode, 0.0, -1, self.episode, np.zeros(self.c.num_joints), np.zeros(0, np.float32))
-        if self.mode == Mode.RAMP and now - self.ramp_t0 >= self.ramp_s:
+        if self.mode == Mode.RUN and self.run_step >= self.steps_per_motion:
+            if self.cfg.after_motion == "damping":
+                self._go(Mode.DAMPING, now, "motion finished")
+            else:
+                self._start_ramp(now, "motion finished", kind="RETURN")
+        elif self.mode == Mode.RAMP and now - self.ramp_t0 >= self.ramp_s:
             self.target = self.ramp_to.copy()
             if self.pending_run is not None:
                 source, self.pending_run = self.pending_run, None
@@ -284,16 +296,16 @@ class Controller:
         st = self.state
         assert st is not None
         k = self.run_step
-        phase = (k + 1) * self.c.control_dt / self.c.motion_length_s
+        phase = policy_phase(k, self.c.control_dt, self.c.motion_length_s)
         obs = self.observe(st, phase)
         action = np.asarray(self.policy(obs), dtype=np.float64)
         info = PolicyStepRecord(Mode.RUN, phase, k, self.episode, action, obs)
         ev = self.safety.check_action(now, action, self.c.joint_names)
         if ev is None:
-            a = np.clip(action, -ACTION_CLIP, ACTION_CLIP)
-            tgt = self.c.default_joint_pos + self.c.action_scale * a
-            prev = self.target[self.joint_motors]
-            tgt, ev = self.safety.filter_targets(now, tgt, prev, self.joint_motors)
+            jm = self.joint_motors  # targets shaped exactly as in training (the policy's contract)
+            a, unshaped, tgt = shape_targets(action, self.target[jm], self.c.default_joint_pos, self.c.action_scale,
+                                             self.safety.lower[jm], self.safety.upper[jm], self.c.shaping)  # fmt: skip
+            ev = self.safety.check_targets(now, unshaped, jm)
             if ev is None:
                 self.target[self.joint_motors] = tgt
                 self.last_action = a
@@ -301,11 +313,6 @@ class Controller:
             self._go(Mode.DAMPING, now, f"{ev.kind}: {ev.cause}")
             return info
         self.run_step += 1
-        if self.run_step >= self.steps_per_motion:
-            if self.cfg.after_motion == "damping":
-                self._go(Mode.DAMPING, now, "motion finished")
-            else:
-                self._start_ramp(now, "motion finished", kind="RETURN")
         return info
 
     def observe(self, st: RobotState, phase: float) -> np.ndarray:

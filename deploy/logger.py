@@ -14,13 +14,16 @@ Per control step (50 Hz) the arrays hold: ``time`` (s, monotonic since start), `
 ``q``/``dq``/``tau_est`` (29 motors, wire order), ``imu_quat`` (wxyz), ``imu_gyro``, ``imu_acc``, ``action`` (J,
 raw policy output; 0 outside RUN), ``obs`` (actor observation; 0 outside RUN), ``q_target``/``kp``/``kd`` (29, as
 sent), ``root_valid``, ``root_pos``, ``root_quat`` (wxyz), ``root_lin_vel``, ``root_ang_vel`` (world frame, from the
-mocap topic: simulator ground truth on the virtual G1).
+mocap topic: simulator ground truth on the virtual G1). :func:`control_row` builds a row; the runtime logs one at
+every policy step, after the step: the state the policy saw and the action it computed from it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -93,6 +96,39 @@ class RolloutLogger:
             self._events.close()
 
 
+def control_row(
+    elapsed: float, state: Any, info: Any, command: Any, root: Any, num_joints: int, obs_dim: int,
+    period: float = math.nan, compute: float = math.nan,
+) -> dict[str, Any]:  # fmt: skip
+    """One log row (see the module docstring) of a policy step.
+
+    ``elapsed`` s since the start; ``state`` the controller's :class:`deploy.controller.RobotState` (29 motors);
+    ``info`` its policy-step record (mode, phase, run_step, episode, ``action`` (J,) raw policy output, ``obs``);
+    ``command`` the :class:`deploy.controller.Command` sent (None: nothing sent); ``root`` the mocap/ground-truth
+    root (``pos``, ``quat`` wxyz, ``lin_vel``, ``ang_vel``; world frame) or None.
+    """
+    z29 = np.zeros(len(state.q))
+    obs = info.obs if info.obs.size else np.zeros(obs_dim, np.float32)
+    c, m = command, root
+    return {
+        "time": elapsed, "wall": time.time(), "tick": np.uint32(state.tick), "mode": np.int8(info.mode),
+        "episode": np.int32(info.episode), "run_step": np.int32(info.run_step), "phase": info.phase,
+        "period": period, "compute": compute,
+        "q": state.q.astype(np.float32), "dq": state.dq.astype(np.float32),
+        "tau_est": state.tau_est.astype(np.float32), "imu_quat": state.quat.astype(np.float32),
+        "imu_gyro": state.gyro.astype(np.float32), "imu_acc": state.acc.astype(np.float32),
+        "action": np.asarray(info.action if info.action.size == num_joints else np.zeros(num_joints), np.float32),
+        "obs": np.asarray(obs, dtype=np.float32),
+        "q_target": (c.q if c else z29).astype(np.float32), "kp": (c.kp if c else z29).astype(np.float32),
+        "kd": (c.kd if c else z29).astype(np.float32),
+        "root_valid": m is not None,
+        "root_pos": np.asarray(m.pos if m else np.zeros(3), dtype=np.float64),
+        "root_quat": np.asarray(m.quat if m else [1.0, 0, 0, 0], dtype=np.float64),
+        "root_lin_vel": np.asarray(m.lin_vel if m else np.zeros(3), dtype=np.float64),
+        "root_ang_vel": np.asarray(m.ang_vel if m else np.zeros(3), dtype=np.float64),
+    }  # fmt: skip
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
@@ -153,12 +189,13 @@ def episodes(steps: dict[str, np.ndarray], run_mode: int = 3) -> list[tuple[int,
 def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
     """Convert each RUN episode of a log into an :class:`asap.motion.Motion` with ``action``.
 
-    Frame f holds the state measured at control step f and, as ``action[f]``, the raw policy output that was
-    applied during (t[f-1], t[f]] (frame 0: 0, the hold before the policy started) — the reference's convention
-    for recorded rollouts. The frame after the last policy step is kept, so a clip of K policy steps has K+1
-    frames. Root pose/velocity come from the mocap/ground-truth topic; without it the root is the IMU
-    orientation at a fixed height and ``meta["root_source"]`` says so.
+    Frame f holds the state measured at control step f and, as ``action[f]``, the raw policy output computed from
+    it and applied until step f+1 (:data:`asap.control.ACTION_ALIGNMENT`, the convention of every Motion with
+    ``action``; ``asap play`` writes the same). The frame after the last policy step is kept with action 0, so a
+    clip of K policy steps has K+1 frames. Root pose/velocity come from the mocap/ground-truth topic; without it
+    the root is the IMU orientation at a fixed height and ``meta["root_source"]`` says so.
     """
+    from asap.control import ACTION_ALIGNMENT
     from asap.motion.motion import Motion  # the converter is not part of the onboard runtime
 
     log = read_log(directory)
@@ -171,9 +208,7 @@ def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
             continue
         run = s["mode"][rows] == 3
         act = np.zeros((len(rows), len(names)))
-        a = s["action"][rows]
-        act[1:] = a[:-1]
-        act[1:][~run[:-1]] = 0.0
+        act[run] = s["action"][rows][run]  # row f: the state the policy saw and the action it computed from it
         valid = bool(np.all(s["root_valid"][rows]))
         if valid:
             root_pos, root_quat = s["root_pos"][rows], s["root_quat"][rows]
@@ -202,7 +237,7 @@ def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
                 "policy": meta.get("policy"),
                 "root_source": source,
                 "robot": meta.get("robot"),
-                "action_alignment": "action[f] was applied during (t[f-1], t[f]]; action[0] = 0 (hold)",
+                "action_alignment": ACTION_ALIGNMENT,
                 "completed": bool(run.sum() >= int(meta.get("steps_per_motion", 0))),
                 "policy_steps": int(run.sum()),
             },

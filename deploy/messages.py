@@ -4,13 +4,18 @@ The ``unitree_hg`` structs are declared here field for field and with the same I
 (``unitree_hg.msg.dds_.LowCmd_`` ...), so the wire format and the type information exchanged at discovery are
 identical to the SDK's, and the runtime does not depend on the (broken) PyPI SDK wheel.
 
+Attribution: the ``unitree_hg`` field lists (names, types, order and array sizes) must equal the IDL of Unitree's
+SDK, unitree_sdk2 / unitree_sdk2_python (``unitree_hg/msg/dds_``), Copyright (c) 2016-2024 HangZhou YuShu
+TECHNOLOGY CO.,LTD. ("Unitree Robotics"), BSD-3-Clause licence; the declarations below are the project's own.
+
 Speed: Cyclone's Python serializer costs ~0.3 ms per LowCmd and ~0.5 ms per LowState. The hot path instead keeps
 each message as a NumPy record in the **C struct layout** (the layout the CRC is computed over, 1004 / 2092 bytes)
 and converts to and from the XCDR1 payload with three byte slices (XCDR1 packs the first motor's ``mode`` byte
 right after the header bytes, the C struct pads it to the next 4-byte boundary). A message object built with
 :func:`new_lowcmd` / received through a DataReader carries that record as ``.raw``; its ``serialize`` and
 ``deserialize`` use the fast path. Objects built field by field the usual dataclass way still go through
-Cyclone's machinery, so both styles interoperate (checked in ``tests/test_dds_messages.py``).
+Cyclone's machinery, so both styles interoperate (checked in ``tests/test_deploy_units.py``: the fast path against
+Cyclone's serializer, and the bytes and type names against the SDK's own classes when it is installed).
 """
 
 from dataclasses import dataclass

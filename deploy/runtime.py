@@ -26,7 +26,7 @@ from deploy import crc
 from deploy.contract import OnnxPolicy
 from deploy.controller import BUTTON_EVENTS, KEY_EVENTS, Controller, ControllerConfig, Mode, RobotState
 from deploy.dds import Node, take_latest
-from deploy.logger import RolloutLogger
+from deploy.logger import RolloutLogger, control_row
 from deploy.messages import TOPIC_LOWCMD, TOPIC_LOWSTATE, TOPIC_MOCAP, LowCmd_, LowState_, RootState_, new_lowcmd
 from deploy.remote import ButtonEdges
 
@@ -164,28 +164,8 @@ class Runtime:
         st = self.ctrl.state
         if self.logger is None or st is None:
             return
-        c = self.ctrl.command(now)
-        m = self.mocap
-        j = self.contract.num_joints
-        obs = info.obs if info.obs.size else np.zeros(self.contract.obs_dim, np.float32)
-        z29 = np.zeros(NUM_MOTORS)
-        self.logger.log({
-            "time": now - t0, "wall": time.time(), "tick": np.uint32(st.tick), "mode": np.int8(info.mode),
-            "episode": np.int32(info.episode), "run_step": np.int32(info.run_step), "phase": info.phase,
-            "period": period, "compute": compute,
-            "q": st.q.astype(np.float32), "dq": st.dq.astype(np.float32), "tau_est": st.tau_est.astype(np.float32),
-            "imu_quat": st.quat.astype(np.float32), "imu_gyro": st.gyro.astype(np.float32),
-            "imu_acc": st.acc.astype(np.float32),
-            "action": np.asarray(info.action if info.action.size == j else np.zeros(j), dtype=np.float32),
-            "obs": np.asarray(obs, dtype=np.float32),
-            "q_target": (c.q if c else z29).astype(np.float32), "kp": (c.kp if c else z29).astype(np.float32),
-            "kd": (c.kd if c else z29).astype(np.float32),
-            "root_valid": m is not None,
-            "root_pos": np.asarray(m.pos if m else np.zeros(3), dtype=np.float64),
-            "root_quat": np.asarray(m.quat if m else [1.0, 0, 0, 0], dtype=np.float64),
-            "root_lin_vel": np.asarray(m.lin_vel if m else np.zeros(3), dtype=np.float64),
-            "root_ang_vel": np.asarray(m.ang_vel if m else np.zeros(3), dtype=np.float64),
-        })  # fmt: skip
+        self.logger.log(control_row(now - t0, st, info, self.ctrl.command(now), self.mocap, self.contract.num_joints,
+                                    self.contract.obs_dim, period, compute))  # fmt: skip
 
     def _drain_transitions(self, t0: float) -> None:
         tr = self.ctrl.transitions

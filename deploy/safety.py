@@ -12,7 +12,9 @@ Checks, each of which latches a fault that sends the controller to damping (kp 0
 - **signal**: SIGINT/SIGTERM (raised by the runtime);
 - **non-finite state**: NaN/inf in q, dq or the IMU.
 
-Targets that pass are clamped to the position limits and to ``max_target_step`` rad of change per control step.
+Targets that pass are shaped by :func:`asap.control.shape_targets` as the policy's contract says (clamp to the
+position limits, rate limit per control step: what the policy was trained with); the limit check above looks at
+the target before that shaping.
 Every transition is reported as a :class:`SafetyEvent` with its cause.
 """
 
@@ -36,11 +38,9 @@ class SafetyConfig:
     max_abs_action: float = 100.0
     """Raw policy outputs beyond this magnitude are a fault."""
     limit_margin: float = 2.0
-    """A target beyond a position limit by more than this (rad) is a fault (a broken policy); smaller excursions
-    are clamped to the limit. Policies trained without target clipping push soft joints (ankles, Kp 20) up to
-    ~1 rad past their stop to get torque, which the clamp turns into a command at the limit."""
-    max_target_step: float = 0.5
-    """Largest change of a joint target per control step (rad); larger changes are rate-limited."""
+    """A target ``default + action_scale * a`` beyond a position limit by more than this (rad) is a fault (a broken
+    policy). Smaller excursions are shaped as the policy was trained (its contract's ``target_clamp``): policies
+    trained without the clamp push soft joints (ankles, Kp 20) up to ~1 rad past their stop to get torque."""
     max_tilt_deg: float = 55.0
     """Fall detection: tilt of the pelvis from upright (from projected gravity) beyond this is a fault."""
     torque_limit_scale: float = 1.1
@@ -153,24 +153,21 @@ class SafetyLayer:
                              f"+-{self.cfg.max_abs_action:g}", now)  # fmt: skip
         return None
 
-    def filter_targets(
-        self, now: float, target: np.ndarray, previous: np.ndarray, motors: np.ndarray | None = None
-    ) -> tuple[np.ndarray, SafetyEvent | None]:
-        """Clamp joint targets (of ``motors``, default all) to the limits and the per-step change.
+    def check_targets(self, now: float, target: np.ndarray, motors: np.ndarray | None = None) -> SafetyEvent | None:
+        """Fault when a joint target (of ``motors``, default all) lies beyond a limit by more than ``limit_margin``.
 
-        A target beyond a limit by more than ``limit_margin`` is a fault (the clamped target is still returned).
+        ``target`` is the policy's target before shaping (``unshaped`` of :func:`asap.control.shape_targets`).
         """
+        if self.fault is not None:
+            return None
         idx = np.arange(len(self.lower)) if motors is None else np.asarray(motors)
         lo, hi = self.lower[idx], self.upper[idx]
-        event = None
         excess = np.maximum(lo - target, target - hi)
-        if self.fault is None and np.any(excess > self.cfg.limit_margin):
+        if np.any(excess > self.cfg.limit_margin):
             k = int(np.argmax(excess))
-            event = self.trip("target_limit", f"target {self.names[idx[k]]} = {target[k]:.2f} rad is "
-                              f"{excess[k]:.2f} rad beyond its limits [{lo[k]:.2f}, {hi[k]:.2f}]", now)  # fmt: skip
-        step = self.cfg.max_target_step
-        out = np.clip(target, previous - step, previous + step)
-        return np.clip(out, lo, hi), event
+            return self.trip("target_limit", f"target {self.names[idx[k]]} = {target[k]:.2f} rad is "
+                             f"{excess[k]:.2f} rad beyond its limits [{lo[k]:.2f}, {hi[k]:.2f}]", now)  # fmt: skip
+        return None
 
 
 def projected_gravity_z(quat: np.ndarray) -> float:

@@ -175,21 +175,17 @@ def test_safety_fall_and_torque() -> None:
 
 
 def test_safety_actions_and_targets() -> None:
-    s, t = _safety(max_abs_action=100, limit_margin=0.3, max_target_step=0.5)
+    s, t = _safety(max_abs_action=100, limit_margin=0.3)
     names = tuple(f"j{i}" for i in range(3))
     assert s.check_action(0, np.array([1.0, -2.0, 99.0]), names) is None
     assert s.check_action(0, np.array([1.0, np.nan, 0.0]), names).kind == "nonfinite_action"
     s, t = _safety(max_abs_action=100)
     assert s.check_action(0, np.array([0.0, 101.0, 0.0]), names).kind == "action_range"
-    s, t = _safety(limit_margin=0.3, max_target_step=0.5)
+    s, t = _safety(limit_margin=0.3)
     motors = np.array([3, 4])  # left knee [-0.087, 2.88], left ankle pitch [-0.873, 0.524]
-    prev = np.array([0.3, 0.0])
-    out, ev = s.filter_targets(0, np.array([1.5, 0.7]), prev, motors)
-    assert ev is None
-    np.testing.assert_allclose(out, [0.8, 0.5])  # rate-limited knee; ankle clamped to its limit (0.5236 > 0.5)
-    out, ev = s.filter_targets(0, np.array([0.3, 0.9]), prev, motors)
+    assert s.check_targets(0, np.array([1.5, 0.7]), motors) is None  # ankle 0.18 rad past its limit: shaped
+    ev = s.check_targets(0, np.array([0.3, 0.9]), motors)
     assert ev is not None and ev.kind == "target_limit" and "left_ankle_pitch_joint" in ev.cause
-    assert out[1] <= t["upper"][4]
 
 
 # ---------------------------------------------------------------------------------------------------- contract
@@ -208,7 +204,7 @@ def test_contract_roundtrip_and_errors(policy_path: Path) -> None:
     assert c.obs_dim == 380 and c.num_joints == 23 and c.history_length == 4 and c.control_dt == 0.02
     assert pol(np.zeros(380)).shape == (23,)
     meta = c.to_metadata()
-    assert set(meta) == set(REQUIRED_KEYS)
+    assert set(meta) == set(REQUIRED_KEYS) | {"target_clamp", "target_max_step"}  # shaping: always written
     c2 = PolicyContract.from_metadata(meta)
     np.testing.assert_array_equal(c2.kp, c.kp)
     bad = dict(meta)
@@ -271,7 +267,12 @@ def test_state_machine_sequence_and_commands(policy_path: Path) -> None:
         infos.append(ctl.policy_step(t))
     assert [i.run_step for i in infos] == list(range(25)) and infos[-1].phase == pytest.approx(1.0)
     assert infos[0].obs.shape == (380,) and infos[0].obs[-1] == pytest.approx(0.02 / 0.5)
-    assert ctl.mode == Mode.RAMP  # motion finished -> back to default
+    assert ctl.mode == Mode.RUN and (ctl.command(t).q == ctl.target).all()  # the last action is applied for a step
+    t += 0.02
+    tick += 1
+    ctl.on_state(_fake_state(tick, t))
+    assert ctl.policy_step(t).mode == Mode.RAMP  # then the motion has finished -> back to default
+    assert ctl.mode == Mode.RAMP
     ctl.request("stop", t)
     assert ctl.mode == Mode.DAMPING
     d = ctl.command(t)
@@ -352,6 +353,7 @@ def test_runtime_obs_equals_torch_builder(policy_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------------- logger
 def test_logger_chunks_survive_crash_and_convert(tmp_path: Path) -> None:
+    from asap.control import ACTION_ALIGNMENT
     from deploy.logger import RolloutLogger, log_to_motions, read_log
 
     meta = {"joint_names": ["left_knee_joint", "right_knee_joint"], "joint_motor_index": [3, 9], "control_dt": 0.02,
@@ -376,7 +378,8 @@ def test_logger_chunks_survive_crash_and_convert(tmp_path: Path) -> None:
     m = motions[0]
     assert m.fps == 50 and m.joint_names == ("left_knee_joint", "right_knee_joint")
     assert m.num_frames == 3  # 3 policy steps (the row after them was lost with the unfinished chunk)
-    np.testing.assert_array_equal(m.action[:, 0], [0, 1, 2])  # action[f] = output of step f-1
+    np.testing.assert_array_equal(m.action[:, 0], [1, 2, 3])  # action[f] = output computed from frame f's state
+    assert m.meta["action_alignment"] == ACTION_ALIGNMENT
     np.testing.assert_array_equal(m.dof_pos[:, 0], [1, 2, 3])
     assert m.meta["completed"] and m.meta["root_source"] == "mocap"
 

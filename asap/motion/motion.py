@@ -1,7 +1,9 @@
 """The canonical motion file: one clip of G1 motion in a ``.npz``.
 
 Keys: ``fps``, ``joint_names``, ``body_names``, ``root_pos (T,3)`` m, ``root_quat (T,4)`` **wxyz**,
-``dof_pos (T,J)`` rad; optional ``action (T,J)`` (raw policy output of a logged rollout), measured
+``dof_pos (T,J)`` rad; optional ``action (T,J)`` (raw policy output of a logged rollout: frame f holds the action
+computed from frame f's state and applied until frame f+1, declared by ``meta["action_alignment"]``; see
+:data:`asap.control.ACTION_ALIGNMENT`), measured
 ``dof_vel (T,J)``, ``root_lin_vel (T,3)`` and ``root_ang_vel (T,3)`` (world frame); ``meta`` (a JSON string:
 source, units, retarget settings, ...); ``extra_<name>`` per-frame arrays (T, ...) carried through from other
 formats (e.g. the reference pkl's ``smpl_joints``). Names are stored in the file, so a file never depends on one
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from asap.control import ACTION_ALIGNMENT
 from asap.robot.spec import RobotSpec, get_spec
 
 REQUIRED_KEYS = ("fps", "joint_names", "root_pos", "root_quat", "dof_pos")
@@ -57,7 +60,8 @@ class Motion:
     body_names: tuple[str, ...] = ()
     """Tracked bodies of the robot this motion is for (informative; FK recomputes them)."""
     action: np.ndarray | None = None
-    """Raw policy output per frame (T, J) for logged rollouts."""
+    """Raw policy output per frame (T, J) for logged rollouts: ``action[f]`` was computed from frame f's state and
+    applied over [t_f, t_f+1) (0 in the last frame); ``meta["action_alignment"]`` must say so."""
     dof_vel: np.ndarray | None = None
     """Measured joint velocities (T, J), rad/s."""
     root_lin_vel: np.ndarray | None = None
@@ -106,6 +110,13 @@ class Motion:
             if bad.any():
                 frame = int(np.argwhere(bad)[0][0])
                 raise MotionFormatError(f"{name} has {int(bad.sum())} NaN/inf values (first at frame {frame})")
+        if self.action is not None and self.meta.get("action_alignment") != ACTION_ALIGNMENT:
+            got = self.meta.get("action_alignment")
+            raise MotionFormatError(
+                f"action alignment {'missing' if got is None else repr(got)} (meta['action_alignment'] must be "
+                f"{ACTION_ALIGNMENT!r}: action[f] applied after frame f); re-create the file with `asap collect` "
+                "or `asap play` of this version"
+            )
         for name, arr in self.extras.items():
             if arr.ndim < 1 or arr.shape[0] != t:
                 raise MotionFormatError(f"extra array {name!r} must have {t} frames, got shape {arr.shape}")

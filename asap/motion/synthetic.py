@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from asap.control import ACTION_ALIGNMENT
 from asap.motion.motion import Motion
 from asap.robot.spec import RobotSpec, get_spec
 from asap.utils.rotations import axis_angle_to_quat
@@ -38,5 +39,6 @@ def synthetic_motion(
     act = rng.normal(size=(1, j)) * np.cos(2 * np.pi * t[:, None] * freq) if action else None
     return Motion(
         fps=fps, joint_names=rs.joint_names, body_names=rs.body_names, root_pos=root_pos, root_quat=root_quat,
-        dof_pos=dof, action=act, meta={"source": "synthetic", "seed": seed, "name": f"synthetic_{seed}"},
+        dof_pos=dof, action=act, meta={"source": "synthetic", "seed": seed, "name": f"synthetic_{seed}",
+                                       **({"action_alignment": ACTION_ALIGNMENT} if action else {})},
     )  # fmt: skip

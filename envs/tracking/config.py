@@ -1,12 +1,15 @@
 """Configuration of the phase-based motion-tracking task (ASAP pretraining and fine-tuning).
 
 Defaults are the reference's pretraining settings (asap-method.md section 4): Table I reward weights with the
-reference's sigmas, tilt and motion-far terminations, penalty and limit curricula, no domain randomisation.
+reference's sigmas, tilt and motion-far terminations, penalty and limit curricula, no domain randomisation. One
+departure: joint targets are clamped to the joint limits and rate-limited as on the robot (``target_shaping``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from asap.control import TargetShaping
 
 
 @dataclass
@@ -256,6 +259,9 @@ class TrackingEnvConfig:
     """Multiplier on the layout's observation noise table (0: no noise)."""
     residual_actions: bool = False
     """Policy output is a correction around the reference joint angles: a = a_policy + (q_ref - default)/scale."""
+    target_shaping: TargetShaping = field(default_factory=TargetShaping)
+    """Joint-target clamp and rate limit (:mod:`asap.control`); the default is the robot runtime's, and the export
+    writes it into the policy contract so the runtime applies what training applied."""
     rewards: RewardConfig = field(default_factory=RewardConfig)
     """Reward weights and sigmas."""
     termination: TerminationConfig = field(default_factory=TerminationConfig)

@@ -4,9 +4,13 @@ Timing (asap-method.md section 4). After ``k`` control steps of an episode that 
 the robot is at motion time ``t0 + k dt``: rewards and terminations compare it with the reference at that time.
 The observation built then carries the phase of the *next* target, ``t = t0 + (k+1) dt`` (phase = t / length),
 and (with ``residual_actions``) the action is a correction around the reference joint angles at that time.
-An episode times out when the robot reaches the end of its clip or after ``max_episode_length_s``.
+An episode times out when the robot reaches the end of its clip (after :func:`asap.control.motion_steps` steps, the
+count the robot runtime also runs) or after ``max_episode_length_s``; phases come from
+:func:`asap.control.policy_phase` (clipped to [0, 1]).
 
-One control step: clip actions -> joint targets ``default + 0.25 a`` -> simulator step (PD at 200 Hz,
+One control step: actions -> joint targets by :func:`asap.control.shape_targets` (clip, ``default + 0.25 a``,
+rate limit and clamp to the joint limits as ``cfg.target_shaping`` says, as the robot runtime does; the first
+previous target of an episode is its initial joint pose) -> simulator step (PD at 200 Hz,
 decimation 4) -> rewards -> terminations -> resets (reference-state init) -> observations (``asap.obs``).
 """
 
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from asap.control import motion_steps, policy_phase, shape_targets
 from asap.eval.metrics import body_position_errors, tracking_failed
 from asap.motion.motionlib import MotionLib, MotionState
 from asap.obs import ObsBuilder, privileged_terms, proprio_terms, world_to_base
@@ -94,6 +99,10 @@ class TrackingEnv:
         self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=dev)
         self.actions = torch.zeros(n, j, **f32)
         self.last_actions = torch.zeros(n, j, **f32)
+        self.targets = self.default_pos.repeat(n, 1)
+        """(N, J) joint targets sent in the last step (after a reset: the initial joint pose)."""
+        self.episode_steps = torch.ones(n, dtype=torch.long, device=dev)
+        """(N,) steps from the episode's start to its clip's end (:func:`asap.control.motion_steps`)."""
         self.ref_action = torch.zeros(n, j, **f32)
         self.push_countdown = torch.zeros(n, dtype=torch.long, device=dev)
 
@@ -180,6 +189,8 @@ class TrackingEnv:
         q = torch.maximum(torch.minimum(q, self.pos_upper), self.pos_lower)
         root_state = torch.cat([root_pos, root_quat, lin, ang], dim=-1)
         self.sim.reset(env_ids, root_state=root_state, q=q, qd=qd)
+        self.targets[env_ids] = q
+        self.episode_steps[env_ids] = motion_steps(self.motion_len[env_ids], self.dt, start)
         self._randomize(env_ids)
         self.obs_builder.reset(env_ids)
         dr = self.cfg.domain_rand
@@ -227,12 +238,14 @@ class TrackingEnv:
 
     def step(self, actions: torch.Tensor) -> tuple[dict[str, torch.Tensor], TrackingStepResult]:
         """Apply (N, J) policy actions for one control step; return observations and :class:`TrackingStepResult`."""
-        a = actions.to(self.device, torch.float32).clamp(-self.action_clip, self.action_clip)
+        a = actions.to(self.device, torch.float32)
         if self.cfg.residual_actions:
-            a = (a + self.ref_action).clamp(-self.action_clip, self.action_clip)
+            a = a.clamp(-self.action_clip, self.action_clip) + self.ref_action
+        a, _, self.targets = shape_targets(a, self.targets, self.default_pos, self.action_scale, self.pos_lower,
+                                           self.pos_upper, self.cfg.target_shaping, self.action_clip)  # fmt: skip
         self.last_actions = self.actions
         self.actions = a
-        self.sim.step(targets=self.default_pos + self.action_scale * a)
+        self.sim.step(targets=self.targets)
         self.episode_length_buf += 1
         self._step_count += 1
         self._push()
@@ -247,7 +260,8 @@ class TrackingEnv:
         self.ref_now = ref
         terms = self._rewards(st, ref)
         t = self.motion_time()
-        time_out = (t >= self.motion_len - 0.5 * self.dt) | (self.episode_length_buf >= self.max_episode_length)
+        k = self.episode_length_buf
+        time_out = (k >= self.episode_steps) | (k >= self.max_episode_length)
         terminated = self._terminations(st, ref) & ~time_out
         if "termination" in self.reward_weights:
             terms["termination"] = self.reward_weights["termination"] * terminated.float()
@@ -422,7 +436,7 @@ class TrackingEnv:
         t_next = self.motion_time() + self.dt
         ref = self.motion_lib.get_state(self.motion_ids, t_next)
         self.ref_next = ref
-        phase = (t_next / self.motion_len).clamp(0.0, 1.0)
+        phase = policy_phase(self.episode_length_buf, self.dt, self.motion_len, self.motion_start)
         if self.cfg.residual_actions:
             self.ref_action = (ref.dof_pos - self.default_pos) / self.action_scale
         raw = proprio_terms(

@@ -4,6 +4,11 @@ A file is a dict ``{motion_key: {root_trans_offset (T,3) f32, root_rot (T,4) xyz
 dof (T,J) f32, smpl_joints (T,24,3) f32, fps}}`` with J = 23 (joint order of the 23-DoF spec). ``pose_aa[:,0]``
 is the root rotation vector, ``pose_aa[:,1+j] = dof[:,j] * axis_j`` (the joint axes of the MJCF), and the last
 three rows (extended bodies) are zero. ``smpl_joints`` is kept in ``Motion.extras`` so a round trip is exact.
+
+An optional ``action`` (T,J) (recorded rollouts) follows the reference's alignment, the action applied during
+(t_f-1, t_f] in frame f (asap-method.md section 5.1); inside the project frame f holds the action applied after
+it (:data:`asap.control.ACTION_ALIGNMENT`), so import shifts it one frame earlier (the last frame gets 0) and
+export one frame later (the first frame gets 0).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from asap.control import ACTION_ALIGNMENT
 from asap.motion.formats._common import check_writable, joint_axes, spec_for_count
 from asap.motion.motion import Motion, MotionFormatError
 from asap.robot.spec import EXTENDED_BODIES, RobotSpec, get_spec
@@ -90,6 +96,9 @@ def _to_motion(key: str, d: Any, where: str) -> Motion:
         if k in d:
             setattr(m, k, np.asarray(d[k], dtype=np.float64))
             m.extras.pop(k, None)
+    if m.action is not None and m.action.ndim == 2:  # reference alignment -> ours (module docstring)
+        m.action = np.concatenate([m.action[1:], np.zeros_like(m.action[:1])], axis=0)
+        m.meta["action_alignment"] = ACTION_ALIGNMENT
     try:
         m.check()
     except MotionFormatError as e:
@@ -139,6 +148,8 @@ def motion_to_asap_dict(motion: Motion, spec: RobotSpec | str = "g1_23dof") -> d
         v = getattr(m, k)
         if v is not None:
             out[k] = v.astype(np.float32)
+    if m.action is not None:  # ours -> the reference's alignment (module docstring)
+        out["action"] = np.concatenate([np.zeros_like(out["action"][:1]), out["action"][:-1]], axis=0)
     for k, v in m.extras.items():
         out.setdefault(k, v)
     return out
