@@ -45,6 +45,20 @@ def _runtime_config(args: argparse.Namespace, domain_default: int, net_default: 
     return cfg
 
 
+def check_motion_arg(policy, motion: str | None) -> None:  # noqa: ANN001
+    """``--motion``: refuse (ContractError, one line naming both clips) a motion file that is not the clip the
+    policy file runs (its ``clips[clip_index]`` fingerprint); a policy without fingerprints cannot be checked."""
+    if motion is None:
+        return
+    from asap.contract import ContractError, motion_fingerprint
+
+    c = policy.contract
+    if c.clip is None:
+        raise ContractError(f"{policy.path} carries no clip fingerprint (exported before fingerprints existed), so "
+                            "--motion cannot be checked: re-export it, or drop --motion")  # fmt: skip
+    c.check_motion(motion_fingerprint(motion, c.robot_variant), where=str(policy.path), runtime=True)
+
+
 def robot_sim_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``asap robot-sim``."""
     p.add_argument("--engine", default="mujoco", choices=["mujoco", "genesis"], help="physics engine")
@@ -70,6 +84,10 @@ def _collect(args: argparse.Namespace) -> int:
     cfg = _runtime_config(args, 1 if args.virtual else 0, "lo" if args.virtual else None)
     if not args.virtual and not cfg.interface:
         raise ValueError("collect on the real robot needs --net IFACE (or --virtual for the virtual G1)")
+    if args.motion is not None:
+        from deploy.contract import OnnxPolicy
+
+        check_motion_arg(OnnxPolicy(args.policy), args.motion)
     summary = collect(
         args.policy, args.out, args.episodes, cfg, virtual=args.virtual, gap=args.gap,
         script=OperatorScript(keep_support=args.keep_support), timeout_s=args.timeout, spawn_sim=not args.no_spawn,
@@ -91,6 +109,7 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.dry_run and args.seconds is None:
         args.seconds = 5.0
     pol = OnnxPolicy(args.policy)
+    check_motion_arg(pol, args.motion)
     c = pol.contract
     print(CHECKLIST.format(net=cfg.interface, domain=cfg.domain_id, policy=args.policy, motion=c.motion_name,
                            length=c.motion_length_s, variant=c.robot_variant))  # fmt: skip
@@ -147,6 +166,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-spawn", action="store_true", help="use an already running `asap robot-sim`")
     p.add_argument("--keep-support", action="store_true", help="virtual G1: keep the support during the motion")
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--motion", default=None, help="refuse to start unless this motion file is the policy's clip")
     _common(p)
     p.set_defaults(func=_collect)
 
@@ -156,5 +176,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds (dry run: 5)")
     p.add_argument("--log-dir", default=None, help="log directory (default run/deploy/<time>)")
     p.add_argument("--yes", action="store_true", help="skip the interactive confirmation")
+    p.add_argument("--motion", default=None, help="refuse to start unless this motion file is the policy's clip")
     _common(p)
     p.set_defaults(func=_deploy)

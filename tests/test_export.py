@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from asap.config import load_config
+from asap.contract import OPTIONAL_KEYS, OnnxPolicy
 from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib
 from asap.motion.synthetic import synthetic_motion
 from asap.rl.config import PretrainConfig
-from asap.rl.export import CONTRACT_KEYS, OnnxPolicy, PolicyContract, TrackingPolicy, policy_from_checkpoint
+from asap.rl.export import CONTRACT_KEYS, PolicyContract, TrackingPolicy, policy_from_checkpoint
 
 TINY = ["num_envs=2", "threads=1", "ppo.num_steps_per_env=4", "ppo.actor_hidden_dims=[32,16]",
         "ppo.critic_hidden_dims=[16]", "ppo.num_mini_batches=1", "ppo.num_learning_epochs=1",
@@ -37,7 +38,8 @@ def trained(tmp_path_factory):
 def test_contract_metadata_roundtrip():
     c = PolicyContract.for_robot("g1_23dof", "asap_v1", "squat", 5.2)
     meta = c.to_metadata()
-    assert tuple(meta) == CONTRACT_KEYS
+    assert tuple(meta)[: len(CONTRACT_KEYS)] == CONTRACT_KEYS and set(meta) - set(CONTRACT_KEYS) <= set(OPTIONAL_KEYS)
+    assert meta["sim_dt"] == "0.005" and meta["decimation"] == "4"
     assert meta["obs_dim"] == "380" and meta["history_length"] == "4" and meta["control_dt"] == "0.02"
     assert [float(x) for x in meta["default_joint_pos"].split(",")[:4]] == [-0.1, 0.0, 0.0, 0.3]
     back = PolicyContract.from_metadata(meta)
@@ -143,3 +145,64 @@ def test_play_writes_video(trained, tmp_path):
     if "video_error" in s:
         pytest.skip(f"offscreen rendering unavailable: {s['video_error']}")
     assert (tmp_path / "v" / "play.mp4").stat().st_size > 1000
+
+
+def test_export_carries_clip_fingerprint_and_physics(trained, tmp_path):
+    import dataclasses
+
+    from asap.contract import ContractError, motion_fingerprint
+    from asap.rl.play import play
+    from asap.robot.model import ModelOptions
+
+    run, motion = trained
+    c = OnnxPolicy(run / "policy.onnx").contract
+    # the exporter's fingerprint (from the training MotionLib) is the one of the clip's file, in any format
+    from asap.motion.formats import write_asap_pkl
+
+    pkl = write_asap_pkl(Motion.load(motion), tmp_path / "clip.pkl")
+    assert c.clip == motion_fingerprint(motion, "g1_23dof") and c.clip.same_clip(motion_fingerprint(pkl, "g1_23dof"))
+    assert c.residual_actions is True and len(c.clips) == 1 and c.clip_index == 0
+    assert c.physics == dataclasses.asdict(ModelOptions()) and (c.sim_dt, c.decimation) == (0.005, 4)
+    # the residual table inside the graph belongs to this clip: another clip is refused, .onnx and .pt alike
+    other = synthetic_motion(num_frames=21, fps=50, speed=(0, 0, 0), yaw_rate=0.0, amplitude=0.08, seed=4)
+    other_path = other.save(tmp_path / "other.npz")
+    with pytest.raises(ContractError, match=r"trained for clip 'clip' \(21 frames at 50 fps.*motion is clip 'other'"):
+        play(run / "policy.onnx", other_path, out_dir=tmp_path / "x", video=False)
+    ck = sorted(run.glob("model_*.pt"))[-1]
+    with pytest.raises(ContractError, match="motion is clip 'other'"):
+        play(ck, other_path, out_dir=tmp_path / "y", video=False)
+    s = play(run / "policy.onnx", pkl, out_dir=tmp_path / "z", video=False)  # same clip, another format: plays
+    assert s["num_rollouts"] == 1
+
+
+def test_multi_clip_export_has_every_clip(tmp_path):
+    from asap.contract import ContractError, motion_fingerprint
+    from asap.rl.play import play
+    from asap.rl.runner import pretrain
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for k, name in enumerate(("bow", "wave")):
+        synthetic_motion(num_frames=16 + 5 * k, fps=50, speed=(0, 0, 0), yaw_rate=0.0, amplitude=0.05,
+                         seed=k).save(clips / f"{name}.npz")  # fmt: skip
+    cfg = load_config(PretrainConfig, None, [f"motion={clips}", f"run.out_dir={tmp_path / 'run'}",
+                                              "env.residual_actions=true", *TINY, "run.max_iterations=1"])  # fmt: skip
+    result = pretrain(cfg)
+    run = tmp_path / "run"
+    files = {n: run / f"policy_{n}.onnx" for n in ("bow", "wave")}
+    assert result["onnx_per_clip"] == {n: str(p) for n, p in files.items()}
+    fps = {n: motion_fingerprint(clips / f"{n}.npz", "g1_23dof") for n in files}
+    for k, (name, path) in enumerate(files.items()):
+        c = OnnxPolicy(path).contract
+        assert [x.name for x in c.clips] == ["bow", "wave"] and c.clip_index == k and c.clip == fps[name]
+        assert c.motion_name == name and c.motion_length_s == pytest.approx((fps[name].frames - 1) / 50)
+    assert OnnxPolicy(run / "policy.onnx").contract.clip == fps["bow"]
+    # each file carries its own clip's residual table: it plays that clip like the checkpoint does
+    ck = sorted(run.glob("model_*.pt"))[-1]
+    s_pt = play(ck, clips / "wave.npz", out_dir=tmp_path / "pt", video=False)
+    s_onnx = play(files["wave"], clips / "wave.npz", out_dir=tmp_path / "onnx", video=False)
+    assert s_onnx["steps_survived"] == s_pt["steps_survived"]
+    assert s_onnx["E_mpjpe_mm"] == pytest.approx(s_pt["E_mpjpe_mm"], abs=0.05)
+    # and names the right file when given another trained clip
+    with pytest.raises(ContractError, match="use the file exported for 'wave'"):
+        play(run / "policy.onnx", clips / "wave.npz", out_dir=tmp_path / "no", video=False)

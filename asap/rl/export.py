@@ -1,17 +1,20 @@
 """Policies as deployable modules: checkpoint -> torch module -> ONNX with the deploy contract in its metadata.
 
-The deploy contract (ONNX ``metadata_props``; vectors are comma-separated strings) is what the robot runtime, the
-virtual G1 and the logger configure themselves from: ``joint_names``, ``default_joint_pos``, ``kp``, ``kd``,
-``action_scale``, ``obs_layout``, ``obs_dim``, ``history_length``, ``control_dt``, ``motion_name``,
-``motion_length_s``, ``robot_variant``. The graph has one input ``actor_obs`` (batch, obs_dim) and one output
-``action`` (batch, J), with a dynamic batch dimension. The action follows ASAP's convention: joint target =
-default_joint_pos + action_scale * action. A policy trained with residual actions carries its reference joint
-angles inside the graph (looked up by the phase term of the observation), so the output convention is unchanged.
+The deploy contract (ONNX ``metadata_props``, defined in :mod:`asap.contract`) is what the robot runtime, the
+virtual G1 and the logger configure themselves from. The graph has one input ``actor_obs`` (batch, obs_dim) and
+one output ``action`` (batch, J), with a dynamic batch dimension. The action follows ASAP's convention: joint
+target = default_joint_pos + action_scale * action. A policy trained with residual actions carries its clip's
+reference joint angles inside the graph (looked up by the phase term of the observation), so the output convention
+is unchanged and the file is valid for that clip only: every export names its clip and lists the fingerprints of
+all clips trained on, and a multi-clip run exports one file per clip (:func:`export_every_clip`). Files are loaded
+with :class:`asap.contract.OnnxPolicy`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asap.contract import REQUIRED_KEYS, PolicyContract
+from asap.contract import REQUIRED_KEYS, ClipFingerprint, PolicyContract, clip_fingerprint
 from asap.obs import get_layout
 from asap.robot.spec import get_spec
 
@@ -156,45 +159,57 @@ def export_onnx(policy: TrackingPolicy, contract: PolicyContract, path: str | Pa
     return out
 
 
-class OnnxPolicy:
-    """An ONNX policy of an asap layout run with onnxruntime (ours, or a batch-1 model of the reference).
+def clip_fingerprints(lib: Any) -> tuple[ClipFingerprint, ...]:
+    """Fingerprints (:func:`asap.contract.clip_fingerprint`) of every clip of a :class:`~asap.motion.MotionLib`."""
+    return tuple(
+        clip_fingerprint(lib.frame_data("dof_pos", k).cpu().numpy(), float(lib.motion_fps[k]), lib.motion_names[k])
+        for k in range(lib.num_motions)
+    )
 
-    Without our metadata, ``layout`` and ``variant`` name the observation layout and the robot; the contract is
-    then filled from the spec (motion name/length unknown).
+
+def export_tracking_policy(mlp: nn.Module, cfg: Any, lib: Any, path: str | Path, motion_id: int = 0) -> Path:
+    """ONNX of a tracking actor ``mlp`` ((B, obs_dim) -> (B, J)) trained with ``cfg`` (``PretrainConfig``) for clip
+    ``motion_id`` of ``lib``.
+
+    The contract names this clip (name, length, start pose; a residual policy's graph carries its joint table),
+    lists the fingerprints of every clip of ``lib`` (``clips``, ``clip_index``) and the training physics (spec
+    sim_dt and decimation, ``cfg.physics``), so `asap play` and `asap deploy` can refuse another clip.
     """
+    rs = get_spec(cfg.variant)
+    layout = cfg.env.obs_layout
+    q = lib.frame_data("dof_pos", motion_id).detach().cpu().float()
+    table = None
+    if cfg.env.residual_actions:
+        table = (q - torch.as_tensor(rs.default_pos, dtype=torch.float32)) / rs.action_scale
+    pol = TrackingPolicy(mlp, table, _phase_index(layout, rs.num_joints), rs.action_clip)
+    contract = PolicyContract.for_robot(
+        cfg.variant, layout, lib.motion_names[motion_id], float(lib.motion_lengths[motion_id]),
+        start_joint_pos=q[0].double().numpy(), clips=clip_fingerprints(lib), clip_index=motion_id,
+        residual_actions=bool(cfg.env.residual_actions), physics=dataclasses.asdict(cfg.physics),
+    )  # fmt: skip
+    return export_onnx(pol, contract, path)
 
-    def __init__(self, path: str | Path, layout: str | None = None, variant: str | None = None) -> None:
-        import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        if all(k in meta for k in CONTRACT_KEYS):
-            self.contract = PolicyContract.from_metadata(meta)
-            if layout and layout != self.contract.obs_layout:
-                raise ValueError(f"{path}: metadata says layout {self.contract.obs_layout}, --layout says {layout}")
-            self.has_metadata = True
-        else:
-            self.contract = PolicyContract.for_robot(variant or "g1_23dof", layout or "asap_v1", "", 0.0)
-            self.has_metadata = False
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.output_name = self.session.get_outputs()[0].name
-        width = inp.shape[1] if len(inp.shape) == 2 else None
-        if isinstance(width, int) and width != self.contract.obs_dim:
-            raise ValueError(
-                f"{path}: input {inp.name} has width {width}, layout {self.contract.obs_layout} needs "
-                f"{self.contract.obs_dim}"
-            )
-        b = inp.shape[0]
-        self.fixed_batch = b if isinstance(b, int) else None
+def clip_export_paths(path: str | Path, motion_names: list[str]) -> list[Path]:
+    """Where :func:`export_every_clip` writes: ``path`` alone for one clip, else ``<stem>_<clip name>.onnx`` per clip
+    beside it (names made file-safe and unique)."""
+    p = Path(path)
+    if len(motion_names) == 1:
+        return [p]
+    out: list[Path] = []
+    for k, name in enumerate(motion_names):
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or f"clip{k}"
+        q = p.with_name(f"{p.stem}_{safe}{p.suffix}")
+        out.append(q.with_name(f"{p.stem}_{k}_{safe}{p.suffix}") if q in out or q == p else q)
+    return out
 
-    def __call__(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(B, obs_dim) -> (B, J) float32 actions (row by row for fixed batch-1 models)."""
-        x = obs.detach().cpu().numpy() if torch.is_tensor(obs) else np.asarray(obs)
-        x = x.astype(np.float32, copy=False)
-        if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
-            rows = [self.session.run([self.output_name], {self.input_name: x[i : i + 1]})[0] for i in range(len(x))]
-            return np.concatenate(rows, axis=0)
-        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+def export_every_clip(mlp: nn.Module, cfg: Any, lib: Any, path: str | Path) -> list[Path]:
+    """Export for every clip of ``lib``: ``path`` is the first clip's file; with several clips each clip also gets
+    its own file (:func:`clip_export_paths`), each with its clip's contract and (residual policies) joint table,
+    all listing every clip's fingerprint. Returns the file of each clip, in clip order."""
+    first = export_tracking_policy(mlp, cfg, lib, path, 0)
+    if lib.num_motions == 1:
+        return [first]
+    paths = clip_export_paths(path, list(lib.motion_names))
+    return [export_tracking_policy(mlp, cfg, lib, p, k) for k, p in enumerate(paths)]

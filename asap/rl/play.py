@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from asap.control import ACTION_ALIGNMENT, TargetShaping, motion_steps
+from asap.config import from_dict
+from asap.contract import ClipFingerprint, OnnxPolicy, check_clip
 from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib
 from asap.robot.model import ModelOptions
@@ -107,7 +108,7 @@ def _closed_loop(
     obs = env.reset_to(motion_ids, start_times)
     n = env.num_envs
     lengths = env.motion_len.clone()
-    expected = motion_steps(lengths, env.dt, start_times.to(lengths))
+    expected = torch.ceil((lengths - start_times.to(lengths) - 0.5 * env.dt) / env.dt).clamp(min=1).long()
     limit = int(expected.max()) if max_steps is None else max_steps
     alive = torch.ones(n, dtype=torch.bool)
     failed = torch.zeros(n, dtype=torch.bool)
@@ -169,47 +170,53 @@ def start_grid(lengths: torch.Tensor, phases: int) -> tuple[torch.Tensor, torch.
 
 
 def rollout_motion(result: RolloutResult, env_index: int, fps: float, joint_names: tuple[str, ...]) -> Motion:
-    """The simulated trajectory of one rollout (up to its last survived step) as a Motion with actions.
-
-    Frame f holds the state after f steps and the action computed from it (:data:`asap.control.ACTION_ALIGNMENT`);
-    the last frame's action is 0.
-    """
+    """The simulated trajectory of one rollout (up to its last survived step) as a Motion with actions."""
     tr = result.trajectory
     k = int(result.steps[env_index]) + 1
-    act = np.zeros((k, len(joint_names)))
-    act[: k - 1] = tr["actions"][: k - 1, env_index]
+    act = tr["actions"][: k - 1, env_index]
+    act = np.concatenate([act, act[-1:]], axis=0) if len(act) else np.zeros((k, len(joint_names)))
     return Motion(
         fps=fps, joint_names=joint_names, root_pos=tr["root_pos"][:k, env_index].astype(np.float64),
         root_quat=tr["root_quat"][:k, env_index].astype(np.float64), dof_pos=tr["dof_pos"][:k, env_index].astype(
-            np.float64), action=act, meta={"source": "asap play", "action_alignment": ACTION_ALIGNMENT},
+            np.float64), action=act.astype(np.float64), meta={"source": "asap play"},
     )  # fmt: skip
 
 
 def load_policy(
-    path: str | Path, motion_lib: MotionLib, motion_id: int = 0, layout: str | None = None, variant: str | None = None
-) -> tuple[ActFn, dict[str, Any]]:
-    """An action function (ASAP action convention) for a checkpoint (.pt) or an ONNX file, plus facts about it."""
+    path: str | Path | OnnxPolicy, motion_lib: MotionLib, motion_id: int = 0, layout: str | None = None,
+    variant: str | None = None,
+) -> tuple[ActFn, dict[str, Any]]:  # fmt: skip
+    """An action function (ASAP action convention) for a checkpoint (.pt) or an ONNX file, plus facts about it.
+
+    Refuses (:class:`asap.contract.ContractError`, one line naming both clips) a clip ``motion_id`` of
+    ``motion_lib`` that is not one the policy was trained for (its fingerprint, :mod:`asap.contract`).
+    """
+    from asap.rl.export import clip_fingerprints
+
+    fp = clip_fingerprints(motion_lib)[motion_id]
+    if isinstance(path, OnnxPolicy) or Path(path).suffix == ".onnx":
+        pol = path if isinstance(path, OnnxPolicy) else OnnxPolicy(path, layout, variant, allow_plain=True)
+        c = pol.contract
+        c.check_motion(fp, where=str(pol.path))
+        c.check_physics(motion_lib.spec.sim_dt, motion_lib.spec.decimation, where=str(pol.path))
+
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(pol(obs.detach().cpu().numpy()))
+
+        physics = None if c.physics is None else from_dict(ModelOptions, c.physics)
+        return act, {"kind": "onnx", "contract": c, "has_metadata": pol.has_metadata, "variant": c.robot_variant,
+                     "layout": c.obs_layout, "physics": physics}  # fmt: skip
+    from asap.rl.export import policy_from_checkpoint
+
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"policy {p} does not exist")
-    if p.suffix == ".onnx":
-        from asap.rl.export import OnnxPolicy
-
-        pol = OnnxPolicy(p, layout=layout, variant=variant)
-
-        def act(obs: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(pol(obs))
-
-        return act, {"kind": "onnx", "contract": pol.contract, "has_metadata": pol.has_metadata,
-                     "variant": pol.contract.robot_variant, "layout": pol.contract.obs_layout,
-                     "shaping": pol.contract.shaping}  # fmt: skip
-    from asap.rl.export import policy_from_checkpoint
-
     ref = motion_lib.frame_data("dof_pos", motion_id).cpu().numpy()
     tp, infos = policy_from_checkpoint(p, ref_dof_pos=ref)
+    check_clip(fp, [ClipFingerprint.from_dict(d) for d in infos.get("clips", [])], where=str(p))
     cfg = infos["config"]
     return tp, {"kind": "checkpoint", "config": cfg, "variant": cfg.variant, "layout": cfg.env.obs_layout,
-                "physics": cfg.physics, "shaping": cfg.env.target_shaping}  # fmt: skip
+                "physics": cfg.physics}  # fmt: skip
 
 
 def play(
@@ -224,35 +231,32 @@ def play(
     sim: str = "mujoco",
     physics: ModelOptions | None = None,
     threads: int = 1,
-    shaping: TargetShaping | None = None,
 ) -> dict[str, Any]:
-    """`asap play`: run ``policy`` on ``motion`` closed loop; write errors (csv), a video and optionally a JSON.
-
-    Joint targets are shaped as the policy was trained (its contract or checkpoint config) unless ``shaping``
-    says otherwise (a what-if: scripts/bench_shaping.py).
-    """
+    """`asap play`: run ``policy`` on ``motion`` closed loop; write errors (csv), a video and optionally a JSON."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     v = variant or "g1_23dof"
-    if Path(policy).suffix != ".onnx":
+    pol: str | Path | OnnxPolicy = policy
+    if Path(policy).suffix == ".onnx":
+        pol = OnnxPolicy(policy, layout=layout, variant=variant, allow_plain=True)
+        v = pol.contract.robot_variant
+    else:
         ck = torch.load(str(policy), map_location="cpu", weights_only=False)
         v = variant or (ck.get("infos") or {}).get("config", {}).get("variant", v)
     lib = MotionLib(motion, spec=v)
-    act, facts = load_policy(policy, lib, layout=layout, variant=v)
+    act, facts = load_policy(pol, lib, layout=layout, variant=v)
     v = facts["variant"]
     phys = physics or facts.get("physics") or ModelOptions()
     n = max(1, int(start_phases))
     simulator = make_simulator(SimConfig(backend=sim, variant=v, num_envs=n, threads=threads, model=phys))
-    shaping = shaping or facts["shaping"]
-    env_cfg = eval_env_config(TrackingEnvConfig(obs_layout=facts["layout"], target_shaping=shaping), residual=False)
+    env_cfg = eval_env_config(TrackingEnvConfig(obs_layout=facts["layout"]), residual=False)
     env = TrackingEnv(env_cfg, simulator, lib)
     ids, starts = start_grid(lib.motion_lengths[:1], n)
     res = closed_loop(env, act, ids, starts, record=True)
     summary = res.summary()
     summary.update({"policy": str(policy), "motion": str(motion), "motion_name": lib.motion_names[0],
                     "motion_length_s": float(lib.motion_lengths[0]), "policy_kind": facts["kind"],
-                    "robot_variant": v, "obs_layout": facts["layout"],
-                    "target_shaping": shaping.describe()})  # fmt: skip
+                    "robot_variant": v, "obs_layout": facts["layout"]})  # fmt: skip
     # per-step error table of rollout 0
     ps = res.per_step
     rows = ["step,time_s,alive,E_mpjpe_mm,E_g_mpjpe_mm"]

@@ -79,6 +79,10 @@ class Trainer:
         self.out = Path(cfg.run.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.motion_lib = MotionLib(motion_sources(cfg.motion), spec=cfg.variant, device=cfg.device)
+        from asap.rl.export import clip_fingerprints
+
+        self.clips = clip_fingerprints(self.motion_lib)
+        """Fingerprints of the training clips (saved in every checkpoint and ONNX export)."""
         self.sim_cfg = SimConfig(backend=cfg.sim, variant=cfg.variant, num_envs=cfg.num_envs, threads=cfg.threads,
                                  device=cfg.device, model=cfg.physics)  # fmt: skip
         self.sim = make_simulator(self.sim_cfg)
@@ -108,6 +112,7 @@ class Trainer:
             "train_time_s": self.train_time,
             "motion_names": list(self.motion_lib.motion_names),
             "motion_lengths_s": [float(x) for x in self.motion_lib.motion_lengths],
+            "clips": [fp.to_dict() for fp in self.clips],
         }
         self.runner.save(str(path), infos=infos)
         return path
@@ -244,7 +249,12 @@ class Trainer:
             "time_to_success_s": next((e["time_s"] for e in self.evals if e["success"]), None),
         }  # fmt: skip
         if self.cfg.run.export_onnx:
-            result["onnx"] = str(self.export(self.out / "policy.onnx"))
+            from asap.rl.export import export_every_clip
+
+            files = export_every_clip(self.policy_fn(), self.cfg, self.motion_lib, self.out / "policy.onnx")
+            result["onnx"] = str(self.out / "policy.onnx")
+            if len(files) > 1:
+                result["onnx_per_clip"] = {n: str(f) for n, f in zip(self.motion_lib.motion_names, files, strict=True)}
         self._write_history()
         png = self.plot(self.out / "learning_curve.png")
         if png:
@@ -258,22 +268,10 @@ class Trainer:
         return result
 
     def export(self, path: Path, motion_id: int = 0) -> Path:
-        """ONNX of the current actor with the deploy contract (residual table of clip ``motion_id``)."""
-        from asap.contract import PolicyContract
-        from asap.rl.export import TrackingPolicy, _phase_index, export_onnx
+        """ONNX of the current actor with the deploy contract for clip ``motion_id`` (:mod:`asap.rl.export`)."""
+        from asap.rl.export import export_tracking_policy
 
-        rs = self.sim.spec
-        table = None
-        q = self.motion_lib.frame_data("dof_pos", motion_id).cpu().float()
-        if self.cfg.env.residual_actions:
-            table = (q - torch.as_tensor(rs.default_pos, dtype=torch.float32)) / rs.action_scale
-        pol = TrackingPolicy(self.policy_fn(), table, _phase_index(self.cfg.env.obs_layout, rs.num_joints),
-                             rs.action_clip)  # fmt: skip
-        contract = PolicyContract.for_robot(self.cfg.variant, self.cfg.env.obs_layout,
-                                            self.motion_lib.motion_names[motion_id],
-                                            float(self.motion_lib.motion_lengths[motion_id]),
-                                            start_joint_pos=q[0].double().numpy())  # fmt: skip
-        return export_onnx(pol, contract, path)
+        return export_tracking_policy(self.policy_fn(), self.cfg, self.motion_lib, path, motion_id)
 
     def _write_history(self) -> None:
         if not self.history:
