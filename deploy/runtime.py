@@ -3,8 +3,15 @@
 One thread, ticking at ``cmd_hz`` (default 100 Hz) on absolute deadlines: every tick it takes the newest
 LowState, applies remote/keyboard events, runs the safety checks and publishes a LowCmd (CRC set,
 ``mode_machine`` echoed); every ``cmd_hz * control_dt``-th tick it is a policy step (50 Hz), which measures its
-own period and logs one row. SIGINT/SIGTERM switch to damping, keep publishing damping for ``exit_damping_s``,
-flush the log and return.
+own period and logs one row. Between ticks it also wakes at the watchdog's deadline (the arrival time of the
+newest LowState, stamped by DDS's own thread, plus the watchdog time), so a robot that goes silent gets damping
+without waiting for the next tick.
+
+Every way out of :meth:`Runtime.run` -- time budget, ``until``, the quit key, SIGINT/SIGTERM, an exception in the
+loop -- goes through :meth:`Runtime._damp_out`: damping (kp 0, kd ``damping_kd``) published every tick for
+``exit_damping_s``, the cause printed and logged (a transition to DAMPING ``exit: <cause>``), then the log is
+closed. A robot that stops talking (peer gone) trips the watchdog and gets damping until one of those exits;
+the runtime does not leave by itself then, so a robot whose link comes back still hears damping.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ import numpy as np
 from asap.robot.spec import MOTOR_NAMES, NUM_MOTORS
 from deploy import crc
 from deploy.contract import OnnxPolicy
-from deploy.controller import BUTTON_EVENTS, KEY_EVENTS, Controller, ControllerConfig, Mode, RobotState
-from deploy.dds import Node, take_latest
+from deploy.controller import BUTTON_EVENTS, KEY_EVENTS, Command, Controller, ControllerConfig, Mode, RobotState
+from deploy.dds import ArrivalClock, Node, take_latest
 from deploy.logger import RolloutLogger, control_row
 from deploy.messages import TOPIC_LOWCMD, TOPIC_LOWSTATE, TOPIC_MOCAP, LowCmd_, LowState_, RootState_, new_lowcmd
 from deploy.remote import ButtonEdges
@@ -42,7 +49,7 @@ class RuntimeConfig:
     cmd_hz: float = 100.0
     """Tick rate: safety checks and LowCmd publication (a multiple of the policy rate)."""
     exit_damping_s: float = 0.3
-    """After a signal or quit, keep publishing damping this long before exiting."""
+    """Every exit from ``Runtime.run`` (time budget, until, quit, signal, exception) publishes damping this long."""
     chunk_steps: int = 250
     """Control steps per log chunk (5 s at 50 Hz)."""
     rt_priority: int = 0
@@ -73,7 +80,9 @@ class Runtime:
                              f"{1 / self.contract.control_dt:g} Hz")  # fmt: skip
         self.ticks_per_step = int(round(ratio))
         self.node = Node(self.cfg.domain_id, self.cfg.interface)
-        self.state_reader, self.state_match = self.node.reader(TOPIC_LOWSTATE, LowState_)
+        self.state_clock = ArrivalClock()
+        self.state_reader, self.state_match = self.node.reader(TOPIC_LOWSTATE, LowState_, listener=self.state_clock)
+        self._arrivals_seen = 0
         self.mocap_reader, _ = self.node.reader(TOPIC_MOCAP, RootState_)
         self.cmd_writer = None if dry_run else self.node.writer(TOPIC_LOWCMD, LowCmd_)[0]
         self.cmd = new_lowcmd()
@@ -88,7 +97,10 @@ class Runtime:
         self.mocap: RootState_ | None = None
         self.logger = None
         self._n_transitions = 0
-        self._quit_since: float | None = None
+        self.exit_cause: str | None = None
+        """Why :meth:`run` returned (None while it runs)."""
+        self.commands_sent = 0
+        self.watchdog_wakes = 0
         if log_dir is not None:
             meta = {
                 "policy": str(self.policy.path), **self.contract.to_metadata(),
@@ -120,12 +132,17 @@ class Runtime:
             termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
     def _poll_inputs(self, now: float) -> None:
+        n, arrival = self.state_clock.arrivals, self.state_clock.last_arrival  # read before taking (see below)
         s = take_latest(self.state_reader)
         if s is not None:
+            # The newest sample arrived at the last stamp, unless the stamp lags it (DDS's thread waiting for the
+            # GIL): then at the latest now. An early stamp only makes the watchdog stricter.
+            recv = arrival if n > self._arrivals_seen and arrival is not None and arrival <= now else now
+            self._arrivals_seen = n
             if self.cfg.check_crc and not crc.check(s):
                 self.bad_crc += 1
             else:
-                st = RobotState.from_raw(s.raw, now)
+                st = RobotState.from_raw(s.raw, recv)
                 self.ctrl.on_state(st)
                 for b in sorted(self.edges.update(st.remote)):
                     if b in BUTTON_EVENTS:
@@ -145,7 +162,11 @@ class Runtime:
     # ------------------------------------------------------------------------------------------ outputs
     def _publish(self, now: float) -> None:
         c = self.ctrl.command(now)
-        if c is None or self.cmd_writer is None:
+        if c is not None:
+            self._write(c)
+
+    def _write(self, c: Command) -> None:
+        if self.cmd_writer is None:
             return
         r = self.cmd.raw
         r["mode_pr"] = c.mode_pr
@@ -159,6 +180,7 @@ class Runtime:
         mc["tau"][:NUM_MOTORS] = c.tau
         crc.seal(self.cmd)
         self.cmd_writer.write(self.cmd)
+        self.commands_sent += 1
 
     def _log_step(self, now: float, t0: float, info: Any, period: float, compute: float) -> None:
         st = self.ctrl.state
@@ -182,7 +204,11 @@ class Runtime:
 
     # ------------------------------------------------------------------------------------------ loop
     def run(self, max_seconds: float | None = None, until: Any = None) -> dict[str, Any]:
-        """Run the loop; returns a summary. ``until(runtime)`` may end it early (True = stop)."""
+        """Run the loop; returns a summary. ``until(runtime)`` may end it early (True = stop).
+
+        Whatever ends it (``max_seconds``, ``until``, the quit key, SIGINT/SIGTERM, an exception, which is raised
+        again afterwards), the robot gets damping for ``exit_damping_s`` first (see the module docstring).
+        """
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:
@@ -197,49 +223,15 @@ class Runtime:
                 os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(self.cfg.rt_priority))
             except (PermissionError, OSError) as e:
                 print(f"[runtime] real-time priority not available ({e})", file=sys.stderr)
-        period = 1.0 / self.cfg.cmd_hz
         t0 = time.monotonic()
-        t_next = t0
-        tick = 0
-        last_step: float | None = None
+        self.exit_cause = None
         try:
-            while True:
-                delay = t_next - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                now = time.monotonic()
-                self._poll_inputs(now)
-                if self.signal_name and not self.ctrl.quit_requested:
-                    self.ctrl.trip("signal", f"{self.signal_name} received", now)
-                self.ctrl.check(now)
-                if tick % self.ticks_per_step == 0:
-                    p = float("nan") if last_step is None else now - last_step
-                    last_step = now
-                    c0 = time.perf_counter()
-                    info = self.ctrl.policy_step(now)
-                    comp = time.perf_counter() - c0
-                    if p == p:
-                        self.periods.append(p)
-                    if info.mode == Mode.RUN:
-                        self.compute_times.append(comp)
-                    self._publish(now)
-                    self._log_step(now, t0, info, p, comp)
-                else:
-                    self._publish(now)
-                self._drain_transitions(t0)
-                if self.ctrl.quit_requested and self.ctrl.mode == Mode.DAMPING:
-                    self._quit_since = self._quit_since or now
-                    if now - self._quit_since >= self.cfg.exit_damping_s:
-                        break
-                if max_seconds is not None and now - t0 >= max_seconds:
-                    break
-                if until is not None and until(self):
-                    break
-                tick += 1
-                t_next += period
-                behind = time.monotonic() - t_next
-                if behind > period:  # overrun: skip the missed ticks, keep the phase
-                    t_next += np.ceil(behind / period) * period
+            try:
+                cause = self._loop(t0, max_seconds, until)
+            except BaseException as e:  # KeyboardInterrupt outside the main thread's handler too
+                self._damp_out(f"{type(e).__name__} in the loop: {e}", t0)
+                raise
+            self._damp_out(cause, t0)
         finally:
             if old_sched is not None:  # the caller's thread gets its scheduling back
                 try:
@@ -255,13 +247,113 @@ class Runtime:
                     signal.signal(s, h)
         return self.summary()
 
+    def _loop(self, t0: float, max_seconds: float | None, until: Any) -> str:
+        """Tick until an exit condition holds; returns its cause."""
+        period = 1.0 / self.cfg.cmd_hz
+        t_next = t0
+        tick = 0
+        last_step: float | None = None
+        while True:
+            wake = t_next
+            deadline = self.ctrl.watchdog_deadline()
+            if deadline is not None and deadline + 1e-4 < wake:
+                wake = deadline + 1e-4  # just past it: the check is "older than", not "as old as"
+            delay = wake - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            if wake < t_next:  # the watchdog's wake-up between two ticks
+                self.watchdog_wakes += 1
+                self._poll_inputs(now)
+                if self.ctrl.check(now) is not None:
+                    self._publish(now)  # the damping command now, not at the next tick
+                self._drain_transitions(t0)
+                continue  # the tick itself stays on its schedule
+            self._poll_inputs(now)
+            if self.signal_name and not self.ctrl.quit_requested:
+                self.ctrl.trip("signal", f"{self.signal_name} received", now)
+            self.ctrl.check(now)
+            if tick % self.ticks_per_step == 0:
+                p = float("nan") if last_step is None else now - last_step
+                last_step = now
+                c0 = time.perf_counter()
+                info = self.ctrl.policy_step(now)
+                comp = time.perf_counter() - c0
+                if p == p:
+                    self.periods.append(p)
+                if info.mode == Mode.RUN:
+                    self.compute_times.append(comp)
+                self._publish(now)
+                self._log_step(now, t0, info, p, comp)
+            else:
+                self._publish(now)
+            self._drain_transitions(t0)
+            if self.signal_name:
+                return f"{self.signal_name} received"
+            if self.ctrl.quit_requested:
+                return "quit requested"
+            if max_seconds is not None and now - t0 >= max_seconds:
+                return f"time budget of {max_seconds:g} s reached"
+            if until is not None and until(self):
+                return "stop condition (until) met"
+            tick += 1
+            t_next += period
+            behind = time.monotonic() - t_next
+            if behind > period:  # overrun: skip the missed ticks, keep the phase
+                t_next += np.ceil(behind / period) * period
+
+    def _damp_out(self, cause: str, t0: float) -> None:
+        """The one way out: damping for ``exit_damping_s`` (every tick), the cause printed and logged.
+
+        Built to work after an exception anywhere else: the command comes from
+        :meth:`Controller.damping_command` alone, and the state polling and logging around it may fail.
+        """
+        self.exit_cause = cause
+        now = time.monotonic()
+        self.ctrl.shutdown(now, cause)
+        if self.cmd_writer is None or self.ctrl.state is None:  # dry run, or nothing was ever addressed
+            print(f"[runtime] exit: {cause} (no command was sent)", flush=True)
+            self._safe(self._drain_transitions, t0)
+            return
+        print(f"[runtime] exit: {cause}; damping for {self.cfg.exit_damping_s:g} s", flush=True)
+        period = 1.0 / self.cfg.cmd_hz
+        end = now + self.cfg.exit_damping_s
+        t_next = now
+        tick = 0
+        while True:
+            now = time.monotonic()
+            self._safe(self._poll_inputs, now)  # keeps mode_machine echoed; start/run are ignored when exiting
+            self._write(self.ctrl.damping_command())
+            if tick % self.ticks_per_step == 0:
+                self._safe(self._log_damping_step, now, t0)
+            self._safe(self._drain_transitions, t0)
+            if now >= end:
+                return
+            tick += 1
+            t_next += period
+            delay = min(t_next, end) - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def _log_damping_step(self, now: float, t0: float) -> None:
+        info = self.ctrl.policy_step(now)
+        self._log_step(now, t0, info, float("nan"), 0.0)
+
+    @staticmethod
+    def _safe(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - the damping must go on
+            print(f"[runtime] while damping out: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+
     def summary(self) -> dict[str, Any]:
         """Timing and state summary of the run so far."""
         per = np.asarray(self.periods) if self.periods else np.zeros(1)
         dt = self.contract.control_dt
         jit = np.abs(per - dt)
         return {
-            "mode": self.ctrl.mode.name, "episodes": self.ctrl.episode + 1,
+            "mode": self.ctrl.mode.name, "exit_cause": self.exit_cause, "episodes": self.ctrl.episode + 1,
+            "commands_sent": self.commands_sent, "watchdog_wakes": self.watchdog_wakes,
             "fault": None if self.ctrl.safety.fault is None else self.ctrl.safety.fault.__dict__,
             "steps": len(self.periods), "bad_crc": self.bad_crc,
             "period_ms_mean": float(per.mean() * 1e3), "jitter_ms_p50": float(np.percentile(jit, 50) * 1e3),

@@ -154,7 +154,8 @@ def test_full_state_machine_log_motion_and_obs(rig_factory, policies) -> None:
     assert summary["bad_crc"] == 0 and summary["fault"] is None, summary
     log = read_log(rig.log_dir)
     seq = [e["to"] for e in log["events"]]
-    assert seq == ["ZERO_TORQUE", "RAMP", "HOLD", "RUN", "RAMP", "HOLD"], seq
+    assert seq == ["ZERO_TORQUE", "RAMP", "HOLD", "RUN", "RAMP", "HOLD", "DAMPING"], seq  # every exit damps
+    assert log["events"][-1]["cause"] == "exit: stop condition (until) met"
     s = log["steps"]
     run = s["mode"] == Mode.RUN
     assert run.sum() == round(MOTION_S / 0.02)
