@@ -366,3 +366,78 @@ def test_fall_during_the_blend_to_the_start_pose(tmp_path, policies, peers) -> N
     time.sleep(0.1)
     rep = robot.report()
     assert rep["last"]["kind"] == "damping" and rep["tail"]["seconds"] > 0.2, rep
+
+
+# ---------------------------------------------------------------------------------------------- controller level
+def _state(tick: int, now: float, tilt_deg: float = 0.0):  # noqa: ANN202
+    from asap.robot.spec import get_spec
+    from deploy.controller import RobotState
+
+    a = np.deg2rad(tilt_deg) / 2
+    q = get_spec("g1_29dof").motor_table()["default"].copy()
+    return RobotState(tick, q, np.zeros(29), np.zeros(29), np.array([np.cos(a), 0.0, np.sin(a), 0.0]), np.zeros(3),
+                      np.zeros(3), np.zeros(40, np.uint8), 5, now)  # fmt: skip
+
+
+def test_fall_check_by_stage_shutdown_and_deadline(policies) -> None:
+    """Fall detection is off in the first ramp (a limp robot in its gantry may hang tilted), on in the blend to the
+    start pose, in RUN and in the return ramp; shutdown damps for good; the watchdog deadline follows the state."""
+    from deploy.contract import OnnxPolicy
+    from deploy.controller import Controller
+
+    pol = OnnxPolicy(policies["blend"])
+    ctl = Controller(pol.contract, pol, ControllerConfig(ramp_s=1.0, start_blend_s=1.0))
+    ctl.on_state(_state(1, 0.0, tilt_deg=70))
+    ctl.request("start", 0.0)
+    ctl.check(0.01)
+    assert ctl.stage == "RAMP" and ctl.mode == Mode.RAMP  # tilted, but not checked while standing up
+    assert ctl.watchdog_deadline() == pytest.approx(0.0 + 0.045)
+    ctl.on_state(_state(2, 0.02))
+    assert ctl.watchdog_deadline() == pytest.approx(0.02 + 0.045)
+    ctl.check(0.064)
+    assert ctl.mode == Mode.RAMP
+    ctl.check(0.066)  # 46 ms after the last state: the watchdog (45 ms = 50 ms budget - 5 ms lead)
+    assert ctl.mode == Mode.DAMPING and ctl.safety.fault.kind == "watchdog" and ctl.watchdog_deadline() is None
+    ctl.on_state(_state(3, 0.1))
+    ctl.request("start", 0.1)  # re-arm
+    ctl.policy_step(1.2)
+    assert ctl.mode == Mode.HOLD
+    ctl.on_state(_state(4, 1.2))
+    ctl.request("run", 1.2)
+    assert ctl.stage == "BLEND"
+    ctl.on_state(_state(5, 1.3, tilt_deg=70))
+    assert ctl.check(1.3).kind == "fall" and ctl.mode == Mode.DAMPING  # armed in the blend
+    assert ctl.transitions[-1].src == "RAMP" and ctl.episode == -1
+
+    ctl.on_state(_state(6, 1.4))
+    ctl.shutdown(1.4, "time budget of 2 s reached")
+    assert ctl.transitions[-1].cause == "exit: time budget of 2 s reached" and ctl.mode == Mode.DAMPING
+    ctl.request("start", 1.5)  # the operator cannot leave the exit's damping
+    ctl.request("run", 1.5)
+    assert ctl.mode == Mode.DAMPING
+    c = ctl.command(1.5)
+    assert not c.kp.any() and (c.kd == 8.0).all() and c.mode_machine == 5
+    d = ctl.damping_command()
+    np.testing.assert_array_equal(d.kd, c.kd)
+    np.testing.assert_array_equal(d.kp, c.kp)
+
+
+def test_fall_check_in_the_return_ramp(policies) -> None:
+    from deploy.contract import OnnxPolicy
+    from deploy.controller import Controller
+
+    pol = OnnxPolicy(policies["short"])
+    ctl = Controller(pol.contract, pol, ControllerConfig(ramp_s=0.0))
+    ctl.on_state(_state(1, 0.0))
+    ctl.request("start", 0.0)
+    ctl.policy_step(0.0)
+    ctl.request("run", 0.0)
+    t = 0.0
+    while ctl.mode == Mode.RUN:
+        t += 0.02
+        ctl.on_state(_state(int(t * 1000) + 1, t))
+        ctl.check(t)
+        ctl.policy_step(t)
+    assert ctl.mode == Mode.RAMP and ctl.stage == "RETURN"
+    ctl.on_state(_state(10_000, t + 0.01, tilt_deg=60))
+    assert ctl.check(t + 0.01).kind == "fall"
