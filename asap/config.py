@@ -129,11 +129,12 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def merge_dicts(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``new``, nested dicts merged key by key (config layering: defaults < YAML < CLI)."""
     out = dict(base)
     for k, v in new.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+            out[k] = merge_dicts(out[k], v)
         else:
             out[k] = v
     return out
@@ -151,9 +152,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         loaded = yaml.safe_load(p.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
-        data = _merge(data, loaded)
+        data = merge_dicts(data, loaded)
     if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        data = merge_dicts(data, parse_overrides(overrides))
     return from_dict(cls, data)
 
 

@@ -44,6 +44,10 @@ class AlignedSimulator:
         """(N,) 1 where Δa is applied, 0 where the env runs the plain simulator."""
         self.env_scale = torch.ones(n, j, device=sim.device)
         """(N, J) per-env, per-joint multiplier on Δa."""
+        self.delta_abs_sum = 0.0
+        """Sum over steps of the mean |Δa| over envs and joints (for :attr:`mean_abs_delta`)."""
+        self.delta_steps = 0
+        """Steps taken with joint targets."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sim, name)
@@ -68,7 +72,14 @@ class AlignedSimulator:
         delta = self.model(obs) * self.env_mask[:, None] * self.env_scale
         self.last_obs = obs
         self.last_delta = delta
+        self.delta_abs_sum += float(delta.abs().mean())
+        self.delta_steps += 1
         self.sim.step(targets=apply_delta(targets, delta, self.meta.delta_scale))
+
+    @property
+    def mean_abs_delta(self) -> float:
+        """Mean |Δa| (action units) over every step, env and joint so far (0 before the first step)."""
+        return self.delta_abs_sum / max(1, self.delta_steps)
 
     def reset(
         self,

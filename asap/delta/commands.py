@@ -1,4 +1,4 @@
-"""`asap train-delta`: train the delta action model on logged episodes and report its open-loop error."""
+"""`asap train-delta` (the delta action model and its open-loop report) and `asap finetune` (the policy against it)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def _train_delta(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `asap train-delta` and `asap finetune`."""
+    register_train_delta(sub)
+    register_finetune(sub)
+
+
+def register_train_delta(sub: argparse._SubParsersAction) -> None:
     """Add `asap train-delta`."""
     p = sub.add_parser(
         "train-delta",
@@ -45,3 +51,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", help="rsl-rl checkpoint (model_*.pt) of this run to resume from")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. env.joints=ankles")
     p.set_defaults(func=_train_delta)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from asap.config import load_config
+    from asap.delta.finetune import FinetuneConfig, finetune
+
+    overrides = list(args.overrides)
+    for key in ("checkpoint", "delta", "resume"):
+        if getattr(args, key):
+            overrides.append(f"{key}={getattr(args, key)}")
+    if args.out:
+        overrides.append(f"out_dir={args.out}")
+    cfg = load_config(FinetuneConfig, args.config, overrides)
+    r = finetune(cfg)
+    ev = r.get("final_eval", {})
+    print(f"fine-tuned on the aligned simulator: success {100 * ev.get('success_rate', 0):.0f}%, "
+          f"E_mpjpe {ev.get('E_mpjpe_mm', float('nan')):.1f} mm; policy: {r.get('onnx')}")  # fmt: skip
+    print(json.dumps({k: r[k] for k in ("checkpoint", "onnx", "train_time_s", "stop_reason") if k in r}))
+    return 0
+
+
+def register_finetune(sub: argparse._SubParsersAction) -> None:
+    """Add `asap finetune`."""
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune a pretrained policy with the frozen delta model inside every simulator step",
+        description="PPO on the tracking task in the aligned simulator (training simulator + frozen π^Δ), starting "
+        "from a pretraining checkpoint; exports OUT/policy.onnx (deployed without π^Δ). Settings: --config YAML "
+        "(configs/finetune/*.yaml), then key=value overrides, e.g. max_time_s=600 without_delta_ratio=0.1 "
+        "pretrain.num_envs=64.",
+    )
+    p.add_argument("--checkpoint", help="pretraining checkpoint (model_*.pt)")
+    p.add_argument("--delta", help="delta model (delta.pt of `asap train-delta`)")
+    p.add_argument("--out", help="run directory (out_dir)")
+    p.add_argument("--config", help="YAML config (configs/finetune/*.yaml)")
+    p.add_argument("--resume", help="a fine-tuning checkpoint of this run to continue from")
+    p.add_argument("overrides", nargs="*", help="dotted overrides")
+    p.set_defaults(func=_finetune)

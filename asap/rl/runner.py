@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from asap.config import save_config, to_dict
 from asap.motion.motionlib import MotionLib
 from asap.paths import repo_path
 from asap.rl.config import PretrainConfig, rsl_train_cfg
-from asap.sim.base import SimConfig, make_simulator
+from asap.sim.base import SimConfig, Simulator, make_simulator
 from envs.tracking.env import TrackingEnv
 
 
@@ -65,7 +66,7 @@ def _load_env_state(env: TrackingEnv, st: dict[str, Any]) -> None:
 class Trainer:
     """Builds the simulator, env and PPO from a :class:`PretrainConfig` and trains (see module docstring)."""
 
-    def __init__(self, cfg: PretrainConfig) -> None:
+    def __init__(self, cfg: PretrainConfig, wrap_sim: Callable[[Simulator], Simulator] | None = None) -> None:
         from rsl_rl.runners import OnPolicyRunner
 
         from asap.rl.vecenv import RslTrackingEnv
@@ -85,7 +86,9 @@ class Trainer:
         """Fingerprints of the training clips (saved in every checkpoint and ONNX export)."""
         self.sim_cfg = SimConfig(backend=cfg.sim, variant=cfg.variant, num_envs=cfg.num_envs, threads=cfg.threads,
                                  device=cfg.device, model=cfg.physics)  # fmt: skip
-        self.sim = make_simulator(self.sim_cfg)
+        self.wrap_sim = wrap_sim or (lambda sim: sim)
+        """Applied to the training and evaluation simulators (fine-tuning wraps them with the frozen delta model)."""
+        self.sim = self.wrap_sim(make_simulator(self.sim_cfg))
         env_cfg = replace(cfg.env, seed=cfg.seed)
         self.env = TrackingEnv(env_cfg, self.sim, self.motion_lib)
         self.vec = RslTrackingEnv(self.env)
@@ -142,7 +145,8 @@ class Trainer:
         phases = max(1, self.cfg.run.eval_start_phases)
         if self._eval_env is None:
             n = self.motion_lib.num_motions * phases
-            sim = make_simulator(replace(self.sim_cfg, num_envs=n, threads=min(self.cfg.threads, n) or 1))
+            eval_cfg = replace(self.sim_cfg, num_envs=n, threads=min(self.cfg.threads, n) or 1)
+            sim = self.wrap_sim(make_simulator(eval_cfg))
             self._eval_env = TrackingEnv(eval_env_config(self.cfg.env), sim, self.motion_lib)
         ids, starts = start_grid(self.motion_lib.motion_lengths, phases)
         res = closed_loop(self._eval_env, self.policy_fn(), ids, starts)

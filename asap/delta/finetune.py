@@ -1,0 +1,121 @@
+"""`asap finetune`: the tracking task on the aligned simulator (the training simulator plus the frozen π^Δ inside
+every step), starting from a pretraining checkpoint (actor, critic, both optimisers, curricula); exports
+``policy.onnx`` with the deploy contract — the deployed policy never needs π^Δ (asap-method.md section 5.3).
+
+Options of the reference's fine-tuning (section 0 and 5.3): initial-state noise level (``noise_to_initial_level``
+1), the penalty curriculum, a fraction of envs stepping without Δa (``without_delta_a_ratio``) and a per-env,
+per-joint Δa scale range (``delta_a_scale_range``). Δa enters through :class:`asap.delta.aligned.
+AlignedSimulator` with the model's own ``delta_scale`` (the reference's fine-tuning skipped the 0.25).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asap.config import from_dict, merge_dicts, save_config, to_dict
+from asap.delta.aligned import AlignedSimulator
+from asap.delta.model import DeltaModel
+from asap.rl.config import PretrainConfig
+from asap.sim.base import Simulator
+
+
+@dataclass
+class FinetuneConfig:
+    """`asap finetune`: fine-tune a pretrained tracking policy against the frozen delta model."""
+
+    checkpoint: str = ""
+    """Pretraining checkpoint (``model_*.pt`` of `asap pretrain`)."""
+    delta: str = ""
+    """Delta model (``delta.pt`` of `asap train-delta`)."""
+    out_dir: str = "run/finetune"
+    """Run directory (checkpoints, policy.onnx, metrics.json, config.yaml)."""
+    resume: str | None = None
+    """A fine-tuning checkpoint of this run to continue from (instead of starting from ``checkpoint``)."""
+    max_time_s: float = 600.0
+    """Fine-tuning time budget in seconds (0: no limit)."""
+    max_iterations: int = 1000000
+    """PPO iteration budget (the reference: 1000)."""
+    init_noise_level: float = 1.0
+    """Initial-state noise multiplier (the reference's ``noise_to_initial_level`` = 1 when fine-tuning)."""
+    penalty_curriculum: bool = True
+    """Penalty curriculum on (the reference's fine-tuning command turns it on)."""
+    without_delta_ratio: float = 0.0
+    """Share of envs that step the plain simulator (no Δa), drawn once per env."""
+    delta_scale_range: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    """Per-env, per-joint multiplier on Δa drawn uniformly from this range once per env."""
+    eval_interval: int = 20
+    """Iterations between closed-loop evaluations on the aligned simulator (0: only at the end)."""
+    stop_on_success: int = 0
+    """Stop after this many consecutive fully successful evaluations (0: never)."""
+    seed: int = 0
+    """Seed of the Δa mask and scale draws."""
+    pretrain: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the checkpoint's pretraining config (e.g. ``{num_envs: 64}``)."""
+
+
+def pretrain_config_for(cfg: FinetuneConfig) -> PretrainConfig:
+    """The checkpoint's pretraining config with the fine-tuning settings applied."""
+    if not cfg.checkpoint or not Path(cfg.checkpoint).is_file():
+        raise FileNotFoundError(f"pretraining checkpoint {cfg.checkpoint!r} not found: give --checkpoint model_*.pt")
+    ck = torch.load(cfg.checkpoint, map_location="cpu", weights_only=False)
+    infos = ck.get("infos") or {}
+    if "config" not in infos:
+        raise ValueError(f"{cfg.checkpoint}: not an `asap pretrain` checkpoint (no config in infos)")
+    base = merge_dicts(to_dict(from_dict(PretrainConfig, infos["config"])), cfg.pretrain)
+    p = from_dict(PretrainConfig, base)
+    p.run.out_dir = cfg.out_dir
+    p.run.resume = cfg.resume or cfg.checkpoint
+    p.run.max_time_s = cfg.max_time_s
+    p.run.max_iterations = cfg.max_iterations
+    p.run.eval_interval = cfg.eval_interval
+    p.run.stop_on_success = cfg.stop_on_success
+    p.env.init_noise.level = cfg.init_noise_level
+    p.env.curriculum.penalty = cfg.penalty_curriculum
+    return p
+
+
+def draw_delta_options(sim: AlignedSimulator, cfg: FinetuneConfig) -> None:
+    """Per-env Δa on/off mask and per-joint scale (the reference's co-training options), drawn once."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    n, j = sim.num_envs, sim.num_joints
+    on = (torch.rand(n, generator=g) >= cfg.without_delta_ratio).float()
+    lo, hi = (float(x) for x in cfg.delta_scale_range)
+    if not 0 <= lo <= hi:
+        raise ValueError(f"delta_scale_range must be [lo, hi] with 0 <= lo <= hi, got {cfg.delta_scale_range}")
+    sim.env_mask = on.to(sim.device)
+    sim.env_scale = (lo + (hi - lo) * torch.rand(n, j, generator=g)).to(sim.device)
+
+
+def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
+    """Fine-tune (see module docstring); returns the summary written to ``out_dir/metrics.json``."""
+    from asap.rl.runner import Trainer
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    model = DeltaModel.load(cfg.delta)
+    pcfg = pretrain_config_for(cfg)
+    if model.meta.variant != pcfg.variant:
+        raise ValueError(f"delta model is for {model.meta.variant}, the policy for {pcfg.variant}")
+
+    def wrap(sim: Simulator) -> Simulator:
+        return AlignedSimulator(sim, model)  # type: ignore[return-value]
+
+    tr = Trainer(pcfg, wrap_sim=wrap)
+    try:
+        if not cfg.resume:  # a fresh fine-tuning run: its own clock and history
+            tr.train_time, tr.history, tr.evals = 0.0, [], []
+        draw_delta_options(tr.sim, cfg)  # type: ignore[arg-type]
+        out = Path(cfg.out_dir)
+        save_config(cfg, out / "finetune.yaml")
+        result = tr.train()
+        result["delta_mean_abs"] = tr.sim.mean_abs_delta  # type: ignore[attr-defined]
+    finally:
+        tr.close()
+    result.update({"delta": cfg.delta, "pretrain_checkpoint": cfg.checkpoint})
+    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
+    return result

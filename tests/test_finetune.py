@@ -1,0 +1,90 @@
+"""`asap finetune` on a tiny problem: starts from the pretraining checkpoint, steps through the aligned simulator
+with the delta model's own scaling, exports a deployable policy without π^Δ."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+import torch
+
+from asap.config import load_config
+from asap.delta.aligned import AlignedSimulator
+from asap.delta.finetune import FinetuneConfig, draw_delta_options, finetune
+from asap.delta.model import DeltaMeta, DeltaModel, save_delta
+from asap.delta.obs import actor_dim
+from asap.motion.synthetic import synthetic_motion
+from asap.rl.config import PretrainConfig
+
+TINY = ["num_envs=4", "threads=1", "ppo.num_steps_per_env=4", "ppo.actor_hidden_dims=[16]",
+        "ppo.critic_hidden_dims=[16]", "ppo.num_mini_batches=2", "ppo.num_learning_epochs=1",
+        "run.eval_start_phases=2", "env.residual_actions=true", "run.logger=none"]  # fmt: skip
+
+
+def constant_delta(path, value: float, joints: str = "ankles"):
+    """A delta.pt whose actor outputs ``value`` on every driven joint (zero weights, bias = value)."""
+    from rsl_rl.models import MLPModel
+    from tensordict import TensorDict
+
+    meta = DeltaMeta.for_variant("g1_23dof", joints)
+    actor_cfg = {"class_name": "MLPModel", "hidden_dims": [8], "activation": "elu", "obs_normalization": False,
+                 "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1, "std_type": "scalar"}}  # fmt: skip
+    kw = {k: v for k, v in actor_cfg.items() if k != "class_name"}
+    obs = TensorDict({"actor": torch.zeros(1, actor_dim(23))}, batch_size=[1])
+    net = MLPModel(obs, {"actor": ["actor"]}, "actor", len(meta.joints), **kw)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            p.zero_()
+            if name.endswith("bias") and p.shape == (len(meta.joints),):
+                p.fill_(value)
+    return save_delta(path, meta, actor_cfg, net.state_dict())
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    from asap.rl.runner import pretrain
+
+    d = tmp_path_factory.mktemp("ft")
+    clip = d / "clip.npz"
+    synthetic_motion(num_frames=16, fps=50, speed=(0, 0, 0), yaw_rate=0.0, amplitude=0.05).save(clip)
+    cfg = load_config(PretrainConfig, None, [f"motion={clip}", f"run.out_dir={d / 'pre'}", "run.max_iterations=2",
+                                              *TINY])  # fmt: skip
+    r = pretrain(cfg)
+    return d, r["checkpoint"]
+
+
+def test_constant_delta_model_round_trip(tmp_path):
+    m = DeltaModel.load(constant_delta(tmp_path / "delta.pt", 0.3))
+    out = m(torch.zeros(2, actor_dim(23)))
+    idx = m.meta.joint_index()
+    assert torch.allclose(out[:, idx], torch.full((2, 4), 0.3), atol=1e-6)
+    assert out.abs().sum() == pytest.approx(2 * 4 * 0.3, rel=1e-5)
+
+
+def test_finetune_runs_on_the_aligned_simulator_and_exports(tmp_path, pretrained):
+    d, ck = pretrained
+    delta = constant_delta(tmp_path / "delta.pt", 0.4)
+    out = tmp_path / "ft"
+    cfg = load_config(FinetuneConfig, None, [f"checkpoint={ck}", f"delta={delta}", f"out_dir={out}",
+                                              "max_iterations=2", "eval_interval=0"])  # fmt: skip
+    r = finetune(cfg)
+    assert (out / "policy.onnx").exists() and (out / "finetune.yaml").exists()
+    meta = {p.key: p.value for p in onnx.load(str(out / "policy.onnx")).metadata_props}
+    assert "delta" not in json.dumps(meta)  # the deployed policy carries no trace of π^Δ
+    assert r["delta_mean_abs"] == pytest.approx(0.4 * 4 / 23, rel=1e-4)  # every env stepped with Δa on the ankles
+    assert r["iterations"] >= 1 and json.loads((out / "metrics.json").read_text())["delta"] == str(delta)
+
+
+def test_finetune_options_mask_and_scale():
+    from asap.sim.base import SimConfig, make_simulator
+
+    sim = make_simulator(SimConfig(num_envs=200, threads=1))
+    model = DeltaModel(torch.nn.Linear(actor_dim(23), 23), DeltaMeta.for_variant("g1_23dof"))
+    al = AlignedSimulator(sim, model)
+    draw_delta_options(al, FinetuneConfig(without_delta_ratio=0.25, delta_scale_range=[0.5, 1.5]))
+    assert 0.15 < 1 - al.env_mask.mean().item() < 0.35
+    assert al.env_scale.min() >= 0.5 and al.env_scale.max() <= 1.5
+    with pytest.raises(ValueError, match="delta_scale_range"):
+        draw_delta_options(al, FinetuneConfig(delta_scale_range=[1.5, 0.5]))
+    sim.close()
