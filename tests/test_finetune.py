@@ -28,8 +28,9 @@ def constant_delta(path, value: float, joints: str = "ankles"):
     from tensordict import TensorDict
 
     meta = DeltaMeta.for_variant("g1_23dof", joints)
+    dist = {"class_name": "GaussianDistribution", "init_std": 0.1, "std_type": "scalar"}
     actor_cfg = {"class_name": "MLPModel", "hidden_dims": [8], "activation": "elu", "obs_normalization": False,
-                 "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1, "std_type": "scalar"}}  # fmt: skip
+                 "distribution_cfg": dist}  # fmt: skip
     kw = {k: v for k, v in actor_cfg.items() if k != "class_name"}
     obs = TensorDict({"actor": torch.zeros(1, actor_dim(23))}, batch_size=[1])
     net = MLPModel(obs, {"actor": ["actor"]}, "actor", len(meta.joints), **kw)
