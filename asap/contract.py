@@ -22,6 +22,9 @@ Metadata keys (ONNX ``metadata_props``; vectors are comma-separated lists of num
 ``sim_dt``           optional: physics step of training (s); ``control_dt = sim_dt * decimation``
 ``decimation``       optional: physics steps per policy step
 ``physics``          optional: JSON object of the training simulator's model options (``ModelOptions``)
+``target_clamp``     optional: ``1`` when joint targets are clamped to the position limits (default 1)
+``target_max_step``  optional: rate limit of joint targets, rad per control step, 0 = none (default 0.5); both
+                     written by every export, so the runtime shapes targets as training did (:mod:`asap.control`)
 =================== ==================================================================================
 
 One definition serves both sides (NumPy only, no training code). The model has one input
@@ -45,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from asap.control import TargetShaping, motion_steps
 from asap.robot.spec import MOTOR_NAMES, VARIANTS, get_spec
 
 REQUIRED_KEYS = (
@@ -52,7 +56,10 @@ REQUIRED_KEYS = (
     "control_dt", "motion_name", "motion_length_s", "robot_variant",
 )  # fmt: skip
 """Metadata keys the runtime requires."""
-OPTIONAL_KEYS = ("start_joint_pos", "clips", "clip_index", "residual_actions", "sim_dt", "decimation", "physics")
+OPTIONAL_KEYS = (
+    "start_joint_pos", "clips", "clip_index", "residual_actions", "sim_dt", "decimation", "physics",
+    *TargetShaping.METADATA_KEYS,
+)  # fmt: skip
 """Metadata keys the runtime uses when present."""
 
 
@@ -207,12 +214,16 @@ class PolicyContract:
     """Optional: physics steps per policy step in training (``control_dt = sim_dt * decimation``)."""
     physics: dict[str, Any] | None = field(default=None, compare=False)
     """Optional: the training simulator's model options (``asap.robot.model.ModelOptions`` as a dict)."""
+    shaping: TargetShaping = field(default_factory=TargetShaping)
+    """How actions become joint targets beyond ``default + action_scale * a`` (metadata ``target_clamp``,
+    ``target_max_step``; files without them get the defaults, clamp and 0.5 rad/step)."""
 
     @classmethod
     def for_robot(
         cls, variant: str, layout: str, motion_name: str, motion_length_s: float,
         start_joint_pos: np.ndarray | None = None, clips: tuple[ClipFingerprint, ...] = (), clip_index: int = 0,
         residual_actions: bool | None = None, physics: dict[str, Any] | None = None,
+        shaping: TargetShaping | None = None,
     ) -> PolicyContract:  # fmt: skip
         """A contract filled from the robot spec (gains, default pose, sim_dt, decimation) and the layout registry."""
         from asap.obs import get_layout
@@ -227,6 +238,7 @@ class PolicyContract:
             start_joint_pos=None if start_joint_pos is None else np.asarray(start_joint_pos, dtype=np.float64),
             clips=tuple(clips), clip_index=int(clip_index), residual_actions=residual_actions,
             sim_dt=rs.sim_dt, decimation=rs.decimation, physics=None if physics is None else dict(physics),
+            shaping=shaping or TargetShaping(),
         )  # fmt: skip
 
     @property
@@ -262,6 +274,11 @@ class PolicyContract:
         return len(self.joint_names)
 
     @property
+    def motion_steps(self) -> int:
+        """Policy steps of one run of the motion from its start (:func:`asap.control.motion_steps`)."""
+        return motion_steps(self.motion_length_s, self.control_dt)
+
+    @property
     def motor_index(self) -> np.ndarray:
         """DDS motor slot of each policy joint (J,)."""
         return np.array([MOTOR_NAMES.index(n) for n in self.joint_names], dtype=np.int64)
@@ -293,6 +310,7 @@ class PolicyContract:
             out["decimation"] = str(int(self.decimation))
         if self.physics is not None:
             out["physics"] = json.dumps(self.physics, sort_keys=True, separators=(",", ":"))
+        out.update(self.shaping.to_metadata())
         return out
 
     @classmethod
@@ -319,6 +337,10 @@ class PolicyContract:
         if unknown:
             raise ContractError(f"{where}: unknown joint names {unknown}; the G1 has {list(MOTOR_NAMES)}")
         j = len(names)
+        try:
+            shaping = TargetShaping.from_metadata(meta, where)
+        except ValueError as e:
+            raise ContractError(str(e)) from None
         c = cls(
             joint_names=names, default_joint_pos=vec("default_joint_pos"), kp=vec("kp"), kd=vec("kd"),
             action_scale=num("action_scale"), obs_layout=meta["obs_layout"].strip(), obs_dim=int(num("obs_dim")),
@@ -330,7 +352,7 @@ class PolicyContract:
             residual_actions=_parse_bool(meta, "residual_actions", where),
             sim_dt=num("sim_dt") if "sim_dt" in meta else None,
             decimation=int(num("decimation")) if "decimation" in meta else None,
-            physics=_parse_json_object(meta, "physics", where),
+            physics=_parse_json_object(meta, "physics", where), shaping=shaping,
         )  # fmt: skip
         for key in ("default_joint_pos", "kp", "kd", "start_joint_pos"):
             if getattr(c, key) is not None and getattr(c, key).shape != (j,):

@@ -183,3 +183,26 @@ def test_training_env_and_runtime_agree_step_by_step(clip30: Path, tmp_path: Pat
     np.testing.assert_allclose(collected.action, played.action, atol=1e-5)
     np.testing.assert_allclose(played.action[:k_train], np.stack([s["action"] for s in steps]), atol=1e-6)
     assert not played.action[-1].any() and not collected.action[-1].any()  # no step follows the last frame
+
+
+def test_bench_shaping_runs_on_a_tiny_policy(clip30: Path, tmp_path: Path) -> None:
+    """scripts/bench_shaping.py: success and errors per shaping rule, the policy's own rule marked."""
+    import json
+    import subprocess
+    import sys
+
+    policy = _export(clip30, tmp_path / "p.onnx", TargetShaping(clamp=False, max_step=0.0))
+    out = tmp_path / "bench.json"
+    r = subprocess.run(
+        [sys.executable, str(repo_path("scripts/bench_shaping.py")), str(policy), "--motion", str(clip30),
+         "--start-phases", "2", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert set(res["rules"]) == {"runtime", "clamp", "none"} and res["trained_rule"] == "none"
+    for v in res["rules"].values():
+        assert 0.0 <= v["success_rate"] <= 1.0 and v["E_mpjpe_mm"] > 0 and len(v["steps_survived"]) == 2
+    # the elbows pushed past their stop: the clamp changes the tracking
+    assert res["rules"]["runtime"]["E_mpjpe_mm"] != res["rules"]["none"]["E_mpjpe_mm"]
+    assert "none" in r.stdout and "*" in r.stdout

@@ -20,10 +20,11 @@ import torch
 
 from asap.config import from_dict
 from asap.contract import ClipFingerprint, OnnxPolicy, check_clip
+from asap.control import ACTION_ALIGNMENT, TargetShaping, motion_steps
 from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib
 from asap.robot.model import ModelOptions
-from asap.sim.base import SimConfig, make_simulator
+from asap.sim.base import SimConfig, Simulator, make_simulator
 from envs.tracking.config import DomainRandConfig, InitNoiseConfig, TrackingEnvConfig
 from envs.tracking.env import TrackingEnv
 
@@ -108,7 +109,7 @@ def _closed_loop(
     obs = env.reset_to(motion_ids, start_times)
     n = env.num_envs
     lengths = env.motion_len.clone()
-    expected = torch.ceil((lengths - start_times.to(lengths) - 0.5 * env.dt) / env.dt).clamp(min=1).long()
+    expected = motion_steps(lengths, env.dt, start_times.to(lengths))
     limit = int(expected.max()) if max_steps is None else max_steps
     alive = torch.ones(n, dtype=torch.bool)
     failed = torch.zeros(n, dtype=torch.bool)
@@ -170,15 +171,19 @@ def start_grid(lengths: torch.Tensor, phases: int) -> tuple[torch.Tensor, torch.
 
 
 def rollout_motion(result: RolloutResult, env_index: int, fps: float, joint_names: tuple[str, ...]) -> Motion:
-    """The simulated trajectory of one rollout (up to its last survived step) as a Motion with actions."""
+    """The simulated trajectory of one rollout (up to its last survived step) as a Motion with actions.
+
+    Frame f holds the state after f steps and the action computed from it (:data:`asap.control.ACTION_ALIGNMENT`);
+    the last frame's action is 0.
+    """
     tr = result.trajectory
     k = int(result.steps[env_index]) + 1
-    act = tr["actions"][: k - 1, env_index]
-    act = np.concatenate([act, act[-1:]], axis=0) if len(act) else np.zeros((k, len(joint_names)))
+    act = np.zeros((k, len(joint_names)))
+    act[: k - 1] = tr["actions"][: k - 1, env_index]
     return Motion(
         fps=fps, joint_names=joint_names, root_pos=tr["root_pos"][:k, env_index].astype(np.float64),
         root_quat=tr["root_quat"][:k, env_index].astype(np.float64), dof_pos=tr["dof_pos"][:k, env_index].astype(
-            np.float64), action=act.astype(np.float64), meta={"source": "asap play"},
+            np.float64), action=act, meta={"source": "asap play", "action_alignment": ACTION_ALIGNMENT},
     )  # fmt: skip
 
 
@@ -205,7 +210,7 @@ def load_policy(
 
         physics = None if c.physics is None else from_dict(ModelOptions, c.physics)
         return act, {"kind": "onnx", "contract": c, "has_metadata": pol.has_metadata, "variant": c.robot_variant,
-                     "layout": c.obs_layout, "physics": physics}  # fmt: skip
+                     "layout": c.obs_layout, "shaping": c.shaping, "physics": physics}  # fmt: skip
     from asap.rl.export import policy_from_checkpoint
 
     p = Path(path)
@@ -216,7 +221,7 @@ def load_policy(
     check_clip(fp, [ClipFingerprint.from_dict(d) for d in infos.get("clips", [])], where=str(p))
     cfg = infos["config"]
     return tp, {"kind": "checkpoint", "config": cfg, "variant": cfg.variant, "layout": cfg.env.obs_layout,
-                "physics": cfg.physics}  # fmt: skip
+                "physics": cfg.physics, "shaping": cfg.env.target_shaping}  # fmt: skip
 
 
 def play(
@@ -231,8 +236,17 @@ def play(
     sim: str = "mujoco",
     physics: ModelOptions | None = None,
     threads: int = 1,
+    shaping: TargetShaping | None = None,
+    wrap_sim: Callable[[Simulator], Simulator] | None = None,
 ) -> dict[str, Any]:
-    """`asap play`: run ``policy`` on ``motion`` closed loop; write errors (csv), a video and optionally a JSON."""
+    """`asap play`: run ``policy`` on ``motion`` closed loop; write errors (csv), a video and optionally a JSON.
+
+    ``wrap_sim`` wraps the simulator before the rollout (``asap play --delta`` passes the aligned simulator, so the
+    policy runs against the frozen delta model exactly as fine-tuning trained it).
+
+    Joint targets are shaped as the policy was trained (its contract or checkpoint config) unless ``shaping``
+    says otherwise (a what-if: scripts/bench_shaping.py).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     v = variant or "g1_23dof"
@@ -249,14 +263,19 @@ def play(
     phys = physics or facts.get("physics") or ModelOptions()
     n = max(1, int(start_phases))
     simulator = make_simulator(SimConfig(backend=sim, variant=v, num_envs=n, threads=threads, model=phys))
-    env_cfg = eval_env_config(TrackingEnvConfig(obs_layout=facts["layout"]), residual=False)
+    if wrap_sim is not None:
+        simulator = wrap_sim(simulator)
+    shaping = shaping or facts["shaping"]
+    env_cfg = eval_env_config(TrackingEnvConfig(obs_layout=facts["layout"], target_shaping=shaping), residual=False)
     env = TrackingEnv(env_cfg, simulator, lib)
     ids, starts = start_grid(lib.motion_lengths[:1], n)
     res = closed_loop(env, act, ids, starts, record=True)
     summary = res.summary()
     summary.update({"policy": str(policy), "motion": str(motion), "motion_name": lib.motion_names[0],
                     "motion_length_s": float(lib.motion_lengths[0]), "policy_kind": facts["kind"],
-                    "robot_variant": v, "obs_layout": facts["layout"]})  # fmt: skip
+                    "robot_variant": v, "obs_layout": facts["layout"],
+                    "target_shaping": shaping.describe(),
+                    "policy_target_shaping": facts["shaping"].describe()})  # fmt: skip
     # per-step error table of rollout 0
     ps = res.per_step
     rows = ["step,time_s,alive,E_mpjpe_mm,E_g_mpjpe_mm"]
