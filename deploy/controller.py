@@ -20,9 +20,10 @@ import numpy as np
 from asap.control import policy_phase, shape_targets
 from asap.obs import ObsBuilder, get_layout, proprio_terms
 from asap.robot.spec import MOTOR_NAMES, NUM_MOTORS, get_spec
+from asap.utils.rotations import projected_gravity_z
 from deploy.contract import ContractError, PolicyContract
 from deploy.messages import LOWSTATE_C
-from deploy.safety import SafetyConfig, SafetyEvent, SafetyLayer, projected_gravity_z
+from deploy.safety import SafetyConfig, SafetyEvent, SafetyLayer
 
 
 class Mode(enum.IntEnum):

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asap.utils.rotations import projected_gravity_z
+
 
 @dataclass
 class SafetyConfig:
@@ -126,7 +128,7 @@ class SafetyLayer:
             if not np.all(np.isfinite(arr)):
                 return self.trip("nonfinite_state", f"non-finite {name} in LowState", now)
         if check_fall:
-            gz = projected_gravity_z(quat)
+            gz = float(projected_gravity_z(quat))
             if gz > -self._cos_tilt:
                 tilt = float(np.rad2deg(np.arccos(np.clip(-gz, -1.0, 1.0))))
                 return self.trip("fall", f"tilt {tilt:.0f} deg > {self.cfg.max_tilt_deg:.0f} deg (g_z {gz:.2f})", now)
@@ -168,10 +170,3 @@ class SafetyLayer:
             return self.trip("target_limit", f"target {self.names[idx[k]]} = {target[k]:.2f} rad is "
                              f"{excess[k]:.2f} rad beyond its limits [{lo[k]:.2f}, {hi[k]:.2f}]", now)  # fmt: skip
         return None
-
-
-def projected_gravity_z(quat: np.ndarray) -> float:
-    """z of the unit gravity vector in the body frame of a wxyz quaternion (-1 when upright)."""
-    w, x, y, z = (float(v) for v in quat)
-    n = w * w + x * x + y * y + z * z
-    return -(w * w - x * x - y * y + z * z) / (n if n > 0 else 1.0)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from asap.robot.spec import MOTOR_NAMES, NUM_MOTORS, get_spec
-from asap.utils.rotations import quat_rotate
+from asap.utils.rotations import quat_rotate, quat_to_rpy
 from deploy import crc
 from deploy.dds import RELIABLE, Node, take_latest, wait_matched
 from deploy.engine import GRAVITY, Engine, EngineState, make_engine
@@ -206,10 +206,7 @@ class VirtualG1:
             imu["quaternion"] = quat
             imu["gyroscope"] = gyro
             imu["accelerometer"] = s.acc
-            w, x, y, z = quat
-            imu["rpy"] = [np.arctan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y)),
-                          np.arcsin(np.clip(2 * (w * y - z * x), -1, 1)),
-                          np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))]  # fmt: skip
+            imu["rpy"] = quat_to_rpy(np.asarray(quat, dtype=np.float64))
             imu["temperature"] = 30
             ms = r["motor_state"]
             ms["mode"][:NUM_MOTORS] = 1

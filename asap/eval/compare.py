@@ -22,11 +22,7 @@ from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib
 from asap.robot.kinematics import shared_kinematics
 from asap.robot.spec import get_spec
-from asap.utils.rotations import quat_rotate, yaw_from_quat
-
-
-def _yaw_quat(angle: float) -> np.ndarray:
-    return np.array([np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2)])
+from asap.utils.rotations import quat_from_yaw, quat_rotate, yaw_from_quat
 
 
 def rollout_body_positions(rollout: Motion, variant: str = "g1_23dof") -> np.ndarray:
@@ -50,7 +46,7 @@ def reference_body_positions(
     r0_pos = st.root_pos[0].double().cpu().numpy()
     r0_quat = st.root_quat[0].double().cpu().numpy()
     dyaw = float(yaw_from_quat(align_to[1]) - yaw_from_quat(r0_quat))
-    q = np.broadcast_to(_yaw_quat(dyaw), body.shape[:-1] + (4,))
+    q = np.broadcast_to(quat_from_yaw(dyaw), body.shape[:-1] + (4,))
     rel = body - np.array([r0_pos[0], r0_pos[1], 0.0])
     out = quat_rotate(q, rel) + np.array([align_to[0][0], align_to[0][1], 0.0])
     return out

@@ -25,7 +25,7 @@ from scipy.ndimage import gaussian_filter1d
 from asap.motion.motion import Motion, MotionFormatError
 from asap.robot.kinematics import shared_kinematics
 from asap.robot.spec import RobotSpec, get_spec
-from asap.utils.rotations import quat_conj, quat_mul, quat_to_axis_angle, slerp
+from asap.utils.rotations import angular_velocity, slerp
 
 VEL_FILTER_SIGMA = 2.0
 """Standard deviation (frames) of the Gaussian filter applied to body velocities."""
@@ -63,16 +63,6 @@ class MotionState:
     def to_dict(self) -> dict[str, torch.Tensor]:
         """The fields as a dict."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def _rotvec_rate(quat: np.ndarray, dt: float) -> np.ndarray:
-    """World-frame angular velocity (T, ..., 3) of quaternions (T, ..., 4): central differences, one-sided ends."""
-    t = quat.shape[0]
-    i = np.arange(t)
-    prev, nxt = np.clip(i - 1, 0, t - 1), np.clip(i + 1, 0, t - 1)
-    span = (nxt - prev) * dt
-    d = quat_to_axis_angle(quat_mul(quat[nxt], quat_conj(quat[prev])))
-    return d / span.reshape((t,) + (1,) * (d.ndim - 1))
 
 
 def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -121,7 +111,7 @@ class MotionLib:
             root_quat = m.root_quat / np.linalg.norm(m.root_quat, axis=-1, keepdims=True)
             bp, bq = kin.forward_numpy(m.root_pos, root_quat, m.dof_pos)
             blv = _smooth(np.gradient(bp, dt, axis=0), vel_filter_sigma)
-            bav = _smooth(_rotvec_rate(bq, dt), vel_filter_sigma)
+            bav = _smooth(angular_velocity(bq, dt), vel_filter_sigma)
             if m.dof_vel is not None:
                 dv = m.dof_vel
             else:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from asap.retarget.human import HumanMotion
+from asap.utils.rotations import axis_rotation_matrix
 
 KEYPOINTS: tuple[str, ...] = (
     "pelvis", "left_hip", "left_knee", "left_ankle", "left_toe", "right_hip", "right_knee", "right_ankle",
@@ -58,18 +59,6 @@ def keyframes(t: np.ndarray, times: list[float], values: list) -> np.ndarray:
     return (1 - s) * vals[idx] + s * vals[idx + 1]
 
 
-def _rot_y(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    z, o = np.zeros_like(a), np.ones_like(a)
-    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
-
-
-def _rot_x(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    z, o = np.zeros_like(a), np.ones_like(a)
-    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
@@ -89,10 +78,10 @@ def _leg(hip: np.ndarray, ankle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _arm(shoulder: np.ndarray, flex: np.ndarray, abd: np.ndarray, elbow: np.ndarray, side: float) -> tuple:
     """Elbow and wrist from shoulder flexion (forward raise), abduction (side raise) and elbow flexion (rad)."""
-    r = _rot_y(-flex) @ _rot_x(side * abd)
+    r = axis_rotation_matrix(1, -flex) @ axis_rotation_matrix(0, side * abd)
     down = np.array([0.0, 0.0, -1.0])
     upper = r @ down
-    fore = r @ _rot_y(-elbow) @ down
+    fore = r @ axis_rotation_matrix(1, -elbow) @ down
     e = shoulder + UPPER_ARM * upper
     return e, e + FOREARM * fore
 
@@ -111,13 +100,13 @@ def _assemble(
     out = np.zeros((len(t), len(KEYPOINTS), 3))
     k = {name: i for i, name in enumerate(KEYPOINTS)}
     out[:, k["pelvis"]] = pelvis
-    torso = _rot_y(lean)
+    torso = axis_rotation_matrix(1, lean)
     for side, sgn in (("left", 1.0), ("right", -1.0)):
         hip = pelvis + np.array([0.0, sgn * HIP_HALF_WIDTH, -PELVIS_TO_HIP_DROP])
         ankle_target = ankles[0] if side == "left" else ankles[1]
         knee, ankle = _leg(hip, ankle_target)
         pitch = foot_pitch[0] if side == "left" else foot_pitch[1]
-        toe = ankle + (_rot_y(pitch) @ FOOT)
+        toe = ankle + (axis_rotation_matrix(1, pitch) @ FOOT)
         out[:, k[f"{side}_hip"]] = hip
         out[:, k[f"{side}_knee"]] = knee
         out[:, k[f"{side}_ankle"]] = ankle

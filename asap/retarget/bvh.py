@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from asap.retarget.human import HumanMotion
+from asap.utils.rotations import axis_rotation_matrix
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 """Channel names a BVH file may use (case-insensitive)."""
@@ -127,7 +128,7 @@ class BvhClip:
                 if ch[1:].lower() == "position":
                     trans[:, axis] = col
                 else:
-                    rot = rot @ _axis_rotation(axis, np.deg2rad(col))
+                    rot = rot @ axis_rotation_matrix(axis, np.deg2rad(col))
             if j.parent < 0:
                 gpos[:, i] = trans
                 grot[:, i] = rot
@@ -158,19 +159,6 @@ class BvhClip:
             names=self.names, positions=pos, fps=self.fps, parents=self.parents, rotations=rot,
             source=self.path, meta=meta,
         )  # fmt: skip
-
-
-def _axis_rotation(axis: int, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices (T, 3, 3) about a coordinate axis."""
-    c, s = np.cos(angle), np.sin(angle)
-    out = np.zeros((*angle.shape, 3, 3))
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    out[..., axis, axis] = 1.0
-    out[..., i, i] = c
-    out[..., j, j] = c
-    out[..., i, j] = -s
-    out[..., j, i] = s
-    return out
 
 
 def _floats(tokens: list[str], where: str, what: str) -> np.ndarray:

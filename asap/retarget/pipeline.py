@@ -24,8 +24,8 @@ from asap.config import to_dict
 from asap.motion.motion import Motion
 from asap.retarget.config import RetargetConfig
 from asap.retarget.human import HumanMotion
-from asap.retarget.solver import G1Solver, Keypoints, euler_zyx_to_quat, get_solver
-from asap.utils.rotations import quat_normalize
+from asap.retarget.solver import G1Solver, Keypoints, get_solver
+from asap.utils.rotations import axis_rotation_matrix, euler_zyx_to_quat, heading_from_left, quat_normalize
 
 
 @dataclass
@@ -56,16 +56,6 @@ class RetargetResult:
     """The IK targets (for inspection)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Solver diagnostics."""
-
-
-def _heading(left: np.ndarray) -> np.ndarray:
-    """Facing angle (rad) from a left-pointing vector (T, 3): forward = left x up."""
-    return np.arctan2(-left[..., 0], left[..., 1])
-
-
-def _rot_z(a: float) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -111,10 +101,10 @@ def build_targets(human: HumanMotion, cfg: RetargetConfig, solver: G1Solver, kp:
     lr = _lr_pairs(cfg)
     if cfg.normalize_start and lr is not None:
         n0 = min(5, t_count)
-        yaw0 = float(np.mean(_heading(hp[:n0, lr[0]] - hp[:n0, lr[1]])))
+        yaw0 = float(np.mean(heading_from_left(hp[:n0, lr[0]] - hp[:n0, lr[1]])))
         origin = hp[0, root].copy()
         origin[2] = 0.0
-        hp = (hp - origin) @ _rot_z(-yaw0).T
+        hp = (hp - origin) @ axis_rotation_matrix(2, -yaw0).T
     # --- proportions
     g1 = solver.zero_pose_points(kp).numpy()
     parent = [names.index(m.parent) if m.parent is not None else -1 for m in cfg.matches]
@@ -232,7 +222,7 @@ def initial_guess(targets: np.ndarray, cfg: RetargetConfig, solver: G1Solver) ->
     x0[:, :3] = torch.as_tensor(targets[:, root])
     lr = _lr_pairs(cfg)
     if lr is not None:
-        yaw = np.unwrap(_heading(targets[:, lr[0]] - targets[:, lr[1]]))
+        yaw = np.unwrap(heading_from_left(targets[:, lr[0]] - targets[:, lr[1]]))
         x0[:, 3] = torch.as_tensor(yaw)
     x0[:, 6:] = solver.default
     return x0

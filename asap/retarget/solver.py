@@ -21,29 +21,7 @@ import torch
 from asap.retarget.config import SolverConfig
 from asap.robot.kinematics import G1Kinematics
 from asap.robot.spec import RobotSpec, get_spec
-from asap.utils.rotations import quat_mul, quat_rotate
-
-
-def euler_zyx_to_quat(ang: torch.Tensor) -> torch.Tensor:
-    """(..., 3) yaw, pitch, roll -> wxyz quaternion of Rz(yaw) Ry(pitch) Rx(roll)."""
-    h = 0.5 * ang
-    c, s = h.cos(), h.sin()
-    z = torch.zeros_like(c[..., 0])
-    qz = torch.stack([c[..., 0], z, z, s[..., 0]], -1)
-    qy = torch.stack([c[..., 1], z, s[..., 1], z], -1)
-    qx = torch.stack([c[..., 2], s[..., 2], z, z], -1)
-    return quat_mul(quat_mul(qz, qy), qx)
-
-
-def quat_to_euler_zyx(q: np.ndarray) -> np.ndarray:
-    """wxyz quaternions (..., 4) -> (yaw, pitch, roll), yaw unwrapped along the first axis."""
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-    pitch = np.arcsin(np.clip(2 * (w * y - z * x), -1, 1))
-    roll = np.arctan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))
-    if yaw.ndim == 1:
-        yaw = np.unwrap(yaw)
-    return np.stack([yaw, pitch, roll], -1)
+from asap.utils.rotations import euler_zyx_to_quat, quat_rotate
 
 
 def gaussian_smooth(x: torch.Tensor, sigma: float, segments: list[tuple[int, int]] | None = None) -> torch.Tensor:

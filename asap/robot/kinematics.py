@@ -14,12 +14,7 @@ import numpy as np
 import torch
 
 from asap.robot.spec import RobotSpec, get_spec
-from asap.utils.rotations import quat_mul, quat_rotate
-
-
-def _axis_angle_quat(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    half = 0.5 * angle
-    return torch.cat([half.cos()[..., None], axis * half.sin()[..., None]], dim=-1)
+from asap.utils.rotations import quat_from_axis_angle, quat_mul, quat_rotate
 
 
 class G1Kinematics:
@@ -96,7 +91,7 @@ class G1Kinematics:
                 q = quat_mul(pq, self._quat[b].expand_as(pq))
                 d = self._dof[b]
                 if d >= 0:
-                    rot = _axis_angle_quat(self._axis[b], dof_pos[..., d])
+                    rot = quat_from_axis_angle(self._axis[b], dof_pos[..., d])
                     if self._has_anchor:
                         a = self._anchor[b].expand_as(p)
                         p = p + quat_rotate(q, a)

@@ -37,6 +37,14 @@ def _atan2(y: Array, x: Array) -> Array:
     return np.arctan2(y, x)
 
 
+def _cos(x: Array) -> Array:
+    return x.cos() if _is_torch(x) else np.cos(x)
+
+
+def _sin(x: Array) -> Array:
+    return x.sin() if _is_torch(x) else np.sin(x)
+
+
 def _clip(x: Array, lo: float, hi: float) -> Array:
     return x.clamp(lo, hi) if _is_torch(x) else np.clip(x, lo, hi)
 
@@ -116,19 +124,89 @@ def projected_gravity(q: Array) -> Array:
     return _stack([2 * (w * y - x * z), -2 * (w * x + y * z), -(w * w - x * x - y * y + z * z)])
 
 
+def projected_gravity_z(q: Array) -> Array:
+    """z of :func:`projected_gravity` for a quaternion of any norm (-1 upright, +1 upside down; 0 for q = 0)."""
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    n = w * w + x * x + y * y + z * z
+    return -(w * w - x * x - y * y + z * z) / _where(n > 0, n, n * 0 + 1)
+
+
 def yaw_from_quat(q: Array) -> Array:
     """Heading angle (rotation about world z) of q."""
     w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
     return _atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
+def heading_from_left(left: Array) -> Array:
+    """Heading (rad, about world z) of a frame whose left-pointing axis is ``left`` (..., 3): forward = left x up."""
+    return _atan2(-left[..., 0], left[..., 1])
+
+
+def quat_from_yaw(yaw: Array) -> Array:
+    """Rotation by ``yaw`` (rad, any shape, or a float) about world z, (..., 4)."""
+    half = 0.5 * (yaw if _is_torch(yaw) or isinstance(yaw, np.ndarray) else np.asarray(yaw, dtype=np.float64))
+    zero = half * 0
+    return _stack([_cos(half), zero, zero, _sin(half)])
+
+
 def yaw_quat(q: Array) -> Array:
     """The heading-only part of q (rotation about world z)."""
-    half = 0.5 * yaw_from_quat(q)
-    zero = half * 0
-    if _is_torch(half):
-        return _stack([half.cos(), zero, zero, half.sin()])
-    return _stack([np.cos(half), zero, zero, np.sin(half)])
+    return quat_from_yaw(yaw_from_quat(q))
+
+
+def quat_from_axis_angle(axis: Array, angle: Array) -> Array:
+    """Rotation by ``angle`` (rad, (...)) about the unit ``axis`` ((3,) or (..., 3)); smooth at angle 0 (torch
+    gradients included), unlike :func:`axis_angle_to_quat` of a rotation vector."""
+    half = 0.5 * angle
+    s = _sin(half)
+    return _stack([_cos(half), axis[..., 0] * s, axis[..., 1] * s, axis[..., 2] * s])
+
+
+def euler_zyx_to_quat(ypr: Array) -> Array:
+    """(..., 3) yaw, pitch, roll (rad) -> the quaternion of Rz(yaw) Ry(pitch) Rx(roll)."""
+    h = 0.5 * ypr
+    c, s = _cos(h), _sin(h)
+    z = c[..., 0] * 0
+    qz = _stack([c[..., 0], z, z, s[..., 0]])
+    qy = _stack([c[..., 1], z, s[..., 1], z])
+    qx = _stack([c[..., 2], s[..., 2], z, z])
+    return quat_mul(quat_mul(qz, qy), qx)
+
+
+def quat_to_rpy(q: Array) -> Array:
+    """(..., 3) roll, pitch, yaw (rad) of q = Rz(yaw) Ry(pitch) Rx(roll) (the IMU's ``rpy``; pitch in [-pi/2, pi/2])."""
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    sp = _clip(2 * (w * y - z * x), -1.0, 1.0)
+    return _stack(
+        [
+            _atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y)),
+            sp.arcsin() if _is_torch(sp) else np.arcsin(sp),
+            yaw_from_quat(q),
+        ]
+    )
+
+
+def axis_rotation_matrix(axis: int, angle: Array) -> Array:
+    """Rotation matrices (..., 3, 3) by ``angle`` (rad, (...) or a float) about coordinate axis 0 (x), 1 (y), 2 (z)."""
+    a = angle if _is_torch(angle) or isinstance(angle, np.ndarray) else np.asarray(angle, dtype=np.float64)
+    c, s = _cos(a), _sin(a)
+    zero, one = c * 0, c * 0 + 1
+    m = [[one, zero, zero], [zero, one, zero], [zero, zero, one]]
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    m[i][i], m[j][j], m[i][j], m[j][i] = c, c, -s, s
+    return _stack([_stack(row) for row in m], axis=-2)
+
+
+def angular_velocity(quat: Array, dt: float) -> Array:
+    """World-frame angular velocity (T, ..., 3) of orientations (T, ..., 4) sampled every ``dt`` s (central
+    differences of the relative rotation, one-sided at both ends)."""
+    t = quat.shape[0]
+    i = np.arange(t)
+    prev, nxt = np.clip(i - 1, 0, t - 1), np.clip(i + 1, 0, t - 1)
+    span = (nxt - prev) * dt
+    d = quat_to_axis_angle(quat_mul(quat[nxt], quat_conj(quat[prev])))
+    span = span.reshape((t,) + (1,) * (d.ndim - 1))
+    return d / (span if not _is_torch(d) else d.new_tensor(span))
 
 
 def axis_angle_to_quat(aa: Array) -> Array:

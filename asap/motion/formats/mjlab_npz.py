@@ -84,7 +84,7 @@ def _unitree_g1() -> mujoco.MjModel:
 
 def write_mjlab_npz(motion: Motion, path: str | Path, overwrite: bool = False) -> Path:
     """Write an mjlab tracking npz at the motion's fps with body states of Unitree's 30-body G1."""
-    from asap.motion.motionlib import _rotvec_rate
+    from asap.utils.rotations import angular_velocity
 
     motion.check()
     p = check_writable(path, overwrite)
@@ -113,7 +113,7 @@ def write_mjlab_npz(motion: Motion, path: str | Path, overwrite: bool = False) -
         "body_pos_w": bp.astype(np.float32),
         "body_quat_w": bq.astype(np.float32),
         "body_lin_vel_w": np.gradient(bp, dt, axis=0).astype(np.float32),
-        "body_ang_vel_w": _rotvec_rate(bq, dt).astype(np.float32),
+        "body_ang_vel_w": angular_velocity(bq, dt).astype(np.float32),
         "joint_names": np.array(MOTOR_NAMES),
         "body_names": np.array([model.body(i).name for i in range(1, model.nbody)]),
     }
