@@ -128,3 +128,51 @@ def test_joint_sets_and_errors():
         resolve_joints("g1_23dof", "wrists")
     with pytest.raises(ValueError, match="not joints of"):
         resolve_joints("g1_23dof", ["nose_joint"])
+
+
+def test_delta_training_and_aligned_simulator_apply_the_same_shift():
+    """The same Δa moves the targets reaching the physics by the same amount in open-loop training (DeltaEnv, the
+    policy's action) and in the aligned simulator (fine-tuning and `asap play --delta`): the reference's 0.25 in
+    one and not the other would fail here."""
+    from asap.control import ACTION_ALIGNMENT, TargetShaping
+    from asap.motion.motion import Motion
+    from asap.motion.motionlib import MotionLib
+    from envs.delta.config import DeltaEnvConfig
+    from envs.delta.env import DeltaEnv
+
+    def spied(n: int):
+        sim = make_simulator(SimConfig(num_envs=n, threads=1))
+        seen: list[torch.Tensor] = []
+        inner = sim.step
+
+        def spy(targets=None, torques=None):
+            seen.append(targets.clone())
+            inner(targets=targets, torques=torques)
+
+        sim.step = spy
+        return sim, seen
+
+    spec = make_simulator(SimConfig(num_envs=1, threads=1)).spec
+    t = 12
+    q = torch.as_tensor(spec.default_pos, dtype=torch.float64).numpy()[None].repeat(t, 0)
+    act = torch.linspace(-1, 1, t)[:, None].expand(t, spec.num_joints).numpy().copy()
+    log = Motion(fps=50.0, joint_names=spec.joint_names, root_pos=torch.tensor([[0, 0, 0.79]]).repeat(t, 1).numpy(),
+                 root_quat=torch.tensor([[1.0, 0, 0, 0]]).repeat(t, 1).numpy(), dof_pos=q, action=act,
+                 meta={"action_alignment": ACTION_ALIGNMENT})  # fmt: skip
+    meta = DeltaMeta.for_variant("g1_23dof", "ankles")
+    idx = meta.joint_index()
+
+    sim_a, seen_a = spied(1)
+    env = DeltaEnv(DeltaEnvConfig(window_s=0.1, joints="ankles"), sim_a, MotionLib([log]), TargetShaping())
+    env.reset_to(torch.zeros(1, dtype=torch.long), torch.tensor([2]))
+    shaped = env.targets.clone()
+    env.step(torch.full((1, 4), 0.4))
+    shift_training = (seen_a[0] - shaped)[:, idx]
+
+    sim_b, seen_b = spied(1)
+    aligned = AlignedSimulator(sim_b, _Recorder(meta, 0.4))
+    aligned.step(targets=shaped)
+    shift_aligned = (seen_b[0] - shaped)[:, idx]
+
+    assert torch.allclose(shift_training, shift_aligned, atol=1e-7)
+    assert torch.allclose(shift_aligned, torch.full((1, 4), 0.4 * 0.25), atol=1e-7)

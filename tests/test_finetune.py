@@ -89,3 +89,17 @@ def test_finetune_options_mask_and_scale():
     with pytest.raises(ValueError, match="delta_scale_range"):
         draw_delta_options(al, FinetuneConfig(delta_scale_range=[1.5, 0.5]))
     sim.close()
+
+
+def test_play_with_delta_runs_in_the_aligned_simulator(tmp_path, pretrained):
+    """`asap play --delta` steps the rollout through the aligned simulator: a large ankle Δa changes the rollout."""
+    from asap.cli import main
+
+    d, ck = pretrained
+    delta = constant_delta(tmp_path / "delta.pt", 3.0)
+    plain, shifted = tmp_path / "plain.json", tmp_path / "delta.json"
+    base = ["play", str(ck), "--motion", str(d / "clip.npz"), "--no-video"]
+    main([*base, "--out", str(tmp_path / "p"), "--json", str(plain)])
+    main([*base, "--out", str(tmp_path / "d"), "--json", str(shifted), "--delta", str(delta)])
+    a, b = json.loads(plain.read_text()), json.loads(shifted.read_text())
+    assert b["E_mpjpe_mm"] != pytest.approx(a["E_mpjpe_mm"], rel=1e-3)

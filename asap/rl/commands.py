@@ -28,8 +28,21 @@ def _play(args: argparse.Namespace) -> int:
     from asap.rl.play import play
 
     out = args.out or os.path.join("run", "play")
+    wrap = None
+    if args.delta:
+        from asap.delta.aligned import AlignedSimulator
+        from asap.delta.model import DeltaModel
+
+        model = DeltaModel.load(args.delta)
+
+        def wrap(sim):  # the simulator as fine-tuning saw it: training physics + the frozen delta model
+            return AlignedSimulator(sim, model)
+
     s = play(args.policy, args.motion, out_dir=out, json_path=args.json, video=not args.no_video, layout=args.layout,
-             variant=args.variant, start_phases=args.start_phases, sim=args.sim, threads=args.threads)  # fmt: skip
+             variant=args.variant, start_phases=args.start_phases, sim=args.sim, threads=args.threads,
+             wrap_sim=wrap)  # fmt: skip
+    if args.delta:
+        s["delta"] = args.delta
     print(f"{s['motion_name']} ({s['motion_length_s']:.2f} s), {s['policy_kind']} policy, {s['num_rollouts']} "
           f"rollout(s)")  # fmt: skip
     print(f"{'start_s':>8} {'success':>8} {'steps':>11} {'E_mpjpe_mm':>11} {'E_g-mpjpe_mm':>13}")
@@ -77,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--variant", help="robot variant of an ONNX without metadata (default g1_23dof)")
     q.add_argument("--start-phases", type=int, default=1, help="rollouts from this many evenly spaced phases")
     q.add_argument("--sim", default="mujoco", help="simulator backend")
+    q.add_argument("--delta", help="delta model (delta.pt): run in the aligned simulator (simulator + frozen Δa)")
     q.add_argument("--threads", type=int, default=1, help="simulator threads")
     q.add_argument("--debug", action="store_true", help="show tracebacks")
     q.set_defaults(func=_play)
