@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asap.control import motion_steps
 from asap.eval.metrics import TrackingMetrics, tracking_metrics
 from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib
@@ -68,8 +69,8 @@ def compare_rollout(
         raise ValueError(f"align must be 'none' or 'start', not {align!r}")
     sim = rollout_body_positions(ro, v)
     times = start_time + np.arange(ro.num_frames) / float(ro.fps)
-    # frames 0..K, K = the steps an episode from start_time runs (ends within half a step of the clip's end)
-    last = max(1, int(np.ceil((float(lib.motion_lengths[0]) - start_time) * float(ro.fps) - 0.5 - 1e-6)))
+    # frames 0..K, K = the steps an episode from start_time runs (asap.control.motion_steps, one frame per step)
+    last = motion_steps(float(lib.motion_lengths[0]), 1.0 / float(ro.fps), start_time)
     keep = np.arange(len(times)) <= last
     sim, times = sim[keep], times[keep]
     anchor = (ro.root_pos[0], ro.root_quat[0]) if align == "start" else None
