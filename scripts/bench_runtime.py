@@ -4,10 +4,14 @@
    ONNX inference, safety checks, target computation), plus LowCmd fill + CRC + serialization, N times.
 2. Jitter: the full runtime at 50 Hz (100 Hz command ticks) in RUN against a virtual G1 child process over DDS on
    ``lo`` for ``--seconds`` (default 60); the policy period is measured at each step; jitter = |period - 20 ms|.
+3. Watchdog, measured by the robot: an independent peer process (:mod:`deploy.peer`, LowState at 500 Hz like the
+   G1) stops publishing while the policy runs, ``--stalls`` times (default 30, at varied phases of the 10 ms tick);
+   latency = its last LowState write to the first damping LowCmd it receives, on its own clock (transit both ways
+   and the runtime's loop included). Budget: ``safety.state_timeout_s`` (50 ms).
 
 Policy: ``--policy`` (an exported policy) or a random [512, 256, 128] MLP with ASAP's 380 -> 23 contract.
 
-    python scripts/bench_runtime.py --json run/bench/runtime.json [--seconds 60] [--rt-priority 0]
+    python scripts/bench_runtime.py --json run/bench/runtime.json [--seconds 60] [--stalls 30] [--rt-priority 0]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,16 +121,76 @@ def _jitter(policy_path: Path, seconds: float, domain: int, rt_priority: int, ga
     }  # fmt: skip
 
 
+def _watchdog(policy_path: Path, stalls: int, domain: int, rt_priority: int) -> dict[str, Any]:
+    import threading
+
+    from deploy.controller import ControllerConfig, Mode
+    from deploy.peer import Peer
+    from deploy.runtime import Runtime, RuntimeConfig
+
+    peer = Peer(domain, "lo", rt_priority=rt_priority)
+    try:
+        peer.wait("ready", 30)
+        cfg = RuntimeConfig(domain_id=domain, interface="lo", cmd_hz=100, rt_priority=rt_priority,
+                            controller=ControllerConfig(ramp_s=0.2))  # fmt: skip
+        rt = Runtime(policy_path, cfg)
+        rt.ctrl.steps_per_motion = 10**9  # the policy runs until the stall
+        lat: list[float] = []
+        err: list[BaseException] = []
+        done = threading.Event()
+
+        def wait_mode(mode: Mode, timeout: float = 10.0) -> None:
+            end = time.monotonic() + timeout
+            while rt.ctrl.mode != mode:
+                if time.monotonic() > end:
+                    raise RuntimeError(f"runtime in {rt.ctrl.mode.name}, expected {mode.name}")
+                time.sleep(0.002)
+
+        def operator() -> None:
+            try:
+                wait_mode(Mode.ZERO_TORQUE, 30)
+                for i in range(stalls):
+                    peer.press("START")  # also re-arms after the previous stall's damping
+                    wait_mode(Mode.HOLD)
+                    peer.press("A")
+                    wait_mode(Mode.RUN)
+                    time.sleep(0.1 + 0.0037 * (i % 11))  # stalls spread over the phases of the 10 ms tick
+                    peer.send("stall")
+                    lat.append(peer.wait("stall_damped", 5)["latency_ms"])
+                    peer.send("resume")
+                    time.sleep(0.05)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                err.append(e)
+            done.set()
+
+        threading.Thread(target=operator, daemon=True).start()
+        summary = rt.run(max_seconds=stalls * 5.0 + 30, until=lambda r: done.is_set())
+        if err:
+            raise RuntimeError(f"watchdog run failed: {err[0]}")
+        ages = [t.state_age * 1e3 for t in rt.ctrl.transitions if t.cause.startswith("watchdog")]
+    finally:
+        peer.close()
+    x = np.asarray(lat)
+    return {
+        "stalls": int(x.size), "latency_ms_p50": float(np.percentile(x, 50)),
+        "latency_ms_p99": float(np.percentile(x, 99)), "latency_ms_max": float(x.max()),
+        "over_50ms": int((x > 50.0).sum()), "runtime_state_age_ms_max": float(max(ages)),
+        "watchdog_wakes": summary["watchdog_wakes"], "rt_priority": rt_priority,
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", default=None, help="write results here")
     p.add_argument("--policy", default=None, help="policy ONNX (default: random 380->23 MLP [512,256,128])")
     p.add_argument("--seconds", type=float, default=60.0, help="jitter window at 50 Hz")
     p.add_argument("--samples", type=int, default=5000, help="latency samples")
-    p.add_argument("--domain-id", type=int, default=200 + os.getpid() % 30, help="DDS domain for the jitter run")
+    p.add_argument("--domain-id", type=int, default=200 + os.getpid() % 30,
+                   help="DDS domain of the jitter run (the watchdog run uses the next one)")  # fmt: skip
     p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority of the loop (0 = normal)")
     p.add_argument("--gap", default=None, help="reality-gap profile of the virtual G1")
-    p.add_argument("--skip-jitter", action="store_true", help="latency only")
+    p.add_argument("--skip-jitter", action="store_true", help="no jitter run")
+    p.add_argument("--stalls", type=int, default=30, help="watchdog: LowState stalls measured by the peer (0: none)")
     args = p.parse_args(argv)
     if args.policy:
         policy = Path(args.policy)
@@ -144,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_jitter:
         res["jitter"] = _jitter(policy, args.seconds, args.domain_id, args.rt_priority, args.gap)
         print(json.dumps(res["jitter"]), flush=True)
+    if args.stalls > 0:
+        res["watchdog"] = _watchdog(policy, args.stalls, args.domain_id + 1, args.rt_priority)
+        print(json.dumps(res["watchdog"]), flush=True)
     res["machine"]["loadavg_end"] = os.getloadavg()
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

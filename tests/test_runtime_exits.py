@@ -391,12 +391,14 @@ def test_fall_check_by_stage_shutdown_and_deadline(policies) -> None:
     ctl.request("start", 0.0)
     ctl.check(0.01)
     assert ctl.stage == "RAMP" and ctl.mode == Mode.RAMP  # tilted, but not checked while standing up
-    assert ctl.watchdog_deadline() == pytest.approx(0.0 + 0.045)
+    w = ctl.safety.watchdog_s
+    assert w == pytest.approx(0.05 - SafetyConfig().watchdog_lead_s) and 0.03 <= w < 0.05
+    assert ctl.watchdog_deadline() == pytest.approx(0.0 + w)
     ctl.on_state(_state(2, 0.02))
-    assert ctl.watchdog_deadline() == pytest.approx(0.02 + 0.045)
-    ctl.check(0.064)
+    assert ctl.watchdog_deadline() == pytest.approx(0.02 + w)
+    ctl.check(0.02 + w - 0.001)
     assert ctl.mode == Mode.RAMP
-    ctl.check(0.066)  # 46 ms after the last state: the watchdog (45 ms = 50 ms budget - 5 ms lead)
+    ctl.check(0.02 + w + 0.001)  # just past the deadline: the watchdog
     assert ctl.mode == Mode.DAMPING and ctl.safety.fault.kind == "watchdog" and ctl.watchdog_deadline() is None
     ctl.on_state(_state(3, 0.1))
     ctl.request("start", 0.1)  # re-arm
