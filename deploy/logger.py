@@ -193,7 +193,9 @@ def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
     it and applied until step f+1 (:data:`asap.control.ACTION_ALIGNMENT`, the convention of every Motion with
     ``action``; ``asap play`` writes the same). The frame after the last policy step is kept with action 0, so a
     clip of K policy steps has K+1 frames. Root pose/velocity come from the mocap/ground-truth topic; without it
-    the root is the IMU orientation at a fixed height and ``meta["root_source"]`` says so.
+    the root is the IMU orientation at a fixed height and ``meta["root_source"]`` says so (``simulator``: the
+    virtual G1's ground truth; ``mocap``: a motion-capture stream; ``imu_only``). ``meta`` also carries the policy
+    contract's target shaping (``target_clamp``, ``target_max_step``) and clip fingerprints when the log has them.
     """
     from asap.control import ACTION_ALIGNMENT
     from asap.motion.motion import Motion  # the converter is not part of the onboard runtime
@@ -212,7 +214,8 @@ def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
         valid = bool(np.all(s["root_valid"][rows]))
         if valid:
             root_pos, root_quat = s["root_pos"][rows], s["root_quat"][rows]
-            lin, ang, source = s["root_lin_vel"][rows], s["root_ang_vel"][rows], "mocap"
+            lin, ang = s["root_lin_vel"][rows], s["root_ang_vel"][rows]
+            source = "simulator" if meta.get("virtual") else "mocap"  # the virtual G1 publishes its ground truth
         else:
             q = s["imu_quat"][rows].astype(np.float64)
             root_quat = q / np.linalg.norm(q, axis=-1, keepdims=True)
@@ -239,6 +242,10 @@ def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
                 "robot": meta.get("robot"),
                 "action_alignment": ACTION_ALIGNMENT,
                 "completed": bool(run.sum() >= int(meta.get("steps_per_motion", 0))),
+                # how the runtime turned these actions into targets, and which clip the policy tracked: a replay
+                # (the delta model's open-loop task) must shape the logged actions the same way
+                **{k: meta[k] for k in ("target_clamp", "target_max_step", "clips", "clip_index") if k in meta},
+                "gap": meta.get("gap"),
                 "policy_steps": int(run.sum()),
             },
         )

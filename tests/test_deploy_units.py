@@ -384,6 +384,31 @@ def test_logger_chunks_survive_crash_and_convert(tmp_path: Path) -> None:
     assert m.meta["completed"] and m.meta["root_source"] == "mocap"
 
 
+def test_log_conversion_names_its_root_source_and_shaping(tmp_path: Path) -> None:
+    """A virtual-G1 log converts to a Motion whose root is the simulator's ground truth and which carries the
+    target shaping the runtime applied (what the delta model's replay must apply), RUN frames only."""
+    from asap.control import TargetShaping
+    from deploy.logger import RolloutLogger, log_to_motions
+
+    meta = {"joint_names": ["left_knee_joint"], "joint_motor_index": [3], "control_dt": 0.02, "motion_name": "m",
+            "steps_per_motion": 2, "virtual": True, "gap": "ankle_weak.yaml",
+            **TargetShaping(clamp=False, max_step=0.0).to_metadata()}  # fmt: skip
+    lg = RolloutLogger(tmp_path / "log", meta, chunk_steps=100)
+    for i, m in enumerate([1, 2, 3, 3, 4, 4]):  # RAMP, HOLD, RUN x2, DAMPING x2
+        lg.log({"time": i * 0.02, "mode": np.int8(m), "episode": np.int32(0), "q": np.full(29, i, np.float32),
+                "dq": np.zeros(29, np.float32), "imu_quat": np.array([1, 0, 0, 0], np.float32),
+                "action": np.array([i], np.float32), "root_valid": True, "root_pos": np.array([0, 0, 0.8]),
+                "root_quat": np.array([1.0, 0, 0, 0]), "root_lin_vel": np.zeros(3), "root_ang_vel": np.zeros(3)})  # fmt: skip
+    lg.close()
+    (m,) = log_to_motions(tmp_path / "log")
+    assert m.meta["root_source"] == "simulator" and m.meta["gap"] == "ankle_weak.yaml"
+    assert TargetShaping.from_metadata({k: str(m.meta[k]) for k in TargetShaping.METADATA_KEYS}) == TargetShaping(
+        clamp=False, max_step=0.0
+    )
+    np.testing.assert_array_equal(m.dof_pos[:, 0], [2, 3, 4])  # the RUN frames and the state after the last action
+    np.testing.assert_array_equal(m.action[:, 0], [2, 3, 0])  # no damping-frame action is ever replayed
+
+
 def test_start_pose_blend_before_run(tmp_path: Path) -> None:
     """A policy that carries its motion's start pose: A blends to it, then runs; a stop cancels the run."""
     from dataclasses import replace
