@@ -398,7 +398,8 @@ def test_log_conversion_names_its_root_source_and_shaping(tmp_path: Path) -> Non
         lg.log({"time": i * 0.02, "mode": np.int8(m), "episode": np.int32(0), "q": np.full(29, i, np.float32),
                 "dq": np.zeros(29, np.float32), "imu_quat": np.array([1, 0, 0, 0], np.float32),
                 "action": np.array([i], np.float32), "root_valid": True, "root_pos": np.array([0, 0, 0.8]),
-                "root_quat": np.array([1.0, 0, 0, 0]), "root_lin_vel": np.zeros(3), "root_ang_vel": np.zeros(3)})  # fmt: skip
+                "root_quat": np.array([1.0, 0, 0, 0]), "root_lin_vel": np.zeros(3),
+                "root_ang_vel": np.zeros(3)})  # fmt: skip
     lg.close()
     (m,) = log_to_motions(tmp_path / "log")
     assert m.meta["root_source"] == "simulator" and m.meta["gap"] == "ankle_weak.yaml"
