@@ -174,10 +174,11 @@ class DeltaTrainer:
         idx = self.held_idx or self.train_idx
         logs = MotionLib([self.motions[i] for i in idx], spec=self.cfg.variant, device=self.cfg.device)
         methods: dict[str, Any] = {"OpenLoop": None, "ASAP": DeltaModel.load(delta_path)}
-        if self.cfg.gap:
+        gap = self.cfg.gap or self.logged_gap()
+        if gap:
             from asap.delta.oracle import OracleDelta
 
-            methods["Oracle"] = OracleDelta(load_gap(repo_path(self.cfg.gap)), self.cfg.variant)
+            methods["Oracle"] = OracleDelta(load_gap(repo_path(gap)), self.cfg.variant)
         rep = openloop_report(logs, self._sim_cfg_factory(), self.cfg.shaping, list(self.cfg.horizons_s),
                               self.cfg.report_stride_s, methods)  # fmt: skip
         (self.out / "openloop.json").write_text(json.dumps(report_json(rep), indent=1))
@@ -186,6 +187,12 @@ class DeltaTrainer:
         (self.out / "openloop.md").write_text(report_markdown(rep, title))
         plot_report(rep, self.sim.spec.joint_names, str(self.out / "openloop.png"))
         return rep
+
+    def logged_gap(self) -> str | None:
+        """The reality-gap profile every log names (virtual-G1 logs record it), or None when unknown or mixed."""
+        gaps = {m.meta.get("gap") for m in self.motions}
+        g = gaps.pop() if len(gaps) == 1 else None
+        return g if g and Path(repo_path(g)).is_file() else None
 
     def _sim_cfg_factory(self):
         return lambda n: make_simulator(self._sim_cfg(n))
