@@ -71,6 +71,9 @@ REWARD_TERMS: dict[str, Callable[..., torch.Tensor]] = {
     "torques": lambda c: R.torques(c.state.tau),
     "action_rate": lambda c: R.action_rate(c.actions, c.last_actions),
     "action_norm": _action_norm,
+    "feet_ori": lambda c: R.feet_orientation(c.state.body_quat[:, c.feet_idx]),
+    "feet_heading": lambda c: R.feet_heading(c.state.body_quat[:, c.feet_idx], c.state.root_quat),
+    "slippage": lambda c, threshold=1.0: R.slippage(c.state.body_lin_vel[:, c.feet_idx], c.state.feet_force, threshold),
     "limits_dof_pos": lambda c, soft=1.0: R.dof_pos_limits(c.state.q, *R.soft_range(c.pos_lower, c.pos_upper, soft)),
     "limits_dof_vel": lambda c, soft=1.0: R.magnitude_limits(c.state.qd, c.vel_limit, soft),
     "limits_torque": lambda c, soft=1.0: R.magnitude_limits(c.state.tau, c.effort_limit, soft),
@@ -93,6 +96,17 @@ class RewardTable:
             if w != 0.0:
                 self.terms[name] = (w, {k: v for k, v in entry.items() if k != "weight"})
 
-    def __call__(self, ctx: TermContext) -> dict[str, torch.Tensor]:
-        """Weighted (N,) value of every term."""
-        return {name: w * REWARD_TERMS[name](ctx, **params) for name, (w, params) in self.terms.items()}
+    def __call__(
+        self, ctx: TermContext, params: dict[str, dict[str, Any]] | None = None, scales: dict[str, float] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Weighted (N,) value of every term.
+
+        ``params`` overrides a term's parameters for this call (curricula: the soft-limit fractions); ``scales``
+        multiplies a term's weight for this call (curricula: the penalty factor).
+        """
+        params, scales = params or {}, scales or {}
+        out = {}
+        for name, (w, p) in self.terms.items():
+            kw = {**p, **params[name]} if name in params else p
+            out[name] = (w * scales.get(name, 1.0)) * REWARD_TERMS[name](ctx, **kw)
+        return out

@@ -83,6 +83,31 @@ class RewardConfig:
     only_positive: bool = False
     """Clip the total (before the termination term) at 0."""
 
+    def table(self) -> dict[str, dict[str, float]]:
+        """These weights and sigmas as the reward table of :class:`envs.common.reward_terms.RewardTable` (the
+        termination weight is not a term: the env adds it on failure). Soft-limit fractions are the fixed ones;
+        the limit curriculum overrides them per step."""
+        return {
+            "body_pos": {"weight": self.body_pos, "sigma_upper": self.sigma_body_pos_upper,
+                         "sigma_lower": self.sigma_body_pos_lower, "weight_upper": self.body_pos_upper_weight,
+                         "weight_lower": self.body_pos_lower_weight},
+            "vr_3point": {"weight": self.vr_3point, "sigma": self.sigma_vr_3point},
+            "feet_pos": {"weight": self.feet_pos, "sigma": self.sigma_feet_pos},
+            "body_rot": {"weight": self.body_rot, "sigma": self.sigma_body_rot},
+            "body_vel": {"weight": self.body_vel, "sigma": self.sigma_body_vel},
+            "body_ang_vel": {"weight": self.body_ang_vel, "sigma": self.sigma_body_ang_vel},
+            "joint_pos": {"weight": self.joint_pos, "sigma": self.sigma_joint_pos},
+            "joint_vel": {"weight": self.joint_vel, "sigma": self.sigma_joint_vel},
+            "torques": {"weight": self.torques},
+            "action_rate": {"weight": self.action_rate},
+            "feet_ori": {"weight": self.feet_ori},
+            "feet_heading": {"weight": self.feet_heading},
+            "slippage": {"weight": self.slippage},
+            "limits_dof_pos": {"weight": self.limits_dof_pos, "soft": self.soft_dof_pos_limit},
+            "limits_dof_vel": {"weight": self.limits_dof_vel, "soft": self.soft_dof_vel_limit},
+            "limits_torque": {"weight": self.limits_torque, "soft": self.soft_torque_limit},
+        }  # fmt: skip
+
 
 @dataclass
 class TerminationConfig:

@@ -22,22 +22,18 @@ from dataclasses import dataclass
 import torch
 
 from asap.control import motion_steps, policy_phase, shape_targets
-from asap.eval.metrics import body_position_errors, tracking_failed
+from asap.eval.metrics import body_position_errors
 from asap.motion.motionlib import MotionLib, MotionState
 from asap.obs import ObsBuilder, privileged_terms, proprio_terms, world_to_base
 from asap.robot.spec import FEET, VR_3POINT
 from asap.sim.base import DYNAMICS_BODIES, DynamicsParams, Simulator
+from asap.sim.state import SimState, read_state
 from asap.utils.rotations import axis_angle_to_quat, quat_mul, quat_normalize
-from envs.tracking import rewards as R
+from envs.common.curricula import TrackingCurricula
+from envs.common.reward_terms import RewardTable, TermContext
+from envs.common.terminations import tracking_terminations
 from envs.tracking.config import TrackingEnvConfig
 from envs.tracking.sampling import StartSampler
-
-TRACKING_TERMS = ("body_pos", "vr_3point", "feet_pos", "body_rot", "body_vel", "body_ang_vel", "joint_pos",
-                  "joint_vel")  # fmt: skip
-"""Positive tracking reward terms."""
-PENALTY_TERMS = ("torques", "action_rate", "feet_ori", "feet_heading", "slippage", "limits_dof_pos",
-                 "limits_dof_vel", "limits_torque")  # fmt: skip
-"""Penalty terms (negative weights)."""
 
 
 @dataclass
@@ -106,21 +102,12 @@ class TrackingEnv:
         self.ref_action = torch.zeros(n, j, **f32)
         self.push_countdown = torch.zeros(n, dtype=torch.long, device=dev)
 
-        w = {k: getattr(cfg.rewards, k) for k in (*TRACKING_TERMS, *PENALTY_TERMS, "termination")}
-        if cfg.rewards.scale_by_dt:
-            w = {k: v * self.dt for k, v in w.items()}
-        self.reward_weights = {k: v for k, v in w.items() if v != 0.0}
-        cc = cfg.curriculum
-        self.penalty_scale = cc.penalty_initial if cc.penalty else 1.0
-        self.limit_fracs = (
-            [cc.limits_initial] * 3
-            if cc.limits
-            else [cfg.rewards.soft_dof_pos_limit, cfg.rewards.soft_dof_vel_limit, cfg.rewards.soft_torque_limit]
-        )
-        self.far_threshold = cfg.termination.far_threshold
-        self.average_episode_length = 0.0
-        self.timeout_rate = 0.0
-        """Exponential average of the share of episodes that end by reaching their clip end (not failing)."""
+        self.rewards = RewardTable(cfg.rewards.table(), self.dt, cfg.rewards.scale_by_dt)
+        """The task's reward terms (Table I), declared as data by ``cfg.rewards``."""
+        self.termination_weight = cfg.rewards.termination * (self.dt if cfg.rewards.scale_by_dt else 1.0)
+        """Reward added on a failure (not a term of the table: it depends on the termination, not the state)."""
+        self.curricula = TrackingCurricula.initial(cfg.curriculum, cfg.termination, cfg.rewards)
+        """Penalty factor, soft-limit fractions and motion-far threshold (saved in checkpoints)."""
         self.eval_mode = False
         """Evaluation: no noise, no curricula updates, no random resets (see :meth:`set_eval`)."""
         self._step_count = 0
@@ -133,6 +120,52 @@ class TrackingEnv:
                 cfg.domain_rand.com_offset, cfg.domain_rand.link_mass)):  # fmt: skip
             self._nominal = sim.default_dynamics(1)
         self.reset()
+
+    # ---------------------------------------------------------------------------------------- curricula
+    @property
+    def penalty_scale(self) -> float:
+        """Factor on the penalty terms (penalty curriculum)."""
+        return self.curricula.penalty_scale
+
+    @penalty_scale.setter
+    def penalty_scale(self, value: float) -> None:
+        self.curricula.penalty_scale = value
+
+    @property
+    def limit_fracs(self) -> list[float]:
+        """Soft-limit fractions of position, velocity and torque limits (limit curriculum)."""
+        return self.curricula.limit_fracs
+
+    @limit_fracs.setter
+    def limit_fracs(self, value: list[float]) -> None:
+        self.curricula.limit_fracs = value
+
+    @property
+    def far_threshold(self) -> float:
+        """Motion-far termination threshold, m (far curriculum)."""
+        return self.curricula.far_threshold
+
+    @far_threshold.setter
+    def far_threshold(self, value: float) -> None:
+        self.curricula.far_threshold = value
+
+    @property
+    def average_episode_length(self) -> float:
+        """Exponential average of ended episodes' lengths (steps)."""
+        return self.curricula.average_episode_length
+
+    @average_episode_length.setter
+    def average_episode_length(self, value: float) -> None:
+        self.curricula.average_episode_length = value
+
+    @property
+    def timeout_rate(self) -> float:
+        """Exponential average of the share of episodes that reach their clip end."""
+        return self.curricula.timeout_rate
+
+    @timeout_rate.setter
+    def timeout_rate(self, value: float) -> None:
+        self.curricula.timeout_rate = value
 
     # ------------------------------------------------------------------------------------------- resets
     def reset(self) -> dict[str, torch.Tensor]:
@@ -250,7 +283,7 @@ class TrackingEnv:
         self._step_count += 1
         self._push()
 
-        st = self._read_state()
+        st = read_state(self.sim)
         # the reference at the robot's time t0 + k dt is the one the last observation targeted
         ref = (
             self.ref_next
@@ -263,8 +296,8 @@ class TrackingEnv:
         k = self.episode_length_buf
         time_out = (k >= self.episode_steps) | (k >= self.max_episode_length)
         terminated = self._terminations(st, ref) & ~time_out
-        if "termination" in self.reward_weights:
-            terms["termination"] = self.reward_weights["termination"] * terminated.float()
+        if self.termination_weight != 0.0:
+            terms["termination"] = self.termination_weight * terminated.float()
         reward = torch.zeros(self.num_envs, device=self.device)
         for k, v in terms.items():
             if k != "termination":
@@ -300,76 +333,19 @@ class TrackingEnv:
             lo, hi = (int(round(s / self.dt)) for s in dr.push_interval_s)
             self.push_countdown[ids] = torch.randint(lo, max(hi, lo + 1), (n,), generator=self.gen).to(self.device)
 
-    def _read_state(self) -> dict[str, torch.Tensor]:
-        root = self.sim.get_root_state()
-        q, qd = self.sim.get_joint_state()
-        body = self.sim.get_body_state()
-        return {
-            "root_pos": root[:, 0:3], "root_quat": root[:, 3:7], "root_lin_vel": root[:, 7:10],
-            "root_ang_vel": root[:, 10:13], "q": q, "qd": qd, "body_pos": body.pos, "body_quat": body.quat,
-            "body_lin_vel": body.lin_vel, "body_ang_vel": body.ang_vel,
-            "tau": self.sim.get_applied_torques(), "feet_force": self.sim.get_foot_contact_forces(),
-        }  # fmt: skip
+    def _rewards(self, st: SimState, ref: MotionState) -> dict[str, torch.Tensor]:
+        """The reward table on this step, with the curricula's soft-limit fractions and penalty factor."""
+        ctx = TermContext(state=st, ref=ref, actions=self.actions, last_actions=self.last_actions,
+                          upper_mask=self.upper_mask, vr_idx=self.vr_idx, feet_idx=self.feet_idx,
+                          pos_lower=self.pos_lower, pos_upper=self.pos_upper, vel_limit=self.vel_limit,
+                          effort_limit=self.effort_limit)  # fmt: skip
+        fp, fv, ft = self.curricula.limit_fracs
+        params = {"limits_dof_pos": {"soft": fp}, "limits_dof_vel": {"soft": fv}, "limits_torque": {"soft": ft}}
+        pen = self.curricula.penalty_scale
+        return self.rewards(ctx, params, {k: pen for k in self.cfg.curriculum.penalty_terms})
 
-    def _rewards(self, st: dict[str, torch.Tensor], ref: MotionState) -> dict[str, torch.Tensor]:
-        c = self.cfg.rewards
-        w = self.reward_weights
-        raw: dict[str, torch.Tensor] = {}
-        if "body_pos" in w:
-            raw["body_pos"] = R.body_position_extend(
-                st["body_pos"], ref.body_pos, self.upper_mask, c.sigma_body_pos_upper, c.sigma_body_pos_lower,
-                c.body_pos_upper_weight, c.body_pos_lower_weight,
-            )  # fmt: skip
-        if "vr_3point" in w:
-            raw["vr_3point"] = R.body_position_subset(st["body_pos"], ref.body_pos, self.vr_idx, c.sigma_vr_3point)
-        if "feet_pos" in w:
-            raw["feet_pos"] = R.body_position_subset(st["body_pos"], ref.body_pos, self.feet_idx, c.sigma_feet_pos)
-        if "body_rot" in w:
-            raw["body_rot"] = R.body_rotation(st["body_quat"], ref.body_quat, c.sigma_body_rot)
-        if "body_vel" in w:
-            raw["body_vel"] = R.body_velocity(st["body_lin_vel"], ref.body_lin_vel, c.sigma_body_vel)
-        if "body_ang_vel" in w:
-            raw["body_ang_vel"] = R.body_velocity(st["body_ang_vel"], ref.body_ang_vel, c.sigma_body_ang_vel)
-        if "joint_pos" in w:
-            raw["joint_pos"] = R.joint_tracking(st["q"], ref.dof_pos, c.sigma_joint_pos)
-        if "joint_vel" in w:
-            raw["joint_vel"] = R.joint_tracking(st["qd"], ref.dof_vel, c.sigma_joint_vel)
-        if "torques" in w:
-            raw["torques"] = R.torques(st["tau"])
-        if "action_rate" in w:
-            raw["action_rate"] = R.action_rate(self.actions, self.last_actions)
-        feet_quat = st["body_quat"][:, self.feet_idx]
-        if "feet_ori" in w:
-            raw["feet_ori"] = R.feet_orientation(feet_quat)
-        if "feet_heading" in w:
-            raw["feet_heading"] = R.feet_heading(feet_quat, st["root_quat"])
-        if "slippage" in w:
-            raw["slippage"] = R.slippage(st["body_lin_vel"][:, self.feet_idx], st["feet_force"])
-        fp, fv, ft = self.limit_fracs
-        if "limits_dof_pos" in w:
-            lo, hi = R.soft_range(self.pos_lower, self.pos_upper, fp)
-            raw["limits_dof_pos"] = R.dof_pos_limits(st["q"], lo, hi)
-        if "limits_dof_vel" in w:
-            raw["limits_dof_vel"] = R.magnitude_limits(st["qd"], self.vel_limit, fv)
-        if "limits_torque" in w:
-            raw["limits_torque"] = R.magnitude_limits(st["tau"], self.effort_limit, ft)
-        pen = set(self.cfg.curriculum.penalty_terms)
-        out = {}
-        for k, v in raw.items():
-            s = w[k] * (self.penalty_scale if k in pen else 1.0)
-            out[k] = s * v
-        return out
-
-    def _terminations(self, st: dict[str, torch.Tensor], ref: MotionState) -> torch.Tensor:
-        tc = self.cfg.termination
-        out = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        if tc.gravity_tilt > 0:
-            out |= R.gravity_tilt(st["root_quat"], tc.gravity_tilt)
-        if self.eval_mode:
-            out |= tracking_failed(body_position_errors(st["body_pos"], ref.body_pos)[0])
-        elif tc.motion_far:
-            out |= R.motion_far(st["body_pos"], ref.body_pos, self.far_threshold)
-        return out
+    def _terminations(self, st: SimState, ref: MotionState) -> torch.Tensor:
+        return tracking_terminations(st, ref, self.cfg.termination, self.far_threshold, self.eval_mode)
 
     def _episode_stats(self, terms: dict[str, torch.Tensor], done: torch.Tensor) -> None:
         for k, v in terms.items():
@@ -393,46 +369,12 @@ class TrackingEnv:
         ended = done.nonzero().flatten()
         if ended.numel() == 0:
             return
-        cc = self.cfg.curriculum
-        lens = self.episode_length_buf[ended].float()
-        n = float(ended.numel())
-        a = min(1.0, n / max(cc.average_window, 1.0))
-        if self.average_episode_length == 0.0:
-            self.average_episode_length = float(lens.mean())
-        else:
-            self.average_episode_length = (1 - a) * self.average_episode_length + a * float(lens.mean())
         ok = float((done & ~terminated)[ended].float().mean())
-        self.timeout_rate = (1 - a) * self.timeout_rate + a * ok
-        ael = self.average_episode_length
-        short, long_ = ael < cc.length_low, ael > cc.length_high
-        if cc.penalty:
-            if short:
-                self.penalty_scale *= 1 - cc.penalty_degree
-            elif long_:
-                self.penalty_scale *= 1 + cc.penalty_degree
-            self.penalty_scale = min(max(self.penalty_scale, cc.penalty_min), cc.penalty_max)
-        if cc.limits:
-            d = cc.limits_degree
-            f = 1 + d if short else (1 - d if long_ else 1.0)
-            ranges = (cc.limits_pos_range, cc.limits_vel_range, cc.limits_torque_range)
-            self.limit_fracs = [min(max(x * f, r[0]), r[1]) for x, r in zip(self.limit_fracs, ranges, strict=True)]
-        tc = self.cfg.termination
-        if tc.motion_far and tc.far_curriculum and tc.far_curriculum_mode == "timeout_rate":
-            span = tc.far_threshold_max - tc.far_threshold_min
-            self.far_threshold = tc.far_threshold_max - span * min(max(self.timeout_rate, 0.0), 1.0)
-        elif tc.motion_far and tc.far_curriculum:
-            if tc.far_curriculum_mode != "episode_length":
-                raise ValueError(f"unknown far_curriculum_mode {tc.far_curriculum_mode!r}")
-            d = tc.far_curriculum_degree
-            if short:
-                self.far_threshold *= 1 + d
-            elif long_:
-                self.far_threshold *= 1 - d
-            self.far_threshold = min(max(self.far_threshold, tc.far_threshold_min), tc.far_threshold_max)
+        self.curricula.update(float(self.episode_length_buf[ended].float().mean()), ok, int(ended.numel()))
 
     # ---------------------------------------------------------------------------------------- observations
-    def _compute_obs(self, st: dict[str, torch.Tensor] | None = None) -> None:
-        st = st if st is not None else self._read_state()
+    def _compute_obs(self, st: SimState | None = None) -> None:
+        st = st if st is not None else read_state(self.sim)
         t_next = self.motion_time() + self.dt
         ref = self.motion_lib.get_state(self.motion_ids, t_next)
         self.ref_next = ref

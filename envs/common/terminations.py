@@ -1,0 +1,27 @@
+"""Early terminations of the tracking task: tilt, motion-far (training) and the paper's failure criterion (eval)."""
+
+from __future__ import annotations
+
+import torch
+
+from asap.eval.metrics import body_position_errors, tracking_failed
+from asap.motion.motionlib import MotionState
+from asap.sim.state import SimState
+from envs.tracking import rewards as R
+from envs.tracking.config import TerminationConfig
+
+
+def tracking_terminations(
+    st: SimState, ref: MotionState, tc: TerminationConfig, far_threshold: float, eval_mode: bool
+) -> torch.Tensor:
+    """(N,) bool: the pelvis tilts past ``tc.gravity_tilt``; in training, a body farther than ``far_threshold``
+    (m) from its reference (``tc.motion_far``); in evaluation, the paper's failure criterion instead
+    (:func:`asap.eval.metrics.tracking_failed`)."""
+    out = torch.zeros(st.q.shape[0], dtype=torch.bool, device=st.q.device)
+    if tc.gravity_tilt > 0:
+        out |= R.gravity_tilt(st.root_quat, tc.gravity_tilt)
+    if eval_mode:
+        out |= tracking_failed(body_position_errors(st.body_pos, ref.body_pos)[0])
+    elif tc.motion_far:
+        out |= R.motion_far(st.body_pos, ref.body_pos, far_threshold)
+    return out
