@@ -1,9 +1,10 @@
 """Genesis engine of the virtual G1 (``asap robot-sim --engine genesis``; needs ``genesis-world``).
 
 The robot is the MjSpec the MuJoCo engine compiles (torque actuators, the gap's added mass, joint damping and
-friction written into it; visual meshes stripped) handed to Genesis as MJCF text, on a Genesis ground plane whose
-friction is the gap's floor friction. One un-batched scene on ``gs.cpu`` (unless Genesis is already initialised),
-``dt = 0.005`` s, one substep, implicitfast integrator, self collision on (as MuJoCo's model).
+friction written into it), prepared for Genesis by :mod:`asap.robot.genesis` (the preparation the Genesis simulator
+backend uses too: collision geoms only, MJCF text, a Genesis ground plane whose friction is the gap's floor
+friction, the spec's 0.005 s step and implicitfast integrator). One un-batched scene on ``gs.cpu`` (unless Genesis
+is already initialised), one substep, self collision on (as MuJoCo's model).
 
 * Torques: ``control_dofs_force`` on the 29 joint dofs (force range opened to +-1e4 N m; the virtual G1 clips to
   the gap's effort limits before).
@@ -26,36 +27,20 @@ Importing genesis takes ~20 s; the first scene build compiles kernels (minutes o
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
 
+from asap.robot.genesis import AVAILABLE, INSTALL_HINT, build_genesis_scene, import_genesis
 from asap.robot.model import standing_height
 from asap.robot.spec import MOTOR_NAMES
 from asap.utils.rotations import quat_rotate, quat_rotate_inverse
 from deploy.engine import GRAVITY, EngineState, gap_model_spec, robot_spec
 from deploy.gap import RealGapConfig
 
-AVAILABLE = importlib.util.find_spec("genesis") is not None
-"""Whether ``genesis-world`` is installed (checked without importing it)."""
-
 
 class GenesisUnavailable(RuntimeError):
     """genesis-world is not installed."""
-
-
-def _genesis() -> Any:
-    if not AVAILABLE:
-        raise GenesisUnavailable(
-            "the virtual G1's Genesis engine needs genesis-world (`pip install 'asap-g1[genesis]'`); "
-            "use --engine mujoco"
-        )
-    import genesis as gs
-
-    if not getattr(gs, "_initialized", False):
-        gs.init(backend=gs.cpu, logging_level="warning", precision="32")
-    return gs
 
 
 class GenesisEngine:
@@ -64,29 +49,16 @@ class GenesisEngine:
     name = "genesis"
 
     def __init__(self, gap: RealGapConfig | None = None) -> None:
-        gs = _genesis()
+        if not AVAILABLE:
+            raise GenesisUnavailable(f"the virtual G1's Genesis engine needs `{INSTALL_HINT}`; or use --engine mujoco")
+        gs = import_genesis("cpu")
         gap = gap or RealGapConfig()
         rs = robot_spec()
-        spec = gap_model_spec(gap, floor=False)
-        for geom in list(spec.geoms):
-            if geom.contype == 0 and geom.conaffinity == 0:
-                spec.delete(geom)
-        for mesh in list(spec.meshes):
-            spec.delete(mesh)
-        twin = spec.compile()
-        xml = spec.to_xml()
-        self.dt = float(twin.opt.timestep)
+        built = build_genesis_scene(gs, gap_model_spec(gap, floor=False), floor_friction=float(gap.floor_friction))
+        self.scene, self.robot, self.plane, twin = built.scene, built.robot, built.plane, built.twin
+        self.dt = built.dt
         self.stand_z = standing_height(twin, rs.default_pos, rs.joint_names)
-        self.scene = gs.Scene(
-            sim_options=gs.options.SimOptions(dt=self.dt, substeps=1),
-            rigid_options=gs.options.RigidOptions(integrator=gs.integrator.implicitfast, enable_self_collision=True),
-            show_viewer=False,
-        )
-        self.plane = self.scene.add_entity(gs.morphs.Plane())
-        self.robot = self.scene.add_entity(gs.morphs.MJCF(file=xml))
-        self.scene.build()
         r = self.robot
-        self.plane.set_friction(float(gap.floor_friction))
         self._dofs = [r.get_joint(n).dofs_idx_local[0] for n in MOTOR_NAMES]
         self._root_dofs = list(r.get_joint(twin.joint(0).name).dofs_idx_local)
         self._pelvis = r.get_link("pelvis").idx_local

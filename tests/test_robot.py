@@ -141,3 +141,21 @@ def test_cli_info_and_check(tmp_path, capsys):
     assert main(["robot", "check", "--mjcf", str(g1_mjcf_path())]) == 0
     assert "23 actuated joints" in capsys.readouterr().out
     assert main(["robot", "check", "--mjcf", str(tmp_path / "missing.xml")]) == 1
+
+
+def test_genesis_preparation_keeps_the_collision_model():
+    """asap.robot.genesis.genesis_mjcf (the one Genesis preparation) drops meshes and visual geoms only."""
+    from asap.robot.genesis import genesis_mjcf
+    from asap.robot.model import build_spec, collision_points, standing_height
+
+    rs = get_spec("g1_29dof")
+    full = build_spec(rs, options=ModelOptions(floor=False)).compile()
+    xml, twin = genesis_mjcf(build_spec(rs, options=ModelOptions(floor=False)))
+    assert "<mesh" not in xml and twin.nmesh == 0
+    assert all(twin.geom_contype[g] or twin.geom_conaffinity[g] for g in range(twin.ngeom))
+    a, b = collision_points(full), collision_points(twin)
+    np.testing.assert_allclose(a.local, b.local)
+    np.testing.assert_allclose(a.radius, b.radius)
+    assert twin.opt.timestep == full.opt.timestep == rs.sim_dt and twin.opt.integrator == full.opt.integrator
+    pose = (rs.default_pos, rs.joint_names)
+    assert standing_height(twin, *pose) == standing_height(full, *pose)

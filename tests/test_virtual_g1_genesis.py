@@ -98,3 +98,32 @@ def test_holds_default_pose_in_support(engines: tuple[Engine, MujocoEngine]) -> 
     # and the two engines agree
     assert np.allclose(g.pos, m.pos, atol=0.01)
     assert np.abs(g.q - m.q).max() < 0.02
+
+
+def test_one_genesis_preparation_for_the_simulator_and_the_virtual_g1(engines: tuple[Engine, MujocoEngine]) -> None:
+    """The Genesis simulator backend and the virtual G1's Genesis engine load the G1 through one preparation
+    (asap.robot.genesis): same collision geoms, step, integrator and floor; only the gap's edits differ."""
+    from asap.robot.model import ModelOptions
+    from asap.sim import SimConfig, make_simulator
+
+    gen, muj = engines
+    gap = load_gap(GAP)
+    opts = ModelOptions(joint_damping=gap.joint_damping, joint_frictionloss=gap.joint_friction,
+                        floor_friction=gap.floor_friction)  # fmt: skip
+    sim = make_simulator(SimConfig(backend="genesis", variant="g1_29dof", num_envs=1, model=opts))
+    try:
+        a, b = gen.robot, sim.robot  # type: ignore[attr-defined]
+        assert [g.type for g in a.geoms] == [g.type for g in b.geoms] and len(a.geoms) > 20
+        assert [link.name for link in a.links] == [link.name for link in b.links]
+        assert gen.scene.dt == sim.scene.dt == 0.005  # type: ignore[attr-defined]
+        ra, rb = gen.scene.rigid_solver, sim.scene.rigid_solver  # type: ignore[attr-defined]
+        assert ra._integrator == rb._integrator and ra._enable_self_collision == rb._enable_self_collision
+        assert float(gen.plane.geoms[0].get_friction()) == float(sim.plane.geoms[0].get_friction())  # type: ignore[attr-defined]
+        assert sim.spec.default_pos.tolist() == robot_spec().default_pos.tolist()
+        assert sim._standing_z == pytest.approx(gen.stand_z, abs=1e-9)  # type: ignore[attr-defined]
+        torso = a.get_link("torso_link").idx_local
+        dm = float(a.get_links_mass([torso])[0]) - float(b.get_links_mass([torso])[0, 0])
+        assert dm == pytest.approx(sum(gap.added_mass.values()), rel=1e-4)  # the gap's added mass is the difference
+        assert muj.model.opt.timestep == gen.dt
+    finally:
+        sim.close()

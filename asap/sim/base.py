@@ -120,6 +120,32 @@ class DynamicsParams:
         )
 
 
+def write_dynamics(
+    current: DynamicsParams, rows: torch.Tensor, params: DynamicsParams, num_joints: int, max_action_delay: int
+) -> set[str]:
+    """Write the set fields of ``params`` (n rows, or broadcastable to them) into ``rows`` of ``current``.
+
+    ``current`` has every field filled (one row per env); ``rows`` (n,) are env ids on its device. Values are cast
+    (float32; ``action_delay`` long) and broadcast to the field's per-env shape. Returns the names written.
+    Raises ``ValueError`` for an ``action_delay`` outside [0, max_action_delay].
+    """
+    n, nb = len(rows), len(DYNAMICS_BODIES)
+    per_env = {"friction": (), "action_delay": (), "mass_scale": (nb,), "mass_add": (nb,), "com_offset": (nb, 3)}
+    names = set(params.names())
+    for name in names:
+        field_now = getattr(current, name)
+        value = torch.as_tensor(getattr(params, name), device=field_now.device)
+        shape = (n, *per_env.get(name, (num_joints,)))
+        if name == "action_delay":
+            value = value.to(torch.long).expand(shape)
+            if value.numel() and (int(value.min()) < 0 or int(value.max()) > max_action_delay):
+                raise ValueError(f"action_delay must be in [0, {max_action_delay}] (cfg.max_action_delay)")
+        else:
+            value = value.to(torch.float32).expand(shape)
+        field_now[rows] = value
+    return names
+
+
 class BodyState(NamedTuple):
     """World-frame state of the 27 tracked bodies (spec ``body_names`` order)."""
 

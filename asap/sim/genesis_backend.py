@@ -1,24 +1,23 @@
 """Genesis backend (optional extra ``asap-g1[genesis]``, ``genesis-world==1.4.5``): the same protocol on Genesis.
 
-The robot is the same MjSpec the MuJoCo backend compiles (visual meshes stripped: Genesis only simulates here),
-handed to Genesis as MJCF text, on a Genesis ground plane. PD is Genesis' own position control (``kp``, ``kv``,
-force range from the spec: the same law, recomputed at each 0.005 s step); a control step is ``decimation`` calls
-of ``scene.step()``. Genesis quaternions are wxyz like ours; its free joint's angular velocity is converted at the
-boundary (see ``_ROOT_ANG_LOCAL``). ``genesis`` is imported when the simulator is built (importing it takes ~20 s),
-and ``gs.init`` runs once per process with ``cfg.genesis_backend``. The first scene build compiles kernels
+The robot is the same MjSpec the MuJoCo backend compiles, prepared for Genesis by :mod:`asap.robot.genesis` (the
+preparation the virtual G1's Genesis engine uses too: collision geoms only, MJCF text, a Genesis ground plane, the
+spec's step and integrator). PD is Genesis' own position control (``kp``, ``kv``, force range from the spec: the
+same law, recomputed at each 0.005 s step); a control step is ``decimation`` calls of ``scene.step()``. Genesis
+quaternions are wxyz like ours; its free joint's angular velocity is converted at the boundary (see
+``_ROOT_ANG_LOCAL``). ``genesis`` is imported when the simulator is built (importing it takes ~20 s), and
+``gs.init`` runs once per process with ``cfg.genesis_backend``. The first scene build compiles kernels
 (~100-170 s on 2 CPU cores, cached in ``~/.cache/genesis`` and ``~/.cache/quadrants``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
-import mujoco
 import torch
 
+from asap.robot.genesis import AVAILABLE, INSTALL_HINT, build_genesis_scene, import_genesis
 from asap.robot.model import build_spec, standing_height
 from asap.robot.spec import FEET, RobotSpec
 from asap.sim.base import (
@@ -30,42 +29,20 @@ from asap.sim.base import (
     SimConfig,
     SimulatorUnavailable,
     as_env_ids,
+    write_dynamics,
 )
 from asap.utils.rotations import quat_rotate_inverse
 
-AVAILABLE = importlib.util.find_spec("genesis") is not None
-"""Whether ``genesis-world`` is installed (checked without importing it)."""
-
 _ROOT_ANG_LOCAL = True
 """Genesis' free-joint angular velocity dofs are in the root link frame (as MuJoCo's); world at our boundary."""
-
-
-def _genesis() -> Any:
-    """Import genesis and run ``gs.init`` once (raises :class:`SimulatorUnavailable` when it is not installed)."""
-    if not AVAILABLE:
-        raise SimulatorUnavailable("the Genesis backend needs `pip install 'asap-g1[genesis]'` (genesis-world==1.4.5)")
-    import genesis as gs
-
-    return gs
-
-
-def genesis_mjcf(cfg: SimConfig) -> tuple[str, mujoco.MjModel]:
-    """MJCF text of the robot for Genesis (no floor, no visual meshes) and the compiled MuJoCo twin of it."""
-    spec = build_spec(cfg.spec, cfg.mjcf, replace(cfg.model, floor=False))
-    for geom in list(spec.geoms):
-        if geom.contype == 0 and geom.conaffinity == 0:
-            spec.delete(geom)
-    for mesh in list(spec.meshes):
-        spec.delete(mesh)
-    model = spec.compile()
-    return spec.to_xml(), model
 
 
 class GenesisSimulator:
     """The :class:`asap.sim.base.Simulator` protocol on Genesis (``gs.cpu`` by default)."""
 
     def __init__(self, cfg: SimConfig) -> None:
-        gs = _genesis()
+        if not AVAILABLE:
+            raise SimulatorUnavailable(f"the Genesis backend needs `{INSTALL_HINT}`")
         if cfg.model.actuators != "position":
             raise ValueError("the Genesis backend needs ModelOptions.actuators='position'")
         self.cfg = cfg
@@ -74,25 +51,14 @@ class GenesisSimulator:
         self.num_joints = self.spec.num_joints
         self.device = torch.device(cfg.device)
         rs = self.spec
-        if not getattr(gs, "_initialized", False):
-            gs.init(backend=getattr(gs, cfg.genesis_backend), logging_level="warning", precision="32")
+        gs = import_genesis(cfg.genesis_backend)
         self._gs = gs
 
-        xml, twin = genesis_mjcf(cfg)
-        integrators = {"euler": gs.integrator.Euler, "implicitfast": gs.integrator.implicitfast}
-        self.scene = gs.Scene(
-            sim_options=gs.options.SimOptions(dt=rs.sim_dt, substeps=1),
-            rigid_options=gs.options.RigidOptions(
-                integrator=integrators.get(cfg.model.integrator, gs.integrator.implicitfast),
-                enable_self_collision=cfg.model.self_collision,
-                batch_dofs_info=True,
-                batch_links_info=True,
-            ),
-            show_viewer=False,
-        )
-        self.plane = self.scene.add_entity(gs.morphs.Plane()) if cfg.model.floor else None
-        self.robot = self.scene.add_entity(gs.morphs.MJCF(file=xml))
-        self.scene.build(n_envs=self.num_envs)
+        floor = cfg.model.floor_friction if cfg.model.floor else None
+        robot_spec = build_spec(rs, cfg.mjcf, replace(cfg.model, floor=False))
+        built = build_genesis_scene(gs, robot_spec, n_envs=self.num_envs, self_collision=cfg.model.self_collision,
+                                    floor_friction=floor, batched_params=True)  # fmt: skip
+        self.scene, self.robot, self.plane, twin = built.scene, built.robot, built.plane, built.twin
         robot = self.robot
 
         self._dofs = [robot.get_joint(n).dofs_idx_local[0] for n in rs.joint_names]
@@ -301,22 +267,9 @@ class GenesisSimulator:
     def set_dynamics(self, env_ids: torch.Tensor | Sequence[int] | None, params: DynamicsParams) -> None:
         """Set the given envs' dynamics; None fields are left as they are."""
         ids = as_env_ids(env_ids, self.num_envs)
-        n, j, nb = len(ids), self.num_joints, len(DYNAMICS_BODIES)
         dev_ids = ids.to(self.device)
-        shapes = {"friction": (n,), "mass_scale": (n, nb), "mass_add": (n, nb), "com_offset": (n, nb, 3)}
-        shapes["action_delay"] = (n,)
-        changed = set(params.names())
-        for name in changed:
-            value = torch.as_tensor(getattr(params, name), device=self.device)
-            shape = shapes.get(name, (n, j))
-            if name == "action_delay":
-                value = value.to(torch.long).expand(shape)
-                if int(value.min()) < 0 or int(value.max()) > self.cfg.max_action_delay:
-                    raise ValueError(f"action_delay must be in [0, {self.cfg.max_action_delay}] (cfg.max_action_delay)")
-            else:
-                value = value.to(torch.float32).expand(shape)
-            getattr(self._dyn, name)[dev_ids] = value
-        if not changed or n == 0:
+        changed = write_dynamics(self._dyn, dev_ids, params, self.num_joints, self.cfg.max_action_delay)
+        if not changed or len(ids) == 0:
             return
         self._queue.delay = self._dyn.action_delay  # type: ignore[assignment]
         d, r, gids = self._dyn.select(dev_ids), self.robot, self._gids(ids)
@@ -353,4 +306,4 @@ class GenesisSimulator:
         self.scene = None  # type: ignore[assignment]
 
 
-__all__ = ["AVAILABLE", "GenesisSimulator", "genesis_mjcf"]
+__all__ = ["AVAILABLE", "GenesisSimulator"]

@@ -35,6 +35,7 @@ from asap.sim.base import (
     DynamicsParams,
     SimConfig,
     as_env_ids,
+    write_dynamics,
 )
 from asap.utils.rotations import quat_rotate, quat_rotate_inverse
 
@@ -325,29 +326,11 @@ class MujocoSimulator:
         """Set the given envs' dynamics; None fields are left as they are."""
         ids_t = as_env_ids(env_ids, self.num_envs)
         ids = ids_t.numpy()
-        n, j, nb = len(ids), self.num_joints, len(DYNAMICS_BODIES)
-        dev_ids = ids_t.to(self.device)
-        shapes = {
-            "friction": (n,),
-            "mass_scale": (n, nb),
-            "mass_add": (n, nb),
-            "com_offset": (n, nb, 3),
-            "action_delay": (n,),
-        }
-        for name in params.names():
-            value = torch.as_tensor(getattr(params, name), device=self.device)
-            shape = shapes.get(name, (n, j))
-            if name == "action_delay":
-                value = value.to(torch.long).expand(shape)
-                if int(value.min()) < 0 or int(value.max()) > self.cfg.max_action_delay:
-                    raise ValueError(f"action_delay must be in [0, {self.cfg.max_action_delay}] (cfg.max_action_delay)")
-            else:
-                value = value.to(torch.float32).expand(shape)
-            getattr(self._dyn, name)[dev_ids] = value
-        if not params.names():
+        changed = write_dynamics(self._dyn, ids_t.to(self.device), params, self.num_joints, self.cfg.max_action_delay)
+        if not changed:
             return
         self._queue.delay = self._dyn.action_delay  # type: ignore[assignment]
-        self._write_model(ids, set(params.names()))
+        self._write_model(ids, changed)
 
     def _write_model(self, ids: np.ndarray, changed: set[str]) -> None:
         m, dyn = self.model, self._dyn
