@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_CASES = SHARED_DATA.parent / "cases"
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +19,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_cases() -> Path:
+    """../shared/cases (other tools' files with known right answers), or skip the test when it is absent."""
+    if not SHARED_CASES.exists():
+        pytest.skip("../shared/cases not present")
+    return SHARED_CASES
 
 
 @pytest.fixture(scope="session")

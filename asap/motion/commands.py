@@ -13,7 +13,10 @@ from asap.robot.spec import VARIANTS
 def _read(args: argparse.Namespace, path: str):
     from asap.motion.formats import read_motion
 
-    return read_motion(path, key=getattr(args, "key", None), fps=getattr(args, "input_fps", None))
+    return read_motion(
+        path, key=getattr(args, "key", None), fps=getattr(args, "input_fps", None),
+        joint_order=getattr(args, "joint_order", None),
+    )  # fmt: skip
 
 
 def _spec(variant: str | None, motion):
@@ -27,6 +30,10 @@ def print_info(info: dict[str, Any], name: str = "") -> None:
     """Print the figures of :func:`asap.motion.ops.motion_info` for people."""
     fc = info["foot_clearance"]
     print(f"{name}: {info['robot']}, {info['frames']} frames at {info['fps']:g} fps, {info['length_s']:.3f} s")
+    if info.get("layout"):
+        check = info.get("joint_order_check")
+        how = f" ({check})" if isinstance(check, str) else f" (checked by {check['method']})" if check else ""
+        print(f"  layout       {info['layout']}, joint order {info['joint_order']}{how}")
     rh = info["root_height"]
     print(f"  root height  min {rh['min']:.3f}  median {rh['median']:.3f}  max {rh['max']:.3f} m")
     has = [k for k, v in info["has"].items() if v]
@@ -55,6 +62,7 @@ def print_info(info: dict[str, Any], name: str = "") -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from asap.motion.formats import detect_format
     from asap.motion.ops import motion_info
 
     motion = _read(args, args.file)
@@ -62,6 +70,13 @@ def _info(args: argparse.Namespace) -> int:
     motion.for_robot(spec)  # one-line error on wrong joints
     info = motion_info(motion, spec)
     info["file"] = str(args.file)
+    info["layout"] = detect_format(args.file)
+    if info["layout"] == "motion":
+        info["joint_order"] = "names in the file"
+    else:
+        info["joint_order"] = motion.meta.get("joint_order", "names in the file")
+        if "joint_order_check" in motion.meta:
+            info["joint_order_check"] = motion.meta["joint_order_check"]
     print_info(info, str(args.file))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +91,7 @@ def _convert(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    fmt = "mjlab" if args.mjlab else None
+    fmt = args.to or ("mjlab" if args.mjlab else None)
     detect_format(out, for_writing=True)  # unknown extension: fail before any work
     motion = _read(args, args.input)
     if args.variant:
@@ -92,7 +107,10 @@ def _convert(args: argparse.Namespace) -> int:
     meta = dict(motion.meta)
     meta.setdefault("converted_from", str(args.input))
     motion.meta = meta
-    path = write_motion(motion, out, fmt=fmt, overwrite=args.overwrite, spec=args.variant or "g1_23dof")
+    path = write_motion(
+        motion, out, fmt=fmt, overwrite=args.overwrite, spec=args.variant or "g1_23dof",
+        joint_order=args.out_joint_order,
+    )  # fmt: skip
     print(f"wrote {path}: {motion.num_frames} frames at {motion.fps:g} fps, {len(motion.joint_names)} joints")
     return 0
 
@@ -119,28 +137,36 @@ def _view(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", help="motion key inside a multi-motion ASAP pkl")
+    from asap.robot.spec import JOINT_ORDERS
+
+    p.add_argument("--key", help="motion key inside a multi-motion pkl")
     p.add_argument("--input-fps", type=float, help="frame rate of a csv input (default 30)")
+    p.add_argument(
+        "--joint-order", choices=tuple(JOINT_ORDERS),
+        help="order of the joint columns of a file without joint names (mjlab/BeyondMimic npz, csv, GMR pkl); "
+        "default: found by forward kinematics against the file's body poses, else depth-first (unitree)",
+    )  # fmt: skip
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `asap motion info|convert|render|view`."""
     from asap.motion.ops import FLOOR_MODES
+    from asap.robot.spec import JOINT_ORDERS
 
     p = sub.add_parser("motion", help="motion files: info, convert, render, view")
     s = p.add_subparsers(dest="motion_cmd", required=True)
 
     i = s.add_parser("info", help="length, fps, joint ranges, limit violations and foot clearance of a motion")
-    i.add_argument("file", help="motion file (.npz ours or mjlab, .pkl ASAP, .csv G1)")
+    i.add_argument("file", help="motion file (.npz ours, mjlab or IsaacLab, .pkl ASAP or GMR, .csv G1)")
     i.add_argument("--json", help="also write the figures as JSON to this path")
     i.add_argument("--robot", choices=VARIANTS, help="robot variant (default: from the file's joints)")
     _common(i)
     i.set_defaults(func=_info)
 
     c = s.add_parser("convert", help="convert between formats (by extension), resample, fix the floor")
-    c.add_argument("input", help="input motion (.npz ours or mjlab, .pkl ASAP, .csv G1)")
-    c.add_argument("output", help="output path; format from extension (.npz ours, .pkl ASAP, .csv G1)")
+    c.add_argument("input", help="input motion (.npz ours, mjlab or IsaacLab, .pkl ASAP or GMR, .csv G1)")
+    c.add_argument("output", help="output path; layout from the extension, or --to")
     c.add_argument("--fps", type=float, help="resample to this frame rate (lerp joints/positions, slerp root)")
     c.add_argument(
         "--fix-floor", nargs="?", const="frame", choices=FLOOR_MODES,
@@ -148,7 +174,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'clip' applies one constant shift putting the clip's lowest sole point on z=0",
     )  # fmt: skip
     c.add_argument("--variant", choices=VARIANTS, help="reorder/select joints for this robot variant")
-    c.add_argument("--mjlab", action="store_true", help="write an .npz in mjlab's tracking format")
+    c.add_argument(
+        "--to", metavar="LAYOUT",
+        help="output layout (default from the extension: .npz ours, .pkl ASAP, .csv G1): mjlab or isaaclab for "
+        ".npz, gmr for .pkl (docs/motion.md lists them)",
+    )  # fmt: skip
+    c.add_argument("--mjlab", action="store_true", help="same as --to mjlab")
+    c.add_argument(
+        "--out-joint-order", choices=tuple(JOINT_ORDERS),
+        help="joint (and body) order of an mjlab npz (unitree or isaaclab, e.g. for BeyondMimic in IsaacLab) or a csv",
+    )  # fmt: skip
     c.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _common(c)
     c.set_defaults(func=_convert)

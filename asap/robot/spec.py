@@ -238,6 +238,36 @@ class RobotSpec:
 MOTOR_NAMES: tuple[str, ...] = tuple(r.name for r in _MOTORS)
 """All 29 motor (joint) names in wire order."""
 
+ISAACLAB_JOINT_ORDER: tuple[str, ...] = (
+    "left_hip_pitch_joint", "right_hip_pitch_joint", "waist_yaw_joint",
+    "left_hip_roll_joint", "right_hip_roll_joint", "waist_roll_joint",
+    "left_hip_yaw_joint", "right_hip_yaw_joint", "waist_pitch_joint",
+    "left_knee_joint", "right_knee_joint", "left_shoulder_pitch_joint", "right_shoulder_pitch_joint",
+    "left_ankle_pitch_joint", "right_ankle_pitch_joint", "left_shoulder_roll_joint", "right_shoulder_roll_joint",
+    "left_ankle_roll_joint", "right_ankle_roll_joint", "left_shoulder_yaw_joint", "right_shoulder_yaw_joint",
+    "left_elbow_joint", "right_elbow_joint",
+    "left_wrist_roll_joint", "right_wrist_roll_joint", "left_wrist_pitch_joint", "right_wrist_pitch_joint",
+    "left_wrist_yaw_joint", "right_wrist_yaw_joint",
+)  # fmt: skip
+"""The 29 joints in IsaacLab's order: a breadth-first walk of the G1's kinematic tree (the pelvis's children left
+leg, right leg, waist in the description's order, then all their children, ...), which is how IsaacLab's PhysX
+articulations number joints and bodies (BeyondMimic files written from IsaacLab use it). Unitree, MuJoCo and mjlab
+use the depth-first order, :data:`MOTOR_NAMES`. Derived from Unitree's G1 MJCF tree; tests/test_joint_orders.py
+walks the MJCF breadth-first and checks this tuple against it."""
+
+VARIANT_23_JOINTS = frozenset(MOTOR_NAMES[i] for i in range(NUM_MOTORS) if i not in WRIST_MOTORS)
+"""Joints of ASAP's 23-DoF G1 (all but the six wrists)."""
+
+JOINT_ORDERS: dict[str, tuple[str, ...]] = {
+    "unitree": MOTOR_NAMES,
+    "isaaclab": ISAACLAB_JOINT_ORDER,
+    "unitree_23": tuple(n for n in MOTOR_NAMES if n in VARIANT_23_JOINTS),
+    "isaaclab_23": tuple(n for n in ISAACLAB_JOINT_ORDER if n in VARIANT_23_JOINTS),
+}
+"""The known orders of nameless joint columns in other tools' files: depth-first (``unitree``: Unitree, MuJoCo,
+mjlab, GMR, IsaacGym) and breadth-first (``isaaclab``) walks of the tree, with all 29 joints or without the wrists
+(``_23``: ASAP's 23-DoF G1). The first of each joint count is the default (asap.motion.formats.joint_order)."""
+
 VARIANTS = ("g1_23dof", "g1_29dof")
 """Known robot variants."""
 

@@ -21,6 +21,26 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
     return p
 
 
+def load_pickle(path: Path) -> object:
+    """The object in a joblib/pickle file; one-line error for a missing or foreign file."""
+    import joblib
+
+    if not path.exists():
+        raise MotionFormatError(f"{path}: no such file")
+    try:
+        return joblib.load(path)
+    except Exception as e:  # joblib raises many kinds on foreign bytes
+        raise MotionFormatError(f"{path}: not a joblib/pickle motion file ({type(e).__name__}: {e})") from None
+
+
+def read_fps(value: object, where: str) -> float:
+    """A frame rate stored as a number or a 1-element array."""
+    try:
+        return float(np.asarray(value).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        raise MotionFormatError(f"{where}: fps is not a number ({value!r})") from None
+
+
 def spec_for_joints(names: tuple[str, ...] | list[str]) -> RobotSpec:
     """The G1 variant a motion's joints belong to: 29-DoF when it has wrist joints, else 23-DoF."""
     full = get_spec("g1_29dof")

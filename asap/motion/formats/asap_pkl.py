@@ -20,7 +20,8 @@ import joblib
 import numpy as np
 
 from asap.control import ACTION_ALIGNMENT
-from asap.motion.formats._common import check_writable, joint_axes, spec_for_count
+from asap.motion.formats._common import check_writable, joint_axes, load_pickle, read_fps, spec_for_count
+from asap.motion.formats.joint_order import order_names
 from asap.motion.motion import Motion, MotionFormatError
 from asap.robot.spec import EXTENDED_BODIES, RobotSpec, get_spec
 from asap.utils.rotations import axis_angle_to_quat, quat_to_axis_angle, wxyz_to_xyzw, xyzw_to_wxyz
@@ -32,12 +33,11 @@ DEFAULT_FPS = 30
 
 
 def _load_dict(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise MotionFormatError(f"{path}: no such file")
-    try:
-        data = joblib.load(path)
-    except Exception as e:  # joblib raises many kinds on foreign bytes
-        raise MotionFormatError(f"{path}: not a joblib/pickle motion file ({type(e).__name__}: {e})") from None
+    return as_motion_dict(load_pickle(path), path)
+
+
+def as_motion_dict(data: Any, path: Path) -> dict[str, Any]:
+    """``{key: motion dict}`` of a loaded reference pkl (a bare motion dict is keyed by the file stem)."""
     if not isinstance(data, dict):
         raise MotionFormatError(f"{path}: expected a dict of motions, got {type(data).__name__}")
     if "root_trans_offset" in data:  # a bare motion dict, not wrapped in {key: ...}
@@ -47,7 +47,7 @@ def _load_dict(path: Path) -> dict[str, Any]:
     return data
 
 
-def _to_motion(key: str, d: Any, where: str) -> Motion:
+def _to_motion(key: str, d: Any, where: str, joint_order: str | None = None) -> Motion:
     if not isinstance(d, dict):
         raise MotionFormatError(f"{where}: entry {key!r} is a {type(d).__name__}, not a motion dict")
     missing = [k for k in ("root_trans_offset",) if k not in d]
@@ -77,20 +77,30 @@ def _to_motion(key: str, d: Any, where: str) -> Motion:
     else:
         assert pose_aa is not None
         root_quat = axis_angle_to_quat(pose_aa[:, 0])
-    fps = d.get("fps", DEFAULT_FPS)
-    try:
-        fps = float(np.asarray(fps).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        raise MotionFormatError(f"{where}: fps is not a number ({fps!r})") from None
-    extras = {}
+    fps = read_fps(d.get("fps", DEFAULT_FPS), where)
+    meta: dict[str, Any] = {"source": str(where), "format": "asap_pkl", KEY_META: str(key)}
+    if "fps" not in d:
+        meta["fps_assumed"] = True
+    names = spec.joint_names
+    meta["joint_order"] = "unitree" if spec.num_joints == 29 else "unitree_23"
+    meta["joint_order_check"] = "assumed: the reference (IsaacGym) writes the depth-first order"
+    if joint_order is not None:
+        names = order_names(joint_order, spec.num_joints, f"{where}: dof")
+        meta.update(joint_order=joint_order, joint_order_check="given")
+    extras, dropped = {}, []
+    t = root_pos.shape[0] if root_pos.ndim else -1
     for k, v in d.items():
-        arr = np.asarray(v) if isinstance(v, np.ndarray) else None
-        if k not in ("root_trans_offset", "root_rot", "pose_aa", "dof", "fps") and arr is not None and arr.ndim:
-            extras[k] = arr
+        if k in ("root_trans_offset", "root_rot", "pose_aa", "dof", "fps"):
+            continue
+        if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == t:
+            extras[k] = v  # per-frame data (smpl_joints, contact_mask, ...) travels with the motion
+        else:
+            dropped.append(str(k))  # per-clip values (betas, names, ...) are not motion data
+    if dropped:
+        meta["dropped_keys"] = dropped
     m = Motion(
-        fps=fps, joint_names=spec.joint_names, body_names=spec.body_names, root_pos=root_pos,
-        root_quat=root_quat, dof_pos=dof, extras=extras,
-        meta={"source": str(where), "format": "asap_pkl", KEY_META: str(key)},
+        fps=fps, joint_names=names, body_names=spec.body_names, root_pos=root_pos,
+        root_quat=root_quat, dof_pos=dof, extras=extras, meta=meta,
     )  # fmt: skip
     for k in ("action", "dof_vel", "root_lin_vel", "root_ang_vel"):
         if k in d:
@@ -106,16 +116,22 @@ def _to_motion(key: str, d: Any, where: str) -> Motion:
     return m
 
 
-def read_asap_pkl_all(path: str | Path) -> dict[str, Motion]:
+def read_asap_pkl_all(path: str | Path, joint_order: str | None = None) -> dict[str, Motion]:
     """Every motion of a reference pkl, by motion key."""
     p = Path(path)
-    return {str(k): _to_motion(str(k), v, str(p)) for k, v in _load_dict(p).items()}
+    return {str(k): _to_motion(str(k), v, str(p), joint_order) for k, v in _load_dict(p).items()}
 
 
-def read_asap_pkl(path: str | Path, key: str | None = None) -> Motion:
-    """One motion of a reference pkl: ``key``, or the only one (an error lists the keys when there are several)."""
+def read_asap_pkl(path: str | Path, key: str | None = None, joint_order: str | None = None, data: Any = None) -> Motion:
+    """One motion of a reference pkl: ``key``, or the only one (an error lists the keys when there are several).
+
+    Joint columns are in the depth-first order the reference (IsaacGym) writes unless ``joint_order`` says
+    otherwise; ``data`` is the already loaded pickle, if any. Per-frame arrays other than the motion's own
+    (``smpl_joints``, PBHC's ``contact_mask``, ...) are kept in ``extras``; per-clip values are dropped and
+    listed in ``meta['dropped_keys']``; a missing ``fps`` is 30 (``meta['fps_assumed']``).
+    """
     p = Path(path)
-    data = _load_dict(p)
+    data = _load_dict(p) if data is None else as_motion_dict(data, p)
     if key is None:
         if len(data) > 1:
             keys = list(data)
@@ -123,7 +139,7 @@ def read_asap_pkl(path: str | Path, key: str | None = None) -> Motion:
         key = next(iter(data))
     if key not in data:
         raise MotionFormatError(f"{p}: no motion {key!r}; keys: {list(data)[:5]}")
-    return _to_motion(key, data[key], str(p))
+    return _to_motion(key, data[key], str(p), joint_order)
 
 
 def motion_to_asap_dict(motion: Motion, spec: RobotSpec | str = "g1_23dof") -> dict[str, Any]:
