@@ -130,3 +130,61 @@ def write_bvh(path: Path, n: int = 90, scale: float = 1.0, frame_time: float = 1
     lines += [" ".join(f"{v:.5f}" for v in row) for row in frames]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+CMU_TO_MIXAMO = {
+    "LeftHip": "LeftUpLeg", "LeftKnee": "LeftLeg", "LeftAnkle": "LeftFoot", "LeftToe": "LeftToeBase",
+    "RightHip": "RightUpLeg", "RightKnee": "RightLeg", "RightAnkle": "RightFoot", "RightToe": "RightToeBase",
+    "Chest": "Spine", "LeftShoulder": "LeftArm", "LeftElbow": "LeftForeArm", "LeftWrist": "LeftHand",
+    "RightShoulder": "RightArm", "RightElbow": "RightForeArm", "RightWrist": "RightHand",
+}  # fmt: skip
+"""The synthetic skeleton's CMU (3dsMax-friendly) names -> Mixamo's."""
+
+
+def clip_text(clip, rename: dict[str, str] | None = None, prefix: str = "") -> str:
+    """BVH text of a parsed clip (joints renamed by ``rename``, names prefixed with ``prefix``)."""
+    rename = rename or {}
+    kids: dict[int, list[int]] = {i: [] for i in range(len(clip.joints))}
+    for i, j in enumerate(clip.joints):
+        if j.parent >= 0:
+            kids[j.parent].append(i)
+    out = ["HIERARCHY"]
+
+    def emit(i: int, depth: int) -> None:
+        j, pad = clip.joints[i], "  " * depth
+        head = (
+            "End Site" if j.end_site else f"{'ROOT' if j.parent < 0 else 'JOINT'} {prefix}{rename.get(j.name, j.name)}"
+        )
+        out.extend([pad + head, pad + "{", f"{pad}  OFFSET {' '.join(f'{v:.6f}' for v in j.offset)}"])
+        if j.channels:
+            out.append(f"{pad}  CHANNELS {len(j.channels)} {' '.join(j.channels)}")
+        for k in kids[i]:
+            emit(k, depth + 1)
+        out.append(pad + "}")
+
+    emit(0, 0)
+    out += ["MOTION", f"Frames: {clip.num_frames}", f"Frame Time: {clip.frame_time:.7f}"]
+    out += [" ".join(f"{v:.6f}" for v in row) for row in clip.frames]
+    return "\n".join(out) + "\n"
+
+
+def stand_z_up(clip, scale: float = 1.0):
+    """The same clip turned to stand along +z (a rotation of +90 degrees about x: file y -> z, z -> -y), lengths
+    multiplied by ``scale``. Channels keep their order; each one's axis and sign follow the rotation."""
+    import copy
+
+    out = copy.deepcopy(clip)
+    axis = {"X": "X", "Y": "Z", "Z": "Y"}
+    for j in out.joints:
+        x, y, z = j.offset
+        j.offset = np.array([x, -z, y]) * scale
+        chans = []
+        for k, ch in enumerate(j.channels):
+            col = j.channel_start + k
+            if ch[0] == "Z":
+                out.frames[:, col] *= -1
+            if ch.endswith("position"):
+                out.frames[:, col] *= scale
+            chans.append(axis[ch[0]] + ch[1:])
+        j.channels = tuple(chans)
+    return out

@@ -1,8 +1,10 @@
 """A BVH (Biovision hierarchy) reader written for this project.
 
 Supports any channel order per joint (rotation channels in any permutation, position channels on any joint),
-CMU- and LAFAN1-style hierarchies, ``End Site`` leaves, units in metres / centimetres / millimetres / inches /
-CMU skeleton units (detected from the skeleton's height or given), and y-up files (converted to z-up).
+any hierarchy (``End Site`` leaves included), units in metres / centimetres / millimetres / inches / CMU skeleton
+units (detected from the skeleton's height along the up axis, or given), and y-up or z-up files (y-up ones are
+turned to z-up). Which joints are which, and which way is up, comes from the skeleton families of
+:mod:`asap.retarget.skeletons`.
 Malformed files raise :class:`BvhFormatError` with one line that names the file, the line and the problem.
 
 Conventions: a joint's rotation channels listed as ``Zrotation Xrotation Yrotation`` compose as
@@ -367,6 +369,11 @@ def load_bvh(path: str | Path) -> BvhClip:
     return parse_bvh(text, str(p))
 
 
-def load_bvh_human(path: str | Path, units: str | float = "auto", up: str = "y") -> HumanMotion:
-    """Read a BVH file into keypoints (metres, z-up)."""
-    return load_bvh(path).to_human(units=units, up=up)
+def load_bvh_human(
+    path: str | Path, units: str | float = "auto", up: str = "auto", table: str | None = None
+) -> HumanMotion:
+    """Read a BVH file into keypoints (metres, z-up) with its skeleton family and table, the up axis from its rest
+    skeleton (:func:`asap.retarget.sources.load_bvh_source`); :meth:`BvhClip.to_human` reads with given axes."""
+    from asap.retarget.sources import load_bvh_source
+
+    return load_bvh_source(path, units=units, up=up, table=table)

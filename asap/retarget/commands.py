@@ -24,8 +24,8 @@ def _out_path(source: str, out: str | None, many: bool) -> Path:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from asap.retarget.config import load_table
-    from asap.retarget.pipeline import format_report, retarget_many, save_result
+    from asap.retarget.config import RetargetConfig, load_table
+    from asap.retarget.pipeline import format_report, keypoint_index, retarget_many, save_result
     from asap.retarget.solver import get_solver
     from asap.retarget.sources import expand_sources, load_source, table_for
 
@@ -43,18 +43,48 @@ def _run(args: argparse.Namespace) -> int:
         if existing:
             raise FileExistsError(f"{existing[0]} exists ({len(existing)} outputs do); pass --overwrite to replace")
     solver = get_solver(args.robot)
-    reports, failed = [], []
+    reports: list[dict] = []
+    failed: list[dict[str, str]] = []
     bar = tqdm(total=len(sources), desc="retarget", unit="clip", disable=not many, file=sys.stderr)
     pending: dict[str, list] = {}
+    tables: dict[str, RetargetConfig] = {}
+
+    def table_cfg(table: str) -> RetargetConfig:
+        if table not in tables:
+            tables[table] = load_table(table, [f"robot={args.robot}", *args.set])
+        return tables[table]
+
+    def fail(src: str, e: Exception) -> None:
+        """Folder mode: note the failure and go on (one clip never stops the others); one clip: raise."""
+        if not many:
+            raise e
+        msg = (str(e).splitlines() or [""])[0] or type(e).__name__
+        failed.append({"source": src, "error": msg})
+        tqdm.write(f"failed: {msg if msg.startswith(src) else src + ': ' + msg}", file=sys.stderr)
+        bar.update(1)
 
     def flush(table: str) -> None:
         batch = pending.pop(table, [])
         if not batch:
             return
-        cfg = load_table(args.table or table, [f"robot={args.robot}", *args.set])
-        results = retarget_many([h for _, h in batch], cfg, solver)
-        for (src, _), res in zip(batch, results, strict=True):
-            path = save_result(res, outs[src], overwrite=args.overwrite)
+        cfg = table_cfg(table)
+        try:
+            done = list(zip(batch, retarget_many([h for _, h in batch], cfg, solver), strict=True))
+        except Exception:
+            if len(batch) == 1 and not many:
+                raise
+            done = []  # find the clip that failed: solve them one by one
+            for item in batch:
+                try:
+                    done.append((item, retarget_many([item[1]], cfg, solver)[0]))
+                except Exception as e:
+                    fail(item[0], e)
+        for (src, _), res in done:
+            try:
+                path = save_result(res, outs[src], overwrite=args.overwrite)
+            except Exception as e:
+                fail(src, e)
+                continue
             res.report["output"] = str(path)
             reports.append(res.report)
             tqdm.write(format_report(res.report, src.removeprefix("builtin:") if many else src), file=sys.stdout)
@@ -62,15 +92,12 @@ def _run(args: argparse.Namespace) -> int:
 
     for src in sources:
         try:
-            human = load_source(src, args.format, args.body_model, units=units, up=args.up)
-        except (ValueError, RuntimeError, FileNotFoundError) as e:
-            if not many:
-                raise
-            failed.append({"source": src, "error": str(e)})
-            tqdm.write(f"skipped {src}: {e}", file=sys.stderr)
-            bar.update(1)
+            human = load_source(src, args.format, args.body_model, units=units, up=args.up, table=args.table)
+            table = args.table or table_for(human)
+            keypoint_index(human, [m.human for m in table_cfg(table).matches])  # a missing keypoint: now
+        except Exception as e:
+            fail(src, e)
             continue
-        table = args.table or table_for(human)
         pending.setdefault(table, []).append((src, human))
         if len(pending[table]) >= args.batch:
             flush(table)
@@ -81,6 +108,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {reports[0]['output']}")
     elif many:
         print(f"wrote {len(reports)} motion(s) to {Path(args.output or DEFAULT_OUT)}; {len(failed)} failed")
+    if failed:
+        print(f"failed ({len(failed)} of {len(sources)}):", file=sys.stderr)
+        for f in failed:
+            said = f["error"].startswith(f["source"])  # most messages start with the file already
+            print(f"  {f['error'] if said else f['source'] + ': ' + f['error']}", file=sys.stderr)
     if args.json:
         summary = {}
         if reports:
@@ -107,9 +139,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("bvh", "smpl", "builtin"), help="source format (default: from the name)")
     p.add_argument("--body-model", help="folder with the licensed SMPL / SMPL-H / SMPL-X model files (SMPL input)")
     p.add_argument("--robot", default="g1_23dof", choices=("g1_23dof", "g1_29dof"))
-    p.add_argument("--table", help="correspondence table: builtin, bvh_cmu, bvh_lafan, smpl or a YAML path")
-    p.add_argument("--units", default="auto", help="BVH units: auto, m, cm, mm, inch, cmu or metres per unit")
-    p.add_argument("--up", default="y", choices=("y", "z"), help="BVH up axis")
+    p.add_argument(
+        "--table", help="correspondence table: builtin, bvh_cmu, bvh_lafan, smpl or a YAML path (default: from the "
+        "source; BVH skeletons by family, configs/retarget/bvh_skeletons.yaml)",
+    )  # fmt: skip
+    p.add_argument(
+        "--units", default="auto",
+        help="BVH units: auto (from the skeleton's height along the up axis), m, cm, mm, inch, cmu or metres per unit",
+    )  # fmt: skip
+    p.add_argument(
+        "--up", default="auto", choices=("auto", "y", "z"),
+        help="BVH up axis (default: from the rest skeleton; a file standing another way is refused)",
+    )  # fmt: skip
     p.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. solver.iterations=20"
     )

@@ -108,8 +108,8 @@ class RetargetConfig:
     """Output frame rate."""
     units: str = "auto"
     """BVH units: auto, m, cm, mm, inch, cmu, or metres per unit as a number."""
-    up: str = "y"
-    """Up axis of BVH files ('y' or 'z')."""
+    up: str = "auto"
+    """Up axis of BVH files: 'auto' (from the rest skeleton, asap.retarget.skeletons), 'y' or 'z'."""
     scale_mode: str = "segment"
     """Fit of proportions: 'segment' (each bone to the G1's length), 'group' (least squares per group), 'uniform'."""
     normalize_start: bool = True

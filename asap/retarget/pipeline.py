@@ -22,7 +22,7 @@ import torch
 
 from asap.config import to_dict
 from asap.motion.motion import Motion
-from asap.retarget.config import RetargetConfig
+from asap.retarget.config import TABLES, RetargetConfig
 from asap.retarget.human import HumanMotion
 from asap.retarget.solver import G1Solver, Keypoints, get_solver
 from asap.utils.rotations import axis_rotation_matrix, euler_zyx_to_quat, heading_from_left, quat_normalize
@@ -83,11 +83,26 @@ def _lr_pairs(cfg: RetargetConfig) -> tuple[int, int] | None:
     return (left[0], right[0]) if left and right else None
 
 
+def keypoint_index(human: HumanMotion, names: list[str]) -> list[int]:
+    """Indices in ``human`` of a table's keypoints, through ``meta['keypoints']`` (keypoint -> joint, set by the
+    BVH skeleton match) or by name; one-line ValueError naming the first missing keypoint and the tables."""
+    kmap = human.meta.get("keypoints", {})
+    have = {n: i for i, n in enumerate(human.names)}
+    missing = [n for n in names if kmap.get(n, n) not in have]
+    if missing:
+        raise ValueError(
+            f"{human.source}: the skeleton has no joint for keypoint {missing[0]!r} of the table"
+            f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; tables: {', '.join(TABLES)}; "
+            "pass --table NAME, or a YAML table for these joint names with --table PATH"
+        )
+    return [have[kmap.get(n, n)] for n in names]
+
+
 def build_targets(human: HumanMotion, cfg: RetargetConfig, solver: G1Solver, kp: Keypoints) -> Targets:
     """Steps 1-3 of the module docstring."""
     h = human.resample(cfg.fps)
     names = [m.human for m in cfg.matches]
-    idx = [h.index(n) for n in names]
+    idx = keypoint_index(h, names)
     hp = h.positions[:, idx].copy()  # (T, M, 3)
     t_count, m_count = hp.shape[:2]
     root = names.index(cfg.root) if cfg.root in names else 0

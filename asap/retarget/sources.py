@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 from asap.retarget.builtin import CLIPS, builtin_clip
 from asap.retarget.bvh import load_bvh
 from asap.retarget.human import HumanMotion
+from asap.retarget.skeletons import SkeletonError, UpAxisWarning, detect_up, match_skeleton
 from asap.retarget.smpl import SmplFormatError, load_smpl_human
 
 FORMATS = ("bvh", "smpl", "builtin")
@@ -30,16 +32,32 @@ def detect_format(source: str | Path) -> str:
 
 
 def bvh_table(names: tuple[str, ...] | list[str], path: str = "") -> str:
-    """Which shipped BVH table fits a skeleton, from its joint names."""
-    have = set(names)
-    if {"LeftUpLeg", "LeftLeg", "LeftFoot", "LeftArm", "LeftForeArm"} <= have:
-        return "bvh_lafan"
-    if {"LeftHip", "LeftKnee", "LeftAnkle", "LeftShoulder", "LeftElbow"} <= have:
-        return "bvh_cmu"
-    raise ValueError(
-        f"{path}: unknown BVH skeleton (joints {sorted(have)[:8]}...); write a table like "
-        "configs/retarget/bvh_cmu.yaml and pass --table PATH"
-    )
+    """Which shipped BVH table fits a skeleton, from its joint names (see :mod:`asap.retarget.skeletons`)."""
+    return match_skeleton(names, where=path).table
+
+
+def load_bvh_source(source: str | Path, units: str | float = "auto", up: str = "auto", table: str | None = None):
+    """Read a BVH clip as keypoints (metres, z-up) with its skeleton family, table and up axis.
+
+    ``up='auto'`` takes the up axis from the rest skeleton (one-line error when it cannot be told); a given axis
+    that the rest skeleton contradicts is used with an :class:`UpAxisWarning`. Units are measured along the up
+    axis. ``meta`` records ``table``, ``skeleton`` (the family), ``keypoints`` (table keypoint -> joint) and ``up``.
+    """
+    clip = load_bvh(source)
+    match = match_skeleton(clip.names, table, str(source))
+    if up == "auto":
+        use, how = detect_up(clip.rest_positions(), clip.names, match, str(source)), "rest skeleton"
+    else:
+        use, how = up, "given"
+        try:
+            found = detect_up(clip.rest_positions(), clip.names, match, str(source))
+        except SkeletonError:
+            found = up
+        if found != up:
+            warnings.warn(f"{source}: --up {up}, but the rest skeleton stands along +{found}", UpAxisWarning, 2)
+    human = clip.to_human(units=units, up=use)
+    human.meta.update(table=match.table, skeleton=match.family, keypoints=match.keypoints, up_from=how)
+    return human
 
 
 def load_source(
@@ -47,18 +65,17 @@ def load_source(
     fmt: str | None = None,
     body_model: str | Path | None = None,
     units: str | float = "auto",
-    up: str = "y",
+    up: str = "auto",
+    table: str | None = None,
 ) -> HumanMotion:
-    """Read one human clip as keypoints (metres, z-up)."""
+    """Read one human clip as keypoints (metres, z-up); ``units``, ``up`` and ``table`` concern BVH files
+    (:func:`load_bvh_source`)."""
     fmt = fmt or detect_format(source)
     if fmt == "builtin":
         name = str(source).split(":", 1)[1] if str(source).startswith("builtin:") else str(source)
         return builtin_clip(name)
     if fmt == "bvh":
-        clip = load_bvh(source)
-        human = clip.to_human(units=units, up=up)
-        human.meta["table"] = bvh_table(clip.names, str(source))
-        return human
+        return load_bvh_source(source, units=units, up=up, table=table)
     if fmt == "smpl":
         p = Path(source)
         if p.exists() and zipfile.is_zipfile(p):
