@@ -252,7 +252,7 @@ ISAACLAB_JOINT_ORDER: tuple[str, ...] = (
 """The 29 joints in IsaacLab's order: a breadth-first walk of the G1's kinematic tree (the pelvis's children left
 leg, right leg, waist in the description's order, then all their children, ...), which is how IsaacLab's PhysX
 articulations number joints and bodies (BeyondMimic files written from IsaacLab use it). Unitree, MuJoCo and mjlab
-use the depth-first order, :data:`MOTOR_NAMES`. Derived from Unitree's G1 MJCF tree; tests/test_joint_orders.py
+use the depth-first order, :data:`MOTOR_NAMES`. Derived from Unitree's G1 MJCF tree; tests/test_layouts.py
 walks the MJCF breadth-first and checks this tuple against it."""
 
 VARIANT_23_JOINTS = frozenset(MOTOR_NAMES[i] for i in range(NUM_MOTORS) if i not in WRIST_MOTORS)
