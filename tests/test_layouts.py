@@ -262,6 +262,8 @@ def test_cli_convert_to_every_layout_and_back(tmp_path, capsys):
         np.testing.assert_allclose(r.root_pos, m.root_pos, atol=1e-5, err_msg=name)
     assert main(["motion", "info", str(plain)]) == 0
     assert "layout       mjlab, joint order isaaclab (checked by forward kinematics" in capsys.readouterr().out
+    assert main(["motion", "info", str(plain), "--joint-order", "unitree"]) == 0  # told: no check
+    assert "layout       mjlab, joint order unitree (given)" in capsys.readouterr().out
     assert main(["motion", "convert", str(src), str(tmp_path / "x.npz"), "--to", "nope"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: unknown motion format 'nope'") and "\n" not in err.strip()

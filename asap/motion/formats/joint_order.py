@@ -29,6 +29,7 @@ import numpy as np
 
 from asap.motion.motion import MotionFormatError
 from asap.robot.spec import JOINT_ORDERS, MOTOR_NAMES
+from asap.utils.rotations import quat_angle
 
 POS_TOL = 0.01
 """Largest mean body-position error (m, worst checked frame) for a joint order to fit the stored body poses."""
@@ -103,11 +104,6 @@ class OrderCheck:
         }
 
 
-def _quat_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    dot = np.abs((a * b).sum(-1)) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
-    return 2.0 * np.arccos(np.clip(dot, 0.0, 1.0))
-
-
 def _fk(joint_pos: np.ndarray, order: str, root_pos: np.ndarray, root_quat: np.ndarray) -> dict[str, np.ndarray]:
     """World positions and orientations of the 29-DoF G1's bodies, by name (missing joints at 0)."""
     import torch
@@ -154,7 +150,7 @@ def check_joint_order(
                 continue
             idx = [index[b] for b in bodies]
             pos_err = float(np.linalg.norm(fk["pos"][:, idx] - bp, axis=-1).mean(-1).max())
-            rot_err = 0.0 if bq is None else float(_quat_angle(fk["quat"][:, idx], bq).mean(-1).max())
+            rot_err = 0.0 if bq is None else float(quat_angle(fk["quat"][:, idx], bq).mean(-1).max())
             best = min(best, pos_err)
             if pos_err < POS_TOL and rot_err < ROT_TOL:
                 fits.append((pos_err, candidates.index(order), order, walk))
