@@ -103,6 +103,10 @@ def test_nameless_order_extra_and_missing_bodies_and_refusal(tmp_path):
     msg = str(e.value)
     assert "fit no known joint order" in msg and "unitree" in msg and "isaaclab" in msg and "\n" not in msg
     assert "--joint-order" in msg
+    # body quaternions stored xyzw (against the layout's wxyz): found too, and read converted
+    r = read_motion(_nameless(full, tmp_path / "xyzw.npz", body_quat_w=bq[..., [1, 2, 3, 0]]))
+    assert r.meta["joint_order"] == "isaaclab" and r.meta["joint_order_check"]["quat_order"] == "xyzw"
+    np.testing.assert_allclose(r.root_quat, m.root_quat, atol=1e-6)
     # the same file with the order given is read without a check
     assert read_motion(tmp_path / "bad.npz", joint_order="unitree").meta["joint_order_check"] == "given"
 

@@ -15,9 +15,9 @@ name               joints  order
 
 When the file also holds world body poses (pelvis first, then one body per joint), :func:`check_joint_order`
 runs forward kinematics of the joint columns in each order of their count from the stored pelvis pose and keeps the
-order whose bodies land on the stored ones (in depth-first or breadth-first body order); when none does, the file
-is refused in one line. Bodies the tree walk does not know (fixed links some descriptions keep) are allowed: the
-check then matches each computed body to the nearest stored one.
+order whose bodies land on the stored ones (in depth-first or breadth-first body order, quaternions wxyz or xyzw);
+when none does, the file is refused in one line. Bodies the tree walk does not know (fixed links some descriptions
+keep) are allowed: the check then matches each computed body to the nearest stored one.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ class OrderCheck:
     """How the stored bodies were matched: the name of an order, or ``nearest`` (file with extra bodies)."""
     errors_m: dict[str, float]
     """Mean body-position error (m, worst checked frame) of every order tried."""
+    quat_order: str = "wxyz"
+    """Order of the stored body quaternions that fits (``xyzw`` files are read converted)."""
 
     def meta(self) -> dict[str, object]:
         """Entries for ``Motion.meta``."""
@@ -99,6 +101,7 @@ class OrderCheck:
             "joint_order_check": {
                 "method": "forward kinematics against stored body poses",
                 "body_order": self.body_order,
+                "quat_order": self.quat_order,
                 "error_m": {k: round(v, 6) for k, v in self.errors_m.items()},
             },
         }
@@ -128,8 +131,9 @@ def check_joint_order(
 
     ``joint_pos`` (T, J) rad; ``body_pos`` (T, B, 3) m and ``body_quat`` (T, B, 4) wxyz world poses with the
     pelvis first. Every known order with J joints is tried against the bodies in depth-first and breadth-first
-    order (position and orientation errors below :data:`POS_TOL` / :data:`ROT_TOL`); a file with more bodies than
-    the tree walk knows is matched body by body to the nearest stored position. Raises
+    order, with the stored quaternions read wxyz and (the usual trap) xyzw (position and orientation errors
+    below :data:`POS_TOL` / :data:`ROT_TOL`); a file with more bodies than the tree walk knows is matched body by
+    body to the nearest stored position. Raises
     :class:`MotionFormatError` when no order fits, or when the file has fewer bodies than the robot.
     """
     count = joint_pos.shape[1]
@@ -138,34 +142,38 @@ def check_joint_order(
     jp, bp = joint_pos[frames], body_pos[frames]
     bq = body_quat[frames] if body_quat is not None else None
     candidates = orders_for_count(count)
+    quat_orders = ("wxyz", "xyzw") if bq is not None else ("wxyz",)
     errors: dict[str, float] = {}
-    fits: list[tuple[float, int, str, str]] = []  # error, preference (default order first), order, body walk
+    fits: list[tuple[float, int, int, str, str, str]] = []  # error, preferences (defaults first), orders, body walk
     for order in candidates:
-        fk = _fk(jp, order, bp[:, 0], bq[:, 0] if bq is not None else np.tile([1.0, 0, 0, 0], (len(frames), 1)))
-        index = {str(n): i for i, n in enumerate(fk["names"])}
         best = np.inf
-        for walk in dict.fromkeys(orders_for_count(count) + orders_for_count(bp.shape[1] - 1)):
-            bodies = body_order(walk)
-            if len(bodies) != bp.shape[1]:
-                continue
-            idx = [index[b] for b in bodies]
-            pos_err = float(np.linalg.norm(fk["pos"][:, idx] - bp, axis=-1).mean(-1).max())
-            rot_err = 0.0 if bq is None else float(quat_angle(fk["quat"][:, idx], bq).mean(-1).max())
-            best = min(best, pos_err)
-            if pos_err < POS_TOL and rot_err < ROT_TOL:
-                fits.append((pos_err, candidates.index(order), order, walk))
-        if not np.isfinite(best):  # the stored bodies follow no known walk: nearest stored body per computed one
-            bodies = body_order(order)
-            if bp.shape[1] < len(bodies):
-                raise MotionFormatError(
-                    f"{what}: {bp.shape[1]} stored bodies, fewer than the {len(bodies)} of a {count}-joint G1, so "
-                    f"the joint order cannot be checked; pass --joint-order ({', '.join(candidates)})"
-                )
-            pos = fk["pos"][:, [index[b] for b in bodies]]
-            d = np.linalg.norm(pos[:, :, None] - bp[:, None], axis=-1).min(-1)
-            best = float(d.mean(-1).max())
-            if best < POS_TOL:
-                fits.append((best, candidates.index(order), order, "nearest"))
+        for qo in quat_orders:
+            qs = None if bq is None else bq if qo == "wxyz" else bq[..., [3, 0, 1, 2]]
+            root = qs[:, 0] if qs is not None else np.tile([1.0, 0, 0, 0], (len(frames), 1))
+            fk = _fk(jp, order, bp[:, 0], root)
+            index = {str(n): i for i, n in enumerate(fk["names"])}
+            pref = (candidates.index(order), quat_orders.index(qo))
+            walks = list(dict.fromkeys(candidates + orders_for_count(bp.shape[1] - 1)))
+            walks = [w for w in walks if len(body_order(w)) == bp.shape[1]]
+            for walk in walks:
+                idx = [index[b] for b in body_order(walk)]
+                pos_err = float(np.linalg.norm(fk["pos"][:, idx] - bp, axis=-1).mean(-1).max())
+                rot_err = 0.0 if qs is None else float(quat_angle(fk["quat"][:, idx], qs).mean(-1).max())
+                best = min(best, pos_err)
+                if pos_err < POS_TOL and rot_err < ROT_TOL:
+                    fits.append((pos_err, *pref, order, qo, walk))
+            if not walks:  # the stored bodies follow no known walk: nearest stored body per computed one
+                bodies = body_order(order)
+                if bp.shape[1] < len(bodies):
+                    raise MotionFormatError(
+                        f"{what}: {bp.shape[1]} stored bodies, fewer than the {len(bodies)} of a {count}-joint G1, "
+                        f"so the joint order cannot be checked; pass --joint-order ({', '.join(candidates)})"
+                    )
+                pos = fk["pos"][:, [index[b] for b in bodies]]
+                err = float(np.linalg.norm(pos[:, :, None] - bp[:, None], axis=-1).min(-1).mean(-1).max())
+                best = min(best, err)
+                if err < POS_TOL:
+                    fits.append((err, *pref, order, qo, "nearest"))
         errors[order] = best
     if not fits:
         tried = ", ".join(f"{k} {100 * v:.1f} cm" for k, v in errors.items())
@@ -173,5 +181,5 @@ def check_joint_order(
             f"{what}: the joint columns fit no known joint order (forward kinematics misses the stored body poses "
             f"by {tried}); pass --joint-order ({', '.join(candidates)}) if you know it"
         )
-    _, _, order, walk = min(fits)
-    return OrderCheck(order=order, body_order=walk, errors_m=errors)
+    *_, order, quat_order, walk = min(fits)
+    return OrderCheck(order=order, body_order=walk, errors_m=errors, quat_order=quat_order)

@@ -55,6 +55,8 @@ def read_mjlab_npz(path: str | Path, joint_order: str | None = None) -> Motion:
         check = check_joint_order(jp, bp, bq, str(p))
         names = JOINT_ORDERS[check.order]
         meta.update(check.meta())
+        if check.quat_order == "xyzw":  # written against mjlab's convention: read converted
+            bq = bq[..., [3, 0, 1, 2]]
     root = 0
     if "body_names" in d:
         bnames = [str(n) for n in d["body_names"]]
