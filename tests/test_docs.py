@@ -29,7 +29,8 @@ def test_robot_md_safety_figures_are_safety_config():
 
     cfg, doc = SafetyConfig(), _text("docs/robot.md")
     for phrase in (
-        f"no new `tick` for {cfg.state_timeout_s * 1e3:.0f} ms",
+        f"`state_timeout_s` ({cfg.state_timeout_s * 1e3:.0f} ms)",
+        f"`watchdog_lead_s` ({cfg.watchdog_lead_s * 1e3:.0f} ms)",
         f"|a| > {cfg.max_abs_action:g} policy output",
         f"more than {cfg.limit_margin:g} rad beyond a limit",
         f"tilt > {cfg.max_tilt_deg:g}°",

@@ -206,3 +206,21 @@ def test_multi_clip_export_has_every_clip(tmp_path):
     # and names the right file when given another trained clip
     with pytest.raises(ContractError, match="use the file exported for 'wave'"):
         play(run / "policy.onnx", clips / "wave.npz", out_dir=tmp_path / "no", video=False)
+
+
+def test_export_records_the_training_target_shaping(tmp_path):
+    """A policy trained with another shaping rule carries it in its contract (the runtime then applies it)."""
+    from asap.config import load_config
+    from asap.contract import OnnxPolicy
+    from asap.control import TargetShaping
+    from asap.motion.motionlib import MotionLib
+    from asap.motion.synthetic import synthetic_motion
+    from asap.obs import get_layout
+    from asap.rl.config import PretrainConfig
+    from asap.rl.export import export_tracking_policy
+
+    cfg = load_config(PretrainConfig, None, ["env.target_shaping.clamp=false", "env.target_shaping.max_step=0"])
+    lib = MotionLib([synthetic_motion(num_frames=10, fps=50)])
+    mlp = torch.nn.Linear(get_layout(cfg.env.obs_layout).dim("actor", 23), 23)
+    path = export_tracking_policy(mlp, cfg, lib, tmp_path / "p.onnx")
+    assert OnnxPolicy(path).contract.shaping == TargetShaping(clamp=False, max_step=0.0)

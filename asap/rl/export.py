@@ -186,6 +186,7 @@ def export_tracking_policy(mlp: nn.Module, cfg: Any, lib: Any, path: str | Path,
         cfg.variant, layout, lib.motion_names[motion_id], float(lib.motion_lengths[motion_id]),
         start_joint_pos=q[0].double().numpy(), clips=clip_fingerprints(lib), clip_index=motion_id,
         residual_actions=bool(cfg.env.residual_actions), physics=dataclasses.asdict(cfg.physics),
+        shaping=cfg.env.target_shaping,
     )  # fmt: skip
     return export_onnx(pol, contract, path)
 
