@@ -103,3 +103,14 @@ def test_play_with_delta_runs_in_the_aligned_simulator(tmp_path, pretrained):
     main([*base, "--out", str(tmp_path / "d"), "--json", str(shifted), "--delta", str(delta)])
     a, b = json.loads(plain.read_text()), json.loads(shifted.read_text())
     assert b["E_mpjpe_mm"] != pytest.approx(a["E_mpjpe_mm"], rel=1e-3)
+
+
+def test_oracle_delta_spec(tmp_path):
+    """`oracle:<gap>` names the closed-form oracle wherever a delta model is taken (finetune, play --delta)."""
+    from asap.delta.oracle import OracleDelta, load_delta
+
+    m = load_delta("oracle:configs/real_gap/ankle_weak.yaml")
+    assert isinstance(m, OracleDelta) and m.gap_name == "ankle_weak"
+    assert isinstance(load_delta(str(constant_delta(tmp_path / "d.pt", 0.1))), DeltaModel)
+    with pytest.raises(FileNotFoundError, match="train-delta"):
+        load_delta(str(tmp_path / "missing.pt"))

@@ -20,7 +20,7 @@ import torch
 
 from asap.config import from_dict, merge_dicts, save_config, to_dict
 from asap.delta.aligned import AlignedSimulator
-from asap.delta.model import DeltaModel
+from asap.delta.oracle import load_delta
 from asap.rl.config import PretrainConfig
 from asap.sim.base import Simulator
 
@@ -32,7 +32,7 @@ class FinetuneConfig:
     checkpoint: str = ""
     """Pretraining checkpoint (``model_*.pt`` of `asap pretrain`)."""
     delta: str = ""
-    """Delta model (``delta.pt`` of `asap train-delta`)."""
+    """Delta model (``delta.pt`` of `asap train-delta`), or ``oracle:<gap.yaml>`` for the closed-form oracle."""
     out_dir: str = "run/finetune"
     """Run directory (checkpoints, policy.onnx, metrics.json, config.yaml)."""
     resume: str | None = None
@@ -97,8 +97,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     from asap.rl.runner import Trainer
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    model = DeltaModel.load(cfg.delta)
     pcfg = pretrain_config_for(cfg)
+    model = load_delta(cfg.delta, pcfg.variant)
     if model.meta.variant != pcfg.variant:
         raise ValueError(f"delta model is for {model.meta.variant}, the policy for {pcfg.variant}")
 

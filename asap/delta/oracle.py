@@ -56,3 +56,20 @@ class OracleDelta:
     def to(self, device: torch.device | str) -> OracleDelta:
         """Tensors are moved on use; kept for interface parity with :class:`asap.delta.model.DeltaModel`."""
         return self
+
+
+ORACLE_PREFIX = "oracle:"
+"""A delta spec ``oracle:<gap profile>`` names the closed-form oracle of that profile instead of a trained model."""
+
+
+def load_delta(spec: str, variant: str = "g1_23dof"):
+    """A frozen delta model from ``spec``: a ``delta.pt`` path, or ``oracle:<gap.yaml>`` for the oracle of a known
+    gap (fine-tuning or playing against the oracle shows what a perfect π^Δ would give)."""
+    from asap.delta.model import DeltaModel
+
+    if str(spec).startswith(ORACLE_PREFIX):
+        from asap.paths import repo_path
+        from deploy.gap import load_gap
+
+        return OracleDelta(load_gap(repo_path(str(spec)[len(ORACLE_PREFIX) :])), variant)
+    return DeltaModel.load(spec)

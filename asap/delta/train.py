@@ -133,6 +133,10 @@ class DeltaTrainer:
         obs = self.vec.get_observations().to(cfg.device)
         alg.train_mode()
         logger.init_logging_writer()
+        if logger.writer is None:  # logging off: still keep the reward statistics of the progress line
+            from asap.rl.runner import _NullWriter
+
+            logger.writer = _NullWriter()  # type: ignore[assignment]
         start_it = rn.current_learning_iteration
         t_begin = time.time() - self.train_time
         it = start_it

@@ -31,9 +31,9 @@ def _play(args: argparse.Namespace) -> int:
     wrap = None
     if args.delta:
         from asap.delta.aligned import AlignedSimulator
-        from asap.delta.model import DeltaModel
+        from asap.delta.oracle import load_delta
 
-        model = DeltaModel.load(args.delta)
+        model = load_delta(args.delta, args.variant or "g1_23dof")
 
         def wrap(sim):  # the simulator as fine-tuning saw it: training physics + the frozen delta model
             return AlignedSimulator(sim, model)
@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--variant", help="robot variant of an ONNX without metadata (default g1_23dof)")
     q.add_argument("--start-phases", type=int, default=1, help="rollouts from this many evenly spaced phases")
     q.add_argument("--sim", default="mujoco", help="simulator backend")
-    q.add_argument("--delta", help="delta model (delta.pt): run in the aligned simulator (simulator + frozen Δa)")
+    q.add_argument("--delta", help="delta model (delta.pt, or oracle:GAP.yaml): run in the aligned simulator")
     q.add_argument("--threads", type=int, default=1, help="simulator threads")
     q.add_argument("--debug", action="store_true", help="show tracebacks")
     q.set_defaults(func=_play)
