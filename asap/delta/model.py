@@ -24,6 +24,11 @@ from asap.robot.spec import get_spec
 
 JOINT_SETS: dict[str, tuple[str, ...]] = {
     "ankles": ("left_ankle_pitch_joint", "left_ankle_roll_joint", "right_ankle_pitch_joint", "right_ankle_roll_joint"),
+    "legs": tuple(
+        f"{side}_{j}_joint"
+        for side in ("left", "right")
+        for j in ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")
+    ),
 }
 """Named joint subsets Δa may be restricted to (``all`` means every policy joint)."""
 

@@ -8,12 +8,14 @@ from typing import Any
 
 def table_ii() -> dict[str, dict[str, Any]]:
     """Table II weights (action norm -0.1: the README's override and the paper's ablation optimum; Table II prints
-    -0.2), with tracking sigmas 10x tighter than the tracking task's (Table I's).
+    -0.2), with body sigmas 10x and joint sigmas 1000x (position) / 10x (velocity) tighter than the tracking
+    task's (Table I's).
 
     Why tighter: an open-loop window drifts by millimetres to a few centimetres from the log, where Table I's sigmas
     saturate. Measured on 6 logged ankle_weak episodes (64 windows of 1 s): the episode reward of zero Δa and of the
     exact (oracle) Δa differ by 4.6% with Table I's sigmas and the exploration noise of init std 0.3 costs more than
-    that; with these sigmas the oracle earns 20% more than zero Δa and noise of std 0.05 costs 2%.
+    that; with these sigmas the oracle earns 20% more than zero Δa and noise of std 0.05 costs 2%. The joint terms
+    are the most direct signal for a joint's Δa (scripts and numbers: docs/delta.md, "Tuning the delta task").
     """
     return {
         "body_pos": {"weight": 1.0, "sigma_upper": 0.003, "sigma_lower": 0.01, "weight_upper": 1.0,
@@ -23,8 +25,8 @@ def table_ii() -> dict[str, dict[str, Any]]:
         "body_rot": {"weight": 0.5, "sigma": 0.1},
         "body_vel": {"weight": 0.5, "sigma": 0.1},
         "body_ang_vel": {"weight": 0.5, "sigma": 1.0},
-        "joint_pos": {"weight": 0.5, "sigma": 0.1},
-        "joint_vel": {"weight": 0.5, "sigma": 1.0},
+        "joint_pos": {"weight": 0.5, "sigma": 0.001},
+        "joint_vel": {"weight": 0.5, "sigma": 0.1},
         "action_rate": {"weight": -0.01},
         "action_norm": {"weight": -0.1},
         "limits_dof_pos": {"weight": -10.0, "soft": 1.0},
