@@ -105,6 +105,24 @@ class TargetShaping:
         return f"targets {'clamped to the joint limits' if self.clamp else 'not clamped'}, {rate}"
 
 
+TARGET_FAULT_MARGIN = 2.0
+"""rad: an unshaped target (``default + action_scale * a``) more than this past a joint limit is a fault. The robot
+runtime damps (``deploy.safety.SafetyConfig.limit_margin`` defaults to it); the tracking task ends the episode as a
+failure, so no policy learns to rely on targets the robot refuses (a fine-tuned policy did: 2.0 rad past the left
+ankle pitch stop)."""
+
+
+def target_limit_excess(unshaped: Array, lower: Array, upper: Array) -> Array:
+    """How far (rad) unshaped targets (..., J) lie beyond [lower, upper] (J,), per joint (negative inside)."""
+    if _is_torch(unshaped):
+        import torch
+
+        lo = torch.as_tensor(lower, dtype=unshaped.dtype, device=unshaped.device)
+        hi = torch.as_tensor(upper, dtype=unshaped.dtype, device=unshaped.device)
+        return torch.maximum(lo - unshaped, unshaped - hi)
+    return np.maximum(np.asarray(lower) - unshaped, unshaped - np.asarray(upper))
+
+
 def shape_targets(
     action: Array, previous: Array | None, default: Array, action_scale: float, lower: Array, upper: Array,
     shaping: TargetShaping, action_clip: float = ACTION_CLIP,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asap.control import TARGET_FAULT_MARGIN, target_limit_excess
 from asap.utils.rotations import projected_gravity_z
 
 
@@ -39,7 +40,7 @@ class SafetyConfig:
     to ~5 ms on a loaded one without real-time priority (scripts/bench_runtime.py, docs/BENCHMARKS.md)."""
     max_abs_action: float = 100.0
     """Raw policy outputs beyond this magnitude are a fault."""
-    limit_margin: float = 2.0
+    limit_margin: float = TARGET_FAULT_MARGIN
     """A target ``default + action_scale * a`` beyond a position limit by more than this (rad) is a fault (a broken
     policy). Smaller excursions are shaped as the policy was trained (its contract's ``target_clamp``): policies
     trained without the clamp push soft joints (ankles, Kp 20) up to ~1 rad past their stop to get torque."""
@@ -164,7 +165,7 @@ class SafetyLayer:
             return None
         idx = np.arange(len(self.lower)) if motors is None else np.asarray(motors)
         lo, hi = self.lower[idx], self.upper[idx]
-        excess = np.maximum(lo - target, target - hi)
+        excess = target_limit_excess(target, lo, hi)
         if np.any(excess > self.cfg.limit_margin):
             k = int(np.argmax(excess))
             return self.trip("target_limit", f"target {self.names[idx[k]]} = {target[k]:.2f} rad is "

@@ -145,3 +145,46 @@ def test_reference_pkl_actions_are_shifted_at_the_boundary(tmp_path) -> None:
     assert back.meta["action_alignment"] == ACTION_ALIGNMENT
     np.testing.assert_allclose(back.action[:-1], m.action[:-1], atol=1e-6)
     assert not back.action[-1].any()
+
+
+def test_training_ends_where_the_robot_would_fault_on_a_target():
+    """The tracking task and the robot runtime share the target-limit fault (asap.control.TARGET_FAULT_MARGIN): an
+    action whose unshaped target lies more than 2 rad past a limit ends the episode as a failure, a smaller one is
+    only clamped; the runtime's safety layer faults at the same margin."""
+    import numpy as np
+    import torch
+
+    from asap.control import TARGET_FAULT_MARGIN, target_limit_excess
+    from asap.motion.motionlib import MotionLib
+    from asap.motion.synthetic import synthetic_motion
+    from asap.robot.spec import get_spec
+    from asap.sim.base import SimConfig, make_simulator
+    from deploy.safety import SafetyConfig, SafetyLayer
+    from envs.tracking.config import TrackingEnvConfig
+    from envs.tracking.env import TrackingEnv
+
+    spec = get_spec("g1_23dof")
+    assert SafetyConfig().limit_margin == TARGET_FAULT_MARGIN == 2.0
+    j = spec.joint_names.index("left_ankle_pitch_joint")
+    hi = spec.pos_upper[j]
+    sim = make_simulator(SimConfig(num_envs=2, threads=1))
+    cfg = TrackingEnvConfig()
+    cfg.termination.motion_far = False
+    cfg.termination.gravity_tilt = 0.0
+    env = TrackingEnv(cfg, sim, MotionLib([synthetic_motion(num_frames=30, fps=50)]))
+    env.reset_to(torch.zeros(2, dtype=torch.long), torch.zeros(2))
+    a = torch.zeros(2, 23)
+    a[0, j] = (hi + 2.2 - spec.default_pos[j]) / spec.action_scale  # 2.2 rad past the stop: the robot faults
+    a[1, j] = (hi + 1.5 - spec.default_pos[j]) / spec.action_scale  # 1.5 rad past: clamped, no fault
+    _, info = env.step(a)
+    assert info.terminated.tolist() == [True, False]
+    ex = target_limit_excess(
+        np.asarray(spec.default_pos) + spec.action_scale * a.numpy(), spec.pos_lower, spec.pos_upper
+    )
+    assert ex[0, j] == pytest.approx(2.2, abs=1e-5) and ex[1, j] == pytest.approx(1.5, abs=1e-5)
+    layer = SafetyLayer(spec.pos_lower, spec.pos_upper, spec.effort_limit, spec.joint_names)
+    assert layer.check_targets(0.0, np.asarray(spec.default_pos) + spec.action_scale * a[1].numpy()) is None
+    assert (
+        layer.check_targets(0.0, np.asarray(spec.default_pos) + spec.action_scale * a[0].numpy()).kind == "target_limit"
+    )
+    sim.close()

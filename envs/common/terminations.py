@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from asap.control import TARGET_FAULT_MARGIN
 from asap.eval.metrics import body_position_errors, tracking_failed
 from asap.motion.motionlib import MotionState
 from asap.sim.state import SimState
@@ -12,12 +13,16 @@ from envs.tracking.config import TerminationConfig
 
 
 def tracking_terminations(
-    st: SimState, ref: MotionState, tc: TerminationConfig, far_threshold: float, eval_mode: bool
-) -> torch.Tensor:
+    st: SimState, ref: MotionState, tc: TerminationConfig, far_threshold: float, eval_mode: bool,
+    target_excess: torch.Tensor | None = None,
+) -> torch.Tensor:  # fmt: skip
     """(N,) bool: the pelvis tilts past ``tc.gravity_tilt``; in training, a body farther than ``far_threshold``
     (m) from its reference (``tc.motion_far``); in evaluation, the paper's failure criterion instead
-    (:func:`asap.eval.metrics.tracking_failed`)."""
+    (:func:`asap.eval.metrics.tracking_failed`); with ``tc.target_limit_fault``, an unshaped target whose
+    ``target_excess`` (N, J) (:func:`asap.control.target_limit_excess`) passes the robot's fault margin."""
     out = torch.zeros(st.q.shape[0], dtype=torch.bool, device=st.q.device)
+    if tc.target_limit_fault and target_excess is not None:
+        out |= (target_excess > TARGET_FAULT_MARGIN).any(dim=-1)
     if tc.gravity_tilt > 0:
         out |= R.gravity_tilt(st.root_quat, tc.gravity_tilt)
     if eval_mode:

@@ -133,6 +133,9 @@ class TerminationConfig:
     """Relative change of the threshold per reset event."""
     max_episode_length_s: float = 20.0
     """Episode timeout (s); the motion end also ends an episode as a timeout."""
+    target_limit_fault: bool = True
+    """End the episode as a failure when an unshaped joint target lies more than the robot runtime's fault margin
+    (:data:`asap.control.TARGET_FAULT_MARGIN`) past a joint limit: the robot would damp there."""
 
 
 @dataclass

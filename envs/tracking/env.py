@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asap.control import motion_steps, policy_phase, shape_targets
+from asap.control import motion_steps, policy_phase, shape_targets, target_limit_excess
 from asap.eval.metrics import body_position_errors
 from asap.motion.motionlib import MotionLib, MotionState
 from asap.obs import ObsBuilder, privileged_terms, proprio_terms, world_to_base
@@ -96,6 +96,7 @@ class TrackingEnv:
         self.actions = torch.zeros(n, j, **f32)
         self.last_actions = torch.zeros(n, j, **f32)
         self.targets = self.default_pos.repeat(n, 1)
+        self.target_excess = torch.full((n, j), -1.0, **f32)
         """(N, J) joint targets sent in the last step (after a reset: the initial joint pose)."""
         self.episode_steps = torch.ones(n, dtype=torch.long, device=dev)
         """(N,) steps from the episode's start to its clip's end (:func:`asap.control.motion_steps`)."""
@@ -274,8 +275,11 @@ class TrackingEnv:
         a = actions.to(self.device, torch.float32)
         if self.cfg.residual_actions:
             a = a.clamp(-self.action_clip, self.action_clip) + self.ref_action
-        a, _, self.targets = shape_targets(a, self.targets, self.default_pos, self.action_scale, self.pos_lower,
-                                           self.pos_upper, self.cfg.target_shaping, self.action_clip)  # fmt: skip
+        a, unshaped, self.targets = shape_targets(a, self.targets, self.default_pos, self.action_scale,
+                                                  self.pos_lower, self.pos_upper, self.cfg.target_shaping,
+                                                  self.action_clip)  # fmt: skip
+        self.target_excess = target_limit_excess(unshaped, self.pos_lower, self.pos_upper)
+        """(N, J) how far the unshaped targets lie past the joint limits (the robot runtime's fault check)."""
         self.last_actions = self.actions
         self.actions = a
         self.sim.step(targets=self.targets)
@@ -345,7 +349,8 @@ class TrackingEnv:
         return self.rewards(ctx, params, {k: pen for k in self.cfg.curriculum.penalty_terms})
 
     def _terminations(self, st: SimState, ref: MotionState) -> torch.Tensor:
-        return tracking_terminations(st, ref, self.cfg.termination, self.far_threshold, self.eval_mode)
+        return tracking_terminations(st, ref, self.cfg.termination, self.far_threshold, self.eval_mode,
+                                     self.target_excess)  # fmt: skip
 
     def _episode_stats(self, terms: dict[str, torch.Tensor], done: torch.Tensor) -> None:
         for k, v in terms.items():
