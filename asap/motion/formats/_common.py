@@ -41,6 +41,15 @@ def read_fps(value: object, where: str) -> float:
         raise MotionFormatError(f"{where}: fps is not a number ({value!r})") from None
 
 
+def checked(motion: Motion, where: str) -> Motion:
+    """``motion`` after :meth:`Motion.check`; a failure is re-raised naming ``where`` (the file, the pkl key)."""
+    try:
+        motion.check()
+    except MotionFormatError as e:
+        raise MotionFormatError(f"{where}: {e}") from None
+    return motion
+
+
 def spec_for_joints(names: tuple[str, ...] | list[str]) -> RobotSpec:
     """The G1 variant a motion's joints belong to: 29-DoF when it has wrist joints, else 23-DoF."""
     full = get_spec("g1_29dof")

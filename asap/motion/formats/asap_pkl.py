@@ -20,7 +20,7 @@ import joblib
 import numpy as np
 
 from asap.control import ACTION_ALIGNMENT
-from asap.motion.formats._common import check_writable, joint_axes, load_pickle, read_fps, spec_for_count
+from asap.motion.formats._common import check_writable, checked, joint_axes, load_pickle, read_fps, spec_for_count
 from asap.motion.formats.joint_order import order_names
 from asap.motion.motion import Motion, MotionFormatError
 from asap.robot.spec import EXTENDED_BODIES, RobotSpec, get_spec
@@ -109,11 +109,7 @@ def _to_motion(key: str, d: Any, where: str, joint_order: str | None = None) -> 
     if m.action is not None and m.action.ndim == 2:  # reference alignment -> ours (module docstring)
         m.action = np.concatenate([m.action[1:], np.zeros_like(m.action[:1])], axis=0)
         m.meta["action_alignment"] = ACTION_ALIGNMENT
-    try:
-        m.check()
-    except MotionFormatError as e:
-        raise MotionFormatError(f"{where}: motion {key!r}: {e}") from None
-    return m
+    return checked(m, f"{where}: motion {key!r}")
 
 
 def read_asap_pkl_all(path: str | Path, joint_order: str | None = None) -> dict[str, Motion]:

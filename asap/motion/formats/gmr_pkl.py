@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from asap.motion.formats._common import check_writable, load_pickle, motor_columns, normalize_quat, read_fps
+from asap.motion.formats._common import check_writable, checked, load_pickle, motor_columns, normalize_quat, read_fps
 from asap.motion.formats.joint_order import default_order, order_names
 from asap.motion.motion import Motion, MotionFormatError
 from asap.robot.spec import MOTOR_NAMES, get_spec
@@ -59,11 +59,7 @@ def read_gmr_pkl(path: str | Path, joint_order: str | None = None, data: Any = N
         root_pos=np.asarray(d["root_pos"], dtype=np.float64),
         root_quat=xyzw_to_wxyz(normalize_quat(rot, f"{p}: root_rot")), dof_pos=q, meta=meta,
     )  # fmt: skip
-    try:
-        m.check()
-    except MotionFormatError as e:
-        raise MotionFormatError(f"{p}: {e}") from None
-    return m
+    return checked(m, str(p))
 
 
 def write_gmr_pkl(motion: Motion, path: str | Path, overwrite: bool = False) -> Path:

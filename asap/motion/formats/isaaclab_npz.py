@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asap.motion.formats._common import check_writable, motor_columns
+from asap.motion.formats._common import check_writable, checked, motor_columns, read_fps
 from asap.motion.motion import Motion, MotionFormatError, read_npz_arrays
 from asap.robot.spec import MOTOR_NAMES, get_spec
 
@@ -53,16 +53,12 @@ def read_isaaclab_npz(path: str | Path) -> Motion:
         return a[:, r] if body else a
 
     m = Motion(
-        fps=float(np.asarray(d["fps"]).reshape(-1)[0]), joint_names=names, body_names=get_spec("g1_29dof").body_names,
+        fps=read_fps(d["fps"], str(p)), joint_names=names, body_names=get_spec("g1_29dof").body_names,
         root_pos=bp[:, r], root_quat=bq[:, r], dof_pos=q, dof_vel=opt("dof_velocities", False),
         root_lin_vel=opt("body_linear_velocities", True), root_ang_vel=opt("body_angular_velocities", True),
         meta={"source": str(p), "format": "isaaclab_npz", "joint_order": "names in the file"},
     )  # fmt: skip
-    try:
-        m.check()
-    except MotionFormatError as e:
-        raise MotionFormatError(f"{p}: {e}") from None
-    return m
+    return checked(m, str(p))
 
 
 def write_isaaclab_npz(motion: Motion, path: str | Path, overwrite: bool = False) -> Path:

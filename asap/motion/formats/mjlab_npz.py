@@ -17,7 +17,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from asap.motion.formats._common import check_writable, motor_columns
+from asap.motion.formats._common import check_writable, checked, motor_columns
 from asap.motion.formats.joint_order import JOINT_ORDERS, body_order, check_joint_order, order_names
 from asap.motion.motion import Motion, MotionFormatError, read_npz_arrays
 from asap.robot.spec import MOTOR_NAMES, get_spec
@@ -71,11 +71,7 @@ def read_mjlab_npz(path: str | Path, joint_order: str | None = None) -> Motion:
         root_ang_vel=np.asarray(d["body_ang_vel_w"], dtype=np.float64)[:, root] if "body_ang_vel_w" in d else None,
         meta=meta,
     )  # fmt: skip
-    try:
-        m.check()
-    except MotionFormatError as e:
-        raise MotionFormatError(f"{p}: {e}") from None
-    return m
+    return checked(m, str(p))
 
 
 @lru_cache(maxsize=1)

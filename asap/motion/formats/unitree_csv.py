@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asap.motion.formats._common import check_writable, motor_columns, normalize_quat
+from asap.motion.formats._common import check_writable, checked, motor_columns, normalize_quat
 from asap.motion.formats.joint_order import JOINT_ORDERS, default_order, order_names
 from asap.motion.motion import Motion, MotionFormatError
 from asap.robot.spec import MOTOR_NAMES, get_spec
@@ -63,11 +63,7 @@ def read_unitree_csv(path: str | Path, fps: float | None = None, joint_order: st
         meta={"source": str(p), "format": "unitree_csv", "fps_assumed": fps is None, "joint_order": order,
               "joint_order_check": "given" if joint_order else "assumed: a csv has no names or body poses"},
     )  # fmt: skip
-    try:
-        m.check()
-    except MotionFormatError as e:
-        raise MotionFormatError(f"{p}: {e}") from None
-    return m
+    return checked(m, str(p))
 
 
 def _numeric(row: str) -> bool:
