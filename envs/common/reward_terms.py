@@ -110,3 +110,19 @@ class RewardTable:
             kw = {**p, **params[name]} if name in params else p
             out[name] = (w * scales.get(name, 1.0)) * REWARD_TERMS[name](ctx, **kw)
         return out
+
+
+def episode_reward_means(
+    sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], done: torch.Tensor, lengths: torch.Tensor, dt: float
+) -> dict[str, torch.Tensor]:
+    """Add this step's (N,) term values to the running per-episode ``sums`` (updated in place) and return, for the
+    envs that ended (``done``), each term's mean reward per second over their episodes (``rew_<term>``; empty when
+    none ended). ``lengths`` (N,) are the episodes' step counts. The envs zero ``sums`` of the envs they reset."""
+    for k, v in terms.items():
+        sums.setdefault(k, torch.zeros_like(v))
+        sums[k] += v
+    ended = done.nonzero().flatten()
+    if ended.numel() == 0:
+        return {}
+    steps = lengths[ended].float().clamp(min=1)
+    return {f"rew_{k}": (v[ended] / steps).mean() / dt for k, v in sums.items()}

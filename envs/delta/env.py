@@ -21,7 +21,7 @@ from asap.motion.motionlib import MotionLib
 from asap.robot.spec import FEET, VR_3POINT
 from asap.sim.base import Simulator
 from asap.sim.state import SimState, read_state
-from envs.common.reward_terms import RewardTable, TermContext
+from envs.common.reward_terms import RewardTable, TermContext, episode_reward_means
 from envs.delta.config import DeltaEnvConfig
 from envs.tracking.env import TrackingStepResult
 
@@ -166,15 +166,7 @@ class DeltaEnv:
         return self.obs, info
 
     def _episode_stats(self, terms: dict[str, torch.Tensor], done: torch.Tensor) -> None:
-        for k, v in terms.items():
-            self._ep_sums.setdefault(k, torch.zeros(self.num_envs, device=self.device))
-            self._ep_sums[k] += v
-        ended = done.nonzero().flatten()
-        self._ended_stats = {}
-        if ended.numel():
-            steps = self.episode_length_buf[ended].float().clamp(min=1)
-            for k, v in self._ep_sums.items():
-                self._ended_stats[f"rew_{k}"] = (v[ended] / steps).mean() / self.dt
+        self._ended_stats = episode_reward_means(self._ep_sums, terms, done, self.episode_length_buf, self.dt)
 
     # ---------------------------------------------------------------------------------------- observations
     def _compute_obs(self, st: SimState) -> None:

@@ -30,7 +30,7 @@ from asap.sim.base import DYNAMICS_BODIES, DynamicsParams, Simulator
 from asap.sim.state import SimState, read_state
 from asap.utils.rotations import axis_angle_to_quat, quat_mul, quat_normalize
 from envs.common.curricula import TrackingCurricula
-from envs.common.reward_terms import RewardTable, TermContext
+from envs.common.reward_terms import RewardTable, TermContext, episode_reward_means
 from envs.common.terminations import tracking_terminations
 from envs.tracking.config import TrackingEnvConfig
 from envs.tracking.sampling import StartSampler
@@ -353,16 +353,7 @@ class TrackingEnv:
                                      self.target_excess)  # fmt: skip
 
     def _episode_stats(self, terms: dict[str, torch.Tensor], done: torch.Tensor) -> None:
-        for k, v in terms.items():
-            if k not in self._ep_sums:
-                self._ep_sums[k] = torch.zeros(self.num_envs, device=self.device)
-            self._ep_sums[k] += v
-        ended = done.nonzero().flatten()
-        self._ended_stats = {}
-        if ended.numel():
-            steps = self.episode_length_buf[ended].float().clamp(min=1)
-            for k, v in self._ep_sums.items():
-                self._ended_stats[f"rew_{k}"] = (v[ended] / steps).mean() / self.dt
+        self._ended_stats = episode_reward_means(self._ep_sums, terms, done, self.episode_length_buf, self.dt)
 
     def _after_episodes(self, done: torch.Tensor, terminated: torch.Tensor, t: torch.Tensor) -> None:
         """Failure statistics, curricula (at every reset event, as the reference)."""
