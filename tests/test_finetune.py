@@ -114,3 +114,18 @@ def test_oracle_delta_spec(tmp_path):
     assert isinstance(load_delta(str(constant_delta(tmp_path / "d.pt", 0.1))), DeltaModel)
     with pytest.raises(FileNotFoundError, match="train-delta"):
         load_delta(str(tmp_path / "missing.pt"))
+
+
+def test_cli_options_reach_the_configs():
+    """`asap train-delta` / `asap finetune` options become the config fields they name."""
+    from asap.cli import build_parser
+    from asap.delta.commands import _overrides
+    from asap.delta.config import DeltaTrainConfig
+
+    a = build_parser().parse_args(["train-delta", "--motions", "a", "b", "--out", "o", "--gap", "g.yaml", "seed=3"])
+    cfg = load_config(DeltaTrainConfig, None, _overrides(a, {"motions": "motions", "out": "run.out_dir", "gap": "gap"}))
+    assert (cfg.motions, cfg.run.out_dir, cfg.gap, cfg.seed) == (["a", "b"], "o", "g.yaml", 3)
+    a = build_parser().parse_args(["finetune", "--checkpoint", "c.pt", "--delta", "oracle:g.yaml", "--out", "o"])
+    options = {"checkpoint": "checkpoint", "delta": "delta", "out": "out_dir"}
+    cfg = load_config(FinetuneConfig, None, _overrides(a, options))
+    assert (cfg.checkpoint, cfg.delta, cfg.out_dir) == ("c.pt", "oracle:g.yaml", "o")

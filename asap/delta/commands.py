@@ -6,21 +6,23 @@ import argparse
 import json
 
 
+def _overrides(args: argparse.Namespace, options: dict[str, str]) -> list[str]:
+    """The dotted overrides plus ``key=value`` for each command-line option given (``options``: option -> key)."""
+    out = list(args.overrides)
+    for option, key in options.items():
+        value = getattr(args, option)
+        if value:
+            out.append(f"{key}=[{','.join(value)}]" if isinstance(value, list) else f"{key}={value}")
+    return out
+
+
 def _train_delta(args: argparse.Namespace) -> int:
     from asap.config import load_config
     from asap.delta.config import DeltaTrainConfig
     from asap.delta.train import train_delta
 
-    overrides = list(args.overrides)
-    if args.motions:
-        overrides.append("motions=[" + ",".join(args.motions) + "]")
-    if args.out:
-        overrides.append(f"run.out_dir={args.out}")
-    if args.resume:
-        overrides.append(f"run.resume={args.resume}")
-    if args.gap:
-        overrides.append(f"gap={args.gap}")
-    cfg = load_config(DeltaTrainConfig, args.config, overrides)
+    options = {"motions": "motions", "out": "run.out_dir", "resume": "run.resume", "gap": "gap"}
+    cfg = load_config(DeltaTrainConfig, args.config, _overrides(args, options))
     s = train_delta(cfg)
     for h, row in s["openloop"].items():
         cells = ", ".join(f"{m} {v['E_g_mpjpe']:.1f}" for m, v in row.items())
@@ -57,13 +59,8 @@ def _finetune(args: argparse.Namespace) -> int:
     from asap.config import load_config
     from asap.delta.finetune import FinetuneConfig, finetune
 
-    overrides = list(args.overrides)
-    for key in ("checkpoint", "delta", "resume"):
-        if getattr(args, key):
-            overrides.append(f"{key}={getattr(args, key)}")
-    if args.out:
-        overrides.append(f"out_dir={args.out}")
-    cfg = load_config(FinetuneConfig, args.config, overrides)
+    options = {"checkpoint": "checkpoint", "delta": "delta", "resume": "resume", "out": "out_dir"}
+    cfg = load_config(FinetuneConfig, args.config, _overrides(args, options))
     r = finetune(cfg)
     ev = r.get("final_eval", {})
     print(f"fine-tuned on the aligned simulator: success {100 * ev.get('success_rate', 0):.0f}%, "
