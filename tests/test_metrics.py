@@ -88,3 +88,126 @@ def test_play_and_the_demo_table_average_the_same_frames(tmp_path, bias):
         assert s["steps_survived"][0] < s["expected_steps"][0]
     else:
         assert m.success and m.frames == s["expected_steps"][0]
+
+
+def _yaw(theta: float) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+# a small rigid "skeleton" relative to its root (m): root, a hip 10 cm ahead, a head 20 cm up, a hand to the side
+_BODIES = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 0.0, 0.2], [0.0, 0.05, 0.1]])
+
+
+def test_pa_mpjpe_ignores_a_rotation_and_scale_of_the_whole_body():
+    t = np.arange(8, dtype=float)
+    root = np.stack([0.01 * t, 0 * t, 0.8 + 0 * t], axis=-1)[:, None]  # (T, 1, 3)
+    ref = root + _BODIES
+    sim = root + 2.0 * _BODIES @ _yaw(np.pi / 2).T  # turned 90 degrees about the root and twice as large
+    m = tracking_metrics(sim, ref)
+    # root-relative errors: |2 Rz(90) x - x| = hip |(0, .2, 0) - (.1, 0, 0)|, head |(0, 0, .4) - (0, 0, .2)|,
+    # hand |(-.1, 0, .2) - (0, .05, .1)|
+    expected = (0 + np.hypot(0.1, 0.2) + 0.2 + np.sqrt(0.01 + 0.0025 + 0.01)) / 4
+    assert m.E_mpjpe == pytest.approx(1000 * expected) and m.E_g_mpjpe == pytest.approx(1000 * expected)
+    assert m.PA_MPJPE == pytest.approx(0.0, abs=1e-6)
+    noisy = sim.copy()
+    noisy[:, 1, 2] += 0.01  # one body off the similarity: PA-MPJPE sees it, less than the raw 1 cm / 4 bodies
+    assert 0 < tracking_metrics(noisy, ref).PA_MPJPE < 10.0 / 4 + 1e-9
+
+
+def test_a_yaw_drift_of_the_whole_body():
+    """The rollout turns about its root by 0.02 rad more every frame: a root-relative error that grows as
+    2 rho sin(theta / 2) for a body at horizontal distance rho from the root axis; no shape error."""
+    T = 30
+    theta = 0.02 * np.arange(T)
+    root = np.array([0.0, 0.0, 0.8])
+    ref = np.broadcast_to(root + _BODIES, (T, 4, 3))
+    sim = root + np.einsum("tij,bj->tbi", np.stack([_yaw(a) for a in theta]), _BODIES)
+    rho = np.linalg.norm(_BODIES[:, :2], axis=-1)  # 0, 0.1, 0, 0.05
+    per_frame = (2 * rho[None] * np.sin(theta[1:, None] / 2)).mean(-1)
+    m = tracking_metrics(sim, ref)
+    assert m.E_mpjpe == pytest.approx(1000 * per_frame.mean()) and m.E_g_mpjpe == pytest.approx(m.E_mpjpe)
+    assert m.PA_MPJPE == pytest.approx(0.0, abs=1e-6)
+    # the displacement error per frame: bodies move on circles by a chord of 2 rho sin(0.01) per frame
+    assert m.E_vel == pytest.approx(1000 * (2 * rho * np.sin(0.01)).mean())
+
+
+def test_a_rollout_one_frame_ahead_of_its_reference():
+    """Root accelerating in x (x = 1 mm k^2), a body drifting from it at 4 mm/frame in y: a rollout one frame
+    ahead is off by the root's 2 mm/frame velocity change in E_vel and by 4 mm (one of two bodies) in E_mpjpe."""
+    k = np.arange(21, dtype=float)
+    track = np.zeros((21, 2, 3))
+    track[:, :, 0] = 0.001 * k[:, None] ** 2
+    track[:, 1, 1] = 0.004 * k
+    ref, ahead = track[:-1], track[1:]
+    m = tracking_metrics(ahead, ref)
+    assert m.E_vel == pytest.approx(2.0) and m.E_acc == pytest.approx(0.0, abs=1e-9)
+    assert m.E_mpjpe == pytest.approx(2.0)
+    kk = k[1:-1]  # frames 1..T-1
+    dx = 0.001 * (2 * kk + 1)
+    assert m.E_g_mpjpe == pytest.approx(1000 * np.mean((dx + np.hypot(dx, 0.004)) / 2))
+    aligned = tracking_metrics(ref, ref)
+    for key in ("E_g_mpjpe", "E_mpjpe", "E_vel", "E_acc", "PA_MPJPE"):
+        assert getattr(aligned, key) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_joint_angle_error_in_degrees():
+    ref_q = 0.3 * np.sin(np.linspace(0, 3, 10))[:, None] * np.ones((1, 4))
+    q = ref_q.copy()
+    q[:, 0] += 0.1  # one of four joints 0.1 rad off
+    q[0] += 5.0  # the start state is not the policy's doing
+    body = np.zeros((10, 2, 3))
+    m = tracking_metrics(body, body, dof_pos=q, ref_dof_pos=ref_q)
+    assert m.E_joint_angle == pytest.approx(np.degrees(0.1) / 4)
+    assert tracking_metrics(body, body).E_joint_angle is None
+    with pytest.raises(ValueError, match="both"):
+        tracking_metrics(body, body, dof_pos=q)
+    with pytest.raises(ValueError, match="joint angles"):
+        tracking_metrics(body, body, dof_pos=q[:, :3], ref_dof_pos=ref_q)
+
+
+def test_body_group_errors_and_their_average():
+    from asap.eval.metrics import g1_body_groups
+    from asap.robot.spec import FEET, UPPER_BODY, get_spec
+
+    spec = get_spec()
+    groups = g1_body_groups()
+    assert len(groups["upper"]) == len(UPPER_BODY) == 11 and len(groups["lower"]) == 16
+    assert [spec.body_names[i] for i in groups["feet"]] == list(FEET)
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(6, 27, 3))
+    sim = ref.copy()
+    sim[:, list(groups["feet"]), 2] += 0.03  # both feet 3 cm too high
+    m = tracking_metrics(sim, ref)
+    assert m.E_g_mpjpe_feet == pytest.approx(30.0) and m.E_mpjpe_feet == pytest.approx(30.0)
+    assert m.E_g_mpjpe_lower == pytest.approx(30.0 * 2 / 16) and m.E_mpjpe_lower == pytest.approx(30.0 * 2 / 16)
+    assert m.E_g_mpjpe_upper == pytest.approx(0.0) and m.E_g_mpjpe_vr_3point == pytest.approx(0.0)
+    assert m.E_g_mpjpe == pytest.approx(30.0 * 2 / 27)
+    assert tracking_metrics(sim[:, :3], ref[:, :3]).E_g_mpjpe_feet is None  # not the G1's bodies: no groups
+    own = tracking_metrics(sim, ref, groups={"feet": [0]})  # the caller's own grouping
+    assert own.E_g_mpjpe_feet == pytest.approx(0.0) and own.E_g_mpjpe_upper is None
+    agg = mean_metrics([m, tracking_metrics(ref, ref)])
+    assert agg["E_g_mpjpe_feet"] == pytest.approx(15.0) and agg["PA_MPJPE"] >= 0
+    assert "E_joint_angle" not in agg  # no rollout had joint angles
+    q = np.zeros((6, 3))
+    agg2 = mean_metrics(
+        [
+            tracking_metrics(ref, ref, dof_pos=q + 0.01, ref_dof_pos=q),
+            tracking_metrics(ref, ref, dof_pos=q, ref_dof_pos=q),
+        ]
+    )
+    assert agg2["E_joint_angle"] == pytest.approx(np.degrees(0.01) / 2)
+
+
+def test_rollout_comparison_reports_joint_angles_and_groups():
+    from dataclasses import replace
+
+    from asap.eval.compare import compare_rollout
+    from asap.motion.synthetic import synthetic_motion
+
+    ref = synthetic_motion(num_frames=40, seed=4)
+    m = compare_rollout(replace(ref, dof_pos=ref.dof_pos + 0.02), ref)
+    assert m.E_joint_angle == pytest.approx(np.degrees(0.02), rel=1e-4)
+    assert m.E_mpjpe > 0 and m.E_mpjpe_upper is not None and m.E_mpjpe_feet > 0
+    same = compare_rollout(ref, ref)
+    assert same.E_joint_angle == pytest.approx(0.0, abs=1e-4) and same.PA_MPJPE == pytest.approx(0.0, abs=1e-3)

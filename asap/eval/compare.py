@@ -4,7 +4,7 @@ The rollout's frame f is compared with the reference at time ``start_time + f / 
 end); frame 0 is the start state, frames up to half a frame past the clip's end are kept (the last control step of
 an episode, as the training env ends it), and :func:`asap.eval.metrics.tracking_metrics` averages the errors over
 the same frames as ``asap play``. Both trajectories go through the same forward kinematics, so the metrics cover
-the 27 tracked bodies.
+the 27 tracked bodies (with their body-group errors), and the joint angles of both give the joint-angle error.
 With ``align="start"`` the reference is moved (translation in xy and heading) so that its root at
 ``start_time`` coincides with the rollout's first root pose — needed when the robot did not start where the
 reference starts (a robot on the floor of a lab, the virtual G1).
@@ -20,7 +20,7 @@ import torch
 from asap.control import motion_steps
 from asap.eval.metrics import TrackingMetrics, tracking_metrics
 from asap.motion.motion import Motion
-from asap.motion.motionlib import MotionLib
+from asap.motion.motionlib import MotionLib, MotionState
 from asap.robot.kinematics import shared_kinematics
 from asap.robot.spec import get_spec
 from asap.utils.rotations import quat_from_yaw, quat_rotate, yaw_from_quat
@@ -33,14 +33,24 @@ def rollout_body_positions(rollout: Motion, variant: str = "g1_23dof") -> np.nda
     return pos
 
 
+def _reference_state(reference: MotionLib, times: np.ndarray, motion_id: int) -> MotionState:
+    """The reference's state at ``times`` (s), clipped to the clip."""
+    t = torch.as_tensor(np.clip(times, 0.0, float(reference.motion_lengths[motion_id])), dtype=torch.float32)
+    ids = torch.full((len(times),), motion_id, dtype=torch.long)
+    return reference.get_state(ids, t)
+
+
+def reference_dof_pos(reference: MotionLib, times: np.ndarray, motion_id: int = 0) -> np.ndarray:
+    """Reference joint angles (T, J) in rad at ``times``, in the library's joint order."""
+    return _reference_state(reference, times, motion_id).dof_pos.double().cpu().numpy()
+
+
 def reference_body_positions(
     reference: MotionLib, times: np.ndarray, align_to: tuple[np.ndarray, np.ndarray] | None = None, motion_id: int = 0
 ) -> np.ndarray:
     """Reference body positions (T, 27, 3) at ``times``; optionally re-anchored so that the root pose at
     ``times[0]`` maps onto ``align_to = (root_pos, root_quat)`` (xy and heading only)."""
-    t = torch.as_tensor(np.clip(times, 0.0, float(reference.motion_lengths[motion_id])), dtype=torch.float32)
-    ids = torch.full((len(times),), motion_id, dtype=torch.long)
-    st = reference.get_state(ids, t)
+    st = _reference_state(reference, times, motion_id)
     body = st.body_pos.double().cpu().numpy()
     if align_to is None:
         return body
@@ -75,4 +85,5 @@ def compare_rollout(
     sim, times = sim[keep], times[keep]
     anchor = (ro.root_pos[0], ro.root_quat[0]) if align == "start" else None
     ref = reference_body_positions(lib, times, anchor)
-    return tracking_metrics(sim, ref)
+    q = ro.for_robot(v).dof_pos[keep]
+    return tracking_metrics(sim, ref, dof_pos=q, ref_dof_pos=reference_dof_pos(lib, times))
