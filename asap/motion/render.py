@@ -1,7 +1,8 @@
 """See a motion: offscreen MuJoCo rendering to mp4 (headless, CPU) and an interactive viewer.
 
 Rendering uses EGL (``MUJOCO_GL=egl`` unless the user chose another backend); on a machine without a GPU,
-Mesa's software EGL does the work. A camera follows the pelvis.
+Mesa's software EGL does the work. A camera follows the pelvis. :func:`render_ghost_video` draws a rollout with
+its reference motion as a translucent ghost in the same scene.
 """
 
 from __future__ import annotations
@@ -91,6 +92,65 @@ def _scene_option(geoms: str) -> mujoco.MjvOption:
     return opt
 
 
+def _check_size(model: mujoco.MjModel, width: int, height: int) -> None:
+    if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
+        raise ValueError(
+            f"{width}x{height} exceeds the offscreen buffer {model.vis.global_.offwidth}x{model.vis.global_.offheight}"
+        )
+    if width % 2 or height % 2:
+        raise ValueError(f"width and height must be even for H.264 video, got {width}x{height}")
+
+
+def _write_video(
+    model: mujoco.MjModel, qpos: np.ndarray, out: Path, rate: float, width: int, height: int,
+    cam: mujoco.MjvCamera, opt: mujoco.MjvOption, pretty: bool, progress: bool,
+    ghost: np.ndarray | None = None, ghost_rgba: tuple[float, float, float, float] = (0.3, 0.6, 1.0, 0.3),
+) -> dict[str, float]:  # fmt: skip
+    """Render ``qpos`` (T, nq) frame by frame to ``out`` (H.264 mp4, written to a temporary name first).
+
+    ``ghost`` (T, nq): a second pose of the same model per frame, drawn into the same scene (its bodies only, no
+    second floor) in ``ghost_rgba``. Returns ``{frames, fps, seconds, render_fps}``."""
+    import imageio.v2 as imageio
+    from tqdm import tqdm
+
+    data = mujoco.MjData(model)
+    gdata = mujoco.MjData(model) if ghost is not None else None
+    gopt = mujoco.MjvOption()
+    gopt.geomgroup[:] = opt.geomgroup
+    gopt.geomgroup[0] = 0  # the floor is drawn once, by the robot's scene
+    pert = mujoco.MjvPerturb()
+    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
+    t0 = time.perf_counter()
+    with mujoco.Renderer(model, height=height, width=width) as renderer:
+        writer = imageio.get_writer(
+            tmp, fps=rate, codec="libx264", macro_block_size=1, quality=7, pixelformat="yuv420p",
+            ffmpeg_log_level="error",
+        )  # fmt: skip
+        try:
+            for f, q in enumerate(
+                tqdm(qpos, desc=f"render {out.name}", unit="frame", disable=not progress, leave=False)
+            ):
+                data.qpos[:] = q
+                mujoco.mj_forward(model, data)
+                renderer.update_scene(data, camera=cam, scene_option=opt)
+                if gdata is not None:
+                    scene = renderer.scene
+                    n0 = scene.ngeom
+                    gdata.qpos[:] = ghost[f]
+                    mujoco.mj_kinematics(model, gdata)
+                    mujoco.mjv_addGeoms(model, gdata, gopt, pert, mujoco.mjtCatBit.mjCAT_DYNAMIC, scene)
+                    for i in range(n0, scene.ngeom):
+                        scene.geoms[i].rgba[:] = ghost_rgba
+                renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = pretty
+                renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = pretty
+                writer.append_data(renderer.render())
+        finally:
+            writer.close()
+    tmp.replace(out)
+    secs = time.perf_counter() - t0
+    return {"frames": len(qpos), "fps": rate, "seconds": secs, "render_fps": len(qpos) / max(secs, 1e-9)}
+
+
 def render_motion(
     motion: Motion,
     out: str | Path,
@@ -111,45 +171,57 @@ def render_motion(
     ``fps``: video frame rate (the clip is resampled to it; default: the clip's own). ``geoms``: ``mesh``
     (Unitree's visual meshes) or ``collision`` (capsules; several times faster in software GL). ``pretty``:
     shadows and floor reflection (slow without a GPU). Returns ``{frames, fps, seconds, render_fps}``."""
-    import imageio.v2 as imageio
-    from tqdm import tqdm
-
     _ensure_offscreen_gl()
     rs = spec or spec_for_joints(motion.joint_names)
     model = _model(rs)
-    if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
-        raise ValueError(
-            f"{width}x{height} exceeds the offscreen buffer {model.vis.global_.offwidth}x{model.vis.global_.offheight}"
-        )
-    if width % 2 or height % 2:
-        raise ValueError(f"width and height must be even for H.264 video, got {width}x{height}")
+    _check_size(model, width, height)
     clip = motion if fps is None else resample(motion, fps)
-    rate = float(clip.fps)
     qpos = _qpos(model, clip, rs)
     p = check_writable(out, overwrite)
-    data = mujoco.MjData(model)
+    cam = _camera(model, distance, azimuth, elevation)
+    return _write_video(model, qpos, p, float(clip.fps), width, height, cam, _scene_option(geoms), pretty, progress)
+
+
+def render_ghost_video(
+    rollout: Motion,
+    reference: Motion,
+    out: str | Path,
+    start_time: float = 0.0,
+    fps: float | None = None,
+    width: int = 640,
+    height: int = 480,
+    overwrite: bool = False,
+    spec: RobotSpec | None = None,
+    distance: float = 2.8,
+    azimuth: float = 135.0,
+    elevation: float = -15.0,
+    geoms: str = "mesh",
+    ghost_rgba: tuple[float, float, float, float] = (0.3, 0.6, 1.0, 0.3),
+    pretty: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Render a rollout with its reference as a translucent ghost (mp4, H.264), the camera tracking the robot.
+
+    Video frame f shows the rollout at ``f / fps`` and the reference at ``start_time + f / fps`` (s; held at
+    its last frame past its end), both in world coordinates as given (re-anchor the reference first when the
+    robot started elsewhere). ``fps``: video rate (both are resampled to it; default: the rollout's rate).
+    ``ghost_rgba``: the reference's colour and opacity. The other options as :func:`render_motion`. Returns
+    ``{frames, fps, seconds, render_fps}``."""
+    _ensure_offscreen_gl()
+    rs = spec or spec_for_joints(rollout.joint_names)
+    model = _model(rs)
+    _check_size(model, width, height)
+    if start_time < 0:
+        raise ValueError(f"start_time must be >= 0, got {start_time}")
+    clip = rollout if fps is None else resample(rollout, fps)
+    rate = float(clip.fps)
+    qpos = _qpos(model, clip, rs)
+    ghost = _qpos(model, resample(reference, rate), rs)
+    frames = np.minimum(int(round(start_time * rate)) + np.arange(len(qpos)), len(ghost) - 1)
+    p = check_writable(out, overwrite)
     cam = _camera(model, distance, azimuth, elevation)
     opt = _scene_option(geoms)
-    tmp = p.with_name(p.stem + ".tmp" + p.suffix)
-    t0 = time.perf_counter()
-    with mujoco.Renderer(model, height=height, width=width) as renderer:
-        writer = imageio.get_writer(
-            tmp, fps=rate, codec="libx264", macro_block_size=1, quality=7, pixelformat="yuv420p",
-            ffmpeg_log_level="error",
-        )  # fmt: skip
-        try:
-            for q in tqdm(qpos, desc=f"render {p.name}", unit="frame", disable=not progress, leave=False):
-                data.qpos[:] = q
-                mujoco.mj_forward(model, data)
-                renderer.update_scene(data, camera=cam, scene_option=opt)
-                renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = pretty
-                renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = pretty
-                writer.append_data(renderer.render())
-        finally:
-            writer.close()
-    tmp.replace(p)
-    secs = time.perf_counter() - t0
-    return {"frames": len(qpos), "fps": rate, "seconds": secs, "render_fps": len(qpos) / max(secs, 1e-9)}
+    return _write_video(model, qpos, p, rate, width, height, cam, opt, pretty, progress, ghost[frames], ghost_rgba)
 
 
 def view_motion(motion: Motion, spec: RobotSpec | None = None, loop: bool = True, speed: float = 1.0) -> None:
