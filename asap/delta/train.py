@@ -21,49 +21,14 @@ import numpy as np
 import torch
 
 from asap.config import save_config
-from asap.control import TargetShaping
 from asap.delta.config import DeltaTrainConfig
-from asap.delta.model import DeltaModel, save_delta
-from asap.eval.openloop import openloop_report, plot_report, report_json, report_markdown
-from asap.motion.motion import Motion, MotionFormatError
+from asap.delta.logs import gather_logs, load_logs, replay_shaping
+from asap.delta.model import save_delta
+from asap.eval.openloop import openloop_eval
 from asap.motion.motionlib import MotionLib
-from asap.paths import repo_path
 from asap.rl.config import rsl_train_cfg
 from asap.sim.base import SimConfig, make_simulator
 from envs.delta.env import DeltaEnv
-
-
-def gather_logs(items: list[str]) -> list[Path]:
-    """Motion files named by ``items`` (files or folders of ``*.npz``), sorted; one-line errors for bad input."""
-    files: list[Path] = []
-    for it in items:
-        p = Path(repo_path(it))
-        if p.is_dir():
-            files += sorted(p.rglob("*.npz"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such log file or folder (make logs with `asap collect`)")
-    if not files:
-        raise ValueError("no logged episodes given: pass --motions with `asap collect`'s motions folder or files")
-    return files
-
-
-def load_logs(files: list[Path]) -> tuple[list[Motion], TargetShaping | None]:
-    """Load and check delta-training episodes: ``action`` present, the project's alignment (checked by
-    :meth:`Motion.load`), the control rate; returns the motions and the shaping their metadata records (if any)."""
-    motions, shapings = [], set()
-    for f in files:
-        m = Motion.load(f)
-        if m.action is None:
-            raise MotionFormatError(f"{f}: no 'action' array: delta training needs logs from `asap collect`")
-        if "target_clamp" in m.meta:
-            shapings.add(TargetShaping.from_metadata({k: str(m.meta[k]) for k in TargetShaping.METADATA_KEYS
-                                                      if k in m.meta}, where=str(f)))  # fmt: skip
-        motions.append(m)
-    if len(shapings) > 1:
-        raise ValueError(f"the logs were collected with different target shapings: {sorted(map(str, shapings))}")
-    return motions, (shapings.pop() if shapings else None)
 
 
 def split_episodes(n: int, held_out: float, seed: int) -> tuple[list[int], list[int]]:
@@ -90,9 +55,7 @@ class DeltaTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.files = gather_logs(cfg.motions)
         motions, logged_shaping = load_logs(self.files)
-        if logged_shaping is not None and logged_shaping != cfg.shaping:
-            raise ValueError(f"the logs record '{logged_shaping.describe()}' but the config says "
-                             f"'{cfg.shaping.describe()}': set shaping.clamp / shaping.max_step to match")  # fmt: skip
+        replay_shaping(logged_shaping, cfg.shaping)  # the logs must agree with the configured shaping
         self.train_idx, self.held_idx = split_episodes(len(motions), cfg.held_out, cfg.seed)
         self.motions = motions
         names = [f.stem for f in self.files]
@@ -172,34 +135,17 @@ class DeltaTrainer:
                           extra={"checkpoint": str(checkpoint), "train_time_s": self.train_time})  # fmt: skip
 
     def report(self, delta_path: Path) -> dict[str, Any]:
-        """Open-loop table on the held-out episodes (the training ones when there is a single episode)."""
-        from deploy.gap import load_gap
-
+        """Open-loop table (:func:`asap.eval.openloop.openloop_eval`) on the held-out episodes (the training ones
+        when there is a single episode); the Oracle row for ``cfg.gap`` or the gap the logs record."""
+        c = self.cfg
         idx = self.held_idx or self.train_idx
-        logs = MotionLib([self.motions[i] for i in idx], spec=self.cfg.variant, device=self.cfg.device)
-        methods: dict[str, Any] = {"OpenLoop": None, "ASAP": DeltaModel.load(delta_path)}
-        gap = self.cfg.gap or self.logged_gap()
-        if gap:
-            from asap.delta.oracle import OracleDelta
-
-            methods["Oracle"] = OracleDelta(load_gap(repo_path(gap)), self.cfg.variant)
-        rep = openloop_report(logs, self._sim_cfg_factory(), self.cfg.shaping, list(self.cfg.horizons_s),
-                              self.cfg.report_stride_s, methods)  # fmt: skip
-        (self.out / "openloop.json").write_text(json.dumps(report_json(rep), indent=1))
         which = "held-out" if self.held_idx else "training (only one episode was given)"
-        title = f"Open-loop replay error on {len(idx)} {which} episode(s)"
-        (self.out / "openloop.md").write_text(report_markdown(rep, title))
-        plot_report(rep, self.sim.spec.joint_names, str(self.out / "openloop.png"))
-        return rep
-
-    def logged_gap(self) -> str | None:
-        """The reality-gap profile every log names (virtual-G1 logs record it), or None when unknown or mixed."""
-        gaps = {m.meta.get("gap") for m in self.motions}
-        g = gaps.pop() if len(gaps) == 1 else None
-        return g if g and Path(repo_path(g)).is_file() else None
-
-    def _sim_cfg_factory(self):
-        return lambda n: make_simulator(self._sim_cfg(n))
+        return openloop_eval(
+            [str(self.files[i]) for i in idx], self.out, delta=str(delta_path), gap=c.gap, horizons=c.horizons_s,
+            sim=c.sim, variant=c.variant, shaping=c.shaping, stride_s=c.report_stride_s, physics=c.physics,
+            threads=c.threads, device=c.device, title=f"Open-loop replay error on {len(idx)} {which} episode(s)",
+            files=("openloop.json", "openloop.md", "openloop.png"),
+        )  # fmt: skip
 
     def close(self) -> None:
         """Release the simulator."""
@@ -217,6 +163,6 @@ def train_delta(cfg: DeltaTrainConfig) -> dict[str, Any]:
         tr.close()
     episodes = {"train": len(tr.train_idx), "held_out": len(tr.held_idx)}
     out = {"delta": str(delta), "checkpoint": str(ck), "train_time_s": tr.train_time,
-           "openloop": report_json(rep), "episodes": episodes}  # fmt: skip
+           "openloop": rep["metrics"], "episodes": episodes}  # fmt: skip
     (tr.out / "summary.json").write_text(json.dumps(out, indent=1))
     return out

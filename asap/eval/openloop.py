@@ -6,11 +6,18 @@ Every method runs through the same machinery: :class:`envs.delta.env.DeltaEnv` w
 logged actions shaped as the runtime shaped them) on a simulator that is wrapped by
 :class:`asap.delta.aligned.AlignedSimulator` when a delta model is given. Metrics: :func:`asap.eval.metrics.
 tracking_metrics` over the window's frames (start frame included), averaged over windows.
+
+:func:`openloop_eval` is the whole evaluation from log files (``asap eval --open-loop`` and `asap train-delta`'s
+report): the OpenLoop / ASAP / Oracle rows plus any extra named :data:`ReplayFn` (the place for baselines that are
+not a Δa model, such as a SysID-identified simulator or a learned dynamics correction).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,14 +25,26 @@ import torch
 
 from asap.control import TargetShaping
 from asap.delta.aligned import AlignedSimulator
+from asap.delta.logs import gather_logs, load_logs, logged_gap, replay_shaping
 from asap.eval.metrics import mean_metrics, tracking_metrics
 from asap.motion.motionlib import MotionLib
-from asap.sim.base import Simulator
+from asap.paths import repo_path
+from asap.robot.model import ModelOptions
+from asap.robot.spec import get_spec
+from asap.sim.base import SimConfig, Simulator, make_simulator
 from envs.delta.config import DeltaEnvConfig
 from envs.delta.env import DeltaEnv
 
 METRIC_KEYS = ("E_g_mpjpe", "E_mpjpe", "E_vel", "E_acc")
 """Reported metrics (mm, mm, mm/frame, mm/frame^2)."""
+
+ReplayFn = Callable[[MotionLib, Callable[[int], Simulator], TargetShaping, float, float], dict[str, Any]]
+"""One row of the open-loop table as a function ``(logs, make_sim, shaping, horizon_s, stride_s) -> result`` with
+:func:`replay`'s result keys (``metrics``, ``windows``, ``error_curve``, ``delta_abs``); ``make_sim(n)`` builds the
+evaluation's simulator for n windows. A Δa model's row is ``partial(replay, model=model)``."""
+
+EVAL_FILES = ("metrics.json", "report.md", "openloop.png")
+"""Files :func:`openloop_eval` writes by default: the JSON table, the Markdown table and the plot."""
 
 
 def report_windows(logs: MotionLib, steps: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,14 +101,77 @@ def replay(
 
 
 def openloop_report(
-    logs: MotionLib, make_sim: Callable[[int], Simulator], shaping: TargetShaping, horizons_s: list[float],
-    stride_s: float, methods: dict[str, Any | None],
+    logs: MotionLib, make_sim: Callable[[int], Simulator], shaping: TargetShaping, horizons_s: Sequence[float],
+    stride_s: float, methods: Mapping[str, Any | None], replays: Mapping[str, ReplayFn] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:  # fmt: skip
-    """``{horizon: {method: replay(...)}}`` for every horizon and method (``None``: the plain simulator)."""
-    return {
-        f"{h:g}": {name: replay(logs, make_sim, shaping, h, stride_s, model) for name, model in methods.items()}
-        for h in horizons_s
-    }
+    """``{horizon: {method: replay(...)}}`` for every horizon and method (a Δa model, or ``None``: the plain
+    simulator), then the extra rows ``replays`` (name -> :data:`ReplayFn`) in their order."""
+    clash = set(methods) & set(replays or {})
+    if clash:
+        raise ValueError(f"method names given twice: {sorted(clash)}")
+    rows: dict[str, ReplayFn] = {name: partial(replay, model=model) for name, model in methods.items()}
+    rows.update(replays or {})
+    return {f"{h:g}": {name: fn(logs, make_sim, shaping, h, stride_s) for name, fn in rows.items()} for h in horizons_s}
+
+
+def openloop_eval(
+    logs: list[str],
+    out: str | Path,
+    delta: str | None = None,
+    gap: str | None = None,
+    horizons: Sequence[float] = (0.25, 0.5, 1.0),
+    sim: str = "mujoco",
+    variant: str = "g1_23dof",
+    shaping: TargetShaping | None = None,
+    stride_s: float = 0.25,
+    physics: ModelOptions | None = None,
+    threads: int = 2,
+    device: str = "cpu",
+    methods: Mapping[str, ReplayFn] | None = None,
+    title: str | None = None,
+    files: tuple[str, str, str] = EVAL_FILES,
+) -> dict[str, Any]:
+    """Open-loop replay error of logged episodes (Table III): OpenLoop, ASAP and Oracle rows, written to ``out``.
+
+    ``logs``: log files or folders of them (`asap collect` output, with ``action``). Rows: ``OpenLoop`` (the
+    plain ``sim``); ``ASAP`` when ``delta`` names a ``delta.pt`` (:func:`asap.delta.oracle.load_delta`; a
+    ``oracle:<gap.yaml>`` spec makes the row ``Oracle`` instead); ``Oracle`` for ``gap`` (a reality-gap profile),
+    or for the profile every log records in ``meta["gap"]`` when ``gap`` is None; then every extra row of
+    ``methods`` (name -> :data:`ReplayFn`). ``shaping``: the runtime's target shaping (default: what the logs
+    record; they must agree). ``physics``: the replay simulator's model options (the policy's training physics).
+    Writes ``files`` in ``out``: the JSON table ``{horizon_s: {method: {E_g_mpjpe, E_mpjpe, E_vel, E_acc}}}``
+    (mm, mm/frame, mm/frame^2), the Markdown table (:func:`report_markdown`) and the plot (:func:`plot_report`).
+    Returns ``{"metrics": that JSON table, "report": the full report (per-step error curves, mean |Δa|),
+    "episodes": n, "gap": the profile of the Oracle row or None, "files": {"json", "markdown", "plot"}: paths}``.
+    """
+    from asap.delta.oracle import ORACLE_PREFIX, OracleDelta, load_delta
+    from deploy.gap import load_gap
+
+    motions, logged_shaping = load_logs(gather_logs(list(logs)))
+    shaping = replay_shaping(logged_shaping, shaping)
+    rows: dict[str, Any | None] = {"OpenLoop": None}
+    if delta:
+        rows["Oracle" if str(delta).startswith(ORACLE_PREFIX) else "ASAP"] = load_delta(str(delta), variant)
+    gap = gap or logged_gap(motions)
+    if gap and "Oracle" not in rows:
+        rows["Oracle"] = OracleDelta(load_gap(repo_path(gap)), variant)
+    lib = MotionLib(motions, spec=variant, device=device)
+    opts = physics or ModelOptions()
+
+    def make_sim(n: int) -> Simulator:
+        return make_simulator(SimConfig(backend=sim, variant=variant, num_envs=n, threads=threads, device=device,
+                                        model=opts))  # fmt: skip
+
+    rep = openloop_report(lib, make_sim, shaping, list(horizons), stride_s, rows, methods)
+    o = Path(out)
+    o.mkdir(parents=True, exist_ok=True)
+    paths = {k: o / name for k, name in zip(("json", "markdown", "plot"), files, strict=True)}
+    table = report_json(rep)
+    paths["json"].write_text(json.dumps(table, indent=1))
+    paths["markdown"].write_text(report_markdown(rep, title or f"Open-loop replay error on {len(motions)} episode(s)"))
+    plot_report(rep, get_spec(variant).joint_names, str(paths["plot"]))
+    return {"metrics": table, "report": rep, "episodes": len(motions), "gap": gap or None,
+            "files": {k: str(v) for k, v in paths.items()}}  # fmt: skip
 
 
 def report_json(report: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
