@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "asap.retarget.commands",
     "asap.rl.commands",
     "asap.delta.commands",
+    "asap.eval.commands",
     "deploy.commands",
     "asap.pipeline",
 )

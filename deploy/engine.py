@@ -11,7 +11,7 @@ specific force ``R^T (a - g)`` of the pelvis origin (about +9.81 on z when at re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import mujoco
@@ -81,18 +81,38 @@ def robot_spec() -> RobotSpec:
     return get_spec("g1_29dof")
 
 
-def gap_model_spec(gap: RealGapConfig, floor: bool = True) -> mujoco.MjSpec:
-    """The G1 MjSpec with torque actuators and the gap's model edits."""
-    opts = ModelOptions(
-        actuators="motor", joint_damping=gap.joint_damping, joint_frictionloss=gap.joint_friction,
-        floor_friction=gap.floor_friction, floor=floor,
-    )  # fmt: skip
-    spec = build_spec(robot_spec(), options=opts)
+def gap_model_options(gap: RealGapConfig, base: ModelOptions) -> ModelOptions:
+    """``base`` with the gap's joint damping, joint friction and floor friction; a gap field left at its default (no
+    change) keeps ``base``'s value."""
+    none = RealGapConfig()
+    return replace(
+        base,
+        joint_damping=base.joint_damping if gap.joint_damping == none.joint_damping else gap.joint_damping,
+        joint_frictionloss=base.joint_frictionloss if gap.joint_friction == none.joint_friction else gap.joint_friction,
+        floor_friction=base.floor_friction if gap.floor_friction == none.floor_friction else gap.floor_friction,
+    )
+
+
+def gap_model_spec(
+    gap: RealGapConfig, floor: bool = True, variant: str | RobotSpec | None = None, base: ModelOptions | None = None,
+    mjcf: str | None = None,
+) -> mujoco.MjSpec:  # fmt: skip
+    """The G1 MjSpec with the gap's model edits (the one place they are made, for the virtual G1's engines and the
+    protocol targets of ``asap eval``): the options ``base`` (default: torque actuators) with the gap's joint damping
+    and friction and floor friction (:func:`gap_model_options`), the added masses, and actuator force ranges times
+    ``torque_limit_scale`` (the saturation of :class:`deploy.gap.ActuatorLaw`; torque actuators get torques the law
+    already clipped). ``floor``: add the floor (when ``base`` is None); ``variant``: the robot (default: the engines'
+    29-motor G1); ``mjcf``: a user MJCF."""
+    opts = gap_model_options(gap, base or ModelOptions(actuators="motor", floor=floor))
+    spec = build_spec(robot_spec() if variant is None else variant, mjcf, options=opts)
     for body, kg in gap.added_mass.items():
         b = spec.body(body)
         if b is None:
             raise ValueError(f"reality gap adds mass to unknown body {body!r}")
         b.mass = b.mass + float(kg)
+    if gap.torque_limit_scale != 1.0:
+        for act in spec.actuators:
+            act.forcerange = [float(x) * float(gap.torque_limit_scale) for x in act.forcerange]
     return spec
 
 

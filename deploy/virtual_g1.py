@@ -1,12 +1,13 @@
 """The virtual G1: a simulated G1 (MuJoCo or Genesis) served over the robot's own DDS topics, with a hidden reality gap.
 
 It steps the 29-motor G1 at 200 Hz in real time. Each step it takes the newest ``rt/lowcmd`` (CRC checked; bad
-ones are counted and ignored; the command takes effect ``latency_s`` after arrival), applies the motor PD
-``tau = s * (kp (q* - q) + kd (dq* - dq)) + tau_ff`` (with the profile's Kp/Kd/strength factors, clipped to the
-saturated effort limits), steps the physics and publishes ``rt/lowstate`` (running ``tick`` in ms, IMU wxyz
-quaternion, body-frame gyro, accelerometer, motor states, remote bytes, CRC) and the ground-truth root on
-``asap/mocap``. ``asap/sim/ctrl`` lets tests and ``asap collect`` press remote buttons, pause the state stream,
-hold the robot in a support (a spring-damper on the pelvis, for start-up), push or tip it, and reset it.
+ones are counted and ignored; the command takes effect ``latency_s`` after arrival), applies the gap's motor law
+(:class:`deploy.gap.ActuatorLaw`: ``tau = s * (kp (q* - q) + kd (dq* - dq)) + tau_ff`` with the profile's
+Kp/Kd/strength factors, clipped to the saturated effort limits), steps the physics and publishes ``rt/lowstate``
+(running ``tick`` in ms, IMU wxyz quaternion, body-frame gyro, accelerometer, motor states, remote bytes, CRC) and
+the ground-truth root on ``asap/mocap``. ``asap/sim/ctrl`` lets tests and ``asap collect`` press remote buttons,
+pause the state stream, hold the robot in a support (a spring-damper on the pelvis, for start-up), push or tip it,
+and reset it.
 The physics is an engine of :mod:`deploy.engine` (``mujoco``, the reference, or ``genesis``,
 :mod:`deploy.genesis_engine`); everything above is shared by both.
 
@@ -32,7 +33,7 @@ from asap.utils.rotations import quat_rotate, quat_to_rpy
 from deploy import crc
 from deploy.dds import RELIABLE, Node, take_latest, wait_matched
 from deploy.engine import GRAVITY, Engine, EngineState, make_engine
-from deploy.gap import RealGapConfig, load_gap, per_joint
+from deploy.gap import ActuatorLaw, RealGapConfig, load_gap
 from deploy.messages import (
     SIM_COMMANDS,
     TOPIC_LOWCMD,
@@ -82,10 +83,8 @@ class VirtualG1:
         self.dt = self.engine.dt
         self.default_q = rs.default_pos
         self.stand_z = self.engine.stand_z
-        self.effort = rs.effort_limit * self.gap.torque_limit_scale
-        self.kp_s = per_joint(self.gap.kp_scale, MOTOR_NAMES)
-        self.kd_s = per_joint(self.gap.kd_scale, MOTOR_NAMES)
-        self.tau_s = per_joint(self.gap.torque_scale, MOTOR_NAMES)
+        self.law = ActuatorLaw.of(self.gap, MOTOR_NAMES, rs.effort_limit)
+        """The gap's motor law over the 29 motors (wire order)."""
         self.support = support
         self.support_params = SupportParams()
         self.mode_machine = mode_machine
@@ -124,13 +123,10 @@ class VirtualG1:
         if a is None:
             return np.zeros(NUM_MOTORS)
         mc = a["motor_cmd"][:NUM_MOTORS]
-        q, dq = self.s.q, self.s.dq
-        kp = mc["kp"].astype(np.float64) * self.kp_s
-        kd = mc["kd"].astype(np.float64) * self.kd_s
-        tau = self.tau_s * (kp * (mc["q"] - q) + kd * (mc["dq"] - dq)) + mc["tau"]
-        tau = np.where(mc["mode"] > 0, tau, 0.0)
-        tau = np.where(np.isfinite(tau), tau, 0.0)
-        return np.clip(tau, -self.effort, self.effort)
+        f64 = np.float64
+        tau = self.law.torque(mc["q"].astype(f64), self.s.q, self.s.dq, mc["kp"].astype(f64), mc["kd"].astype(f64),
+                              mc["dq"].astype(f64), mc["tau"].astype(f64))  # fmt: skip
+        return np.where(mc["mode"] > 0, tau, 0.0)
 
     def step(self, now: float) -> None:
         """One 5 ms step: commands in, physics, state out."""

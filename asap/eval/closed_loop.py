@@ -1,0 +1,468 @@
+"""Closed-loop evaluation (`asap eval`): policies run on motions from phase 0 on a target, N episodes x K seeds, scored
+with the paper's metrics and reported as Table IV (mean ± std over seeds).
+
+Targets (ARCHITECTURE.md, "Target"):
+
+* a **protocol target** (:class:`asap.eval.targets.GapSimulator`): a simulator backend with a reality-gap profile,
+  stepped through the training env's closed loop (:func:`asap.rl.play.closed_loop` on
+  :class:`envs.tracking.env.TrackingEnv` in eval mode), i.e. the runtime's own policy path: observations from
+  :mod:`asap.obs`, joint targets from :func:`asap.control.shape_targets` with the policy's contract shaping (the
+  test ``tests/test_train_deploy_parity.py`` holds that loop and :class:`deploy.controller.Controller` equal step by
+  step). The N episodes of one seed run as N envs of one batch. A seed sets the env's generator (initial-state
+  noise: :class:`envs.tracking.config.InitNoiseConfig` times ``init_noise``, drawn per episode) and the target's
+  sensor noise (when the gap profile has some);
+* the **virtual G1 over DDS** (:func:`evaluate_over_dds`): the robot runtime drives a virtual G1 with the gap
+  (:func:`deploy.collect.collect`), each logged episode scored against the clip with the reference aligned at the
+  start. A seed there is one more collection (timing jitter is the noise source; the virtual G1's sensor-noise seed
+  is fixed).
+
+Per episode: :func:`asap.eval.compare.compare_rollout` (every :class:`asap.eval.metrics.TrackingMetrics` field,
+taken generically through ``as_dict()``), success only when the episode also reached the clip's end without a
+failure (tilt or the mean body distance limit; on DDS: no safety stop); an episode that failed within two steps
+counts as a failure with no error values. Means over the N episodes of a seed, then mean ± std (population std)
+over the K seeds, per policy (all its motions) and per motion.
+
+Artifacts in ``out``: ``metrics.json``, ``report.md`` (Table IV layout), ``report.png`` (mean body distance per
+frame, mean absolute joint-angle error per joint).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asap.control import motion_steps
+from asap.eval.compare import compare_rollout, reference_body_positions, reference_dof_pos, rollout_body_positions
+from asap.eval.metrics import mean_metrics
+from asap.eval.targets import GapSimulator, resolve_gap, target_backend_error
+from asap.motion.motion import Motion
+from asap.motion.motionlib import MotionLib
+from asap.rl.play import closed_loop, eval_env_config, load_policy, rollout_motion
+from asap.robot.model import ModelOptions
+from asap.robot.spec import get_spec
+from asap.sim.base import SimConfig
+from envs.tracking.config import InitNoiseConfig, TrackingEnvConfig
+from envs.tracking.env import TrackingEnv
+
+PAPER_COLUMNS = (("success_rate", "Succ"), ("E_g_mpjpe", "E_g-mpjpe"), ("E_mpjpe", "E_mpjpe"), ("E_acc", "E_acc"),
+                 ("E_vel", "E_vel"))  # fmt: skip
+"""Table IV's columns (metric key, header), in the paper's order; other metrics follow in a second table."""
+COUNT_KEYS = ("episodes", "frames", "steps", "expected_steps")
+"""Per-episode counts averaged like metrics but not reported as errors."""
+
+
+# ---------------------------------------------------------------------------------------------- episodes
+@dataclass
+class EpisodeSet:
+    """What the episodes of one (policy, motion, seed) gave."""
+
+    episodes: list[dict[str, Any]]
+    """Per episode: ``success``, ``steps``, ``expected_steps`` and the TrackingMetrics fields (absent when the
+    episode failed within two steps)."""
+    error_curve_sum: np.ndarray
+    """(K+1,) sum over episodes of the mean body distance (mm) at frame k (frame 0: the start state)."""
+    error_curve_count: np.ndarray
+    """(K+1,) episodes that reached frame k."""
+    joint_error_sum: np.ndarray
+    """(J,) sum over episodes and frames 1..K of |q - q_ref| (rad)."""
+    joint_error_frames: int = 0
+    """Frames summed in ``joint_error_sum``."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Target-specific facts (the DDS collection's summary, ...)."""
+
+
+def episode_record(rollout: Motion, lib: MotionLib, variant: str, align: str, ok: bool | None = None) -> dict:
+    """Metrics of one rollout (frame 0 = the start state, motion time 0) against clip 0 of ``lib``, plus its
+    per-frame mean body distance (mm, ``"_curve"`` (K+1,)) and per-joint absolute error (rad, ``"_joint_abs"``
+    (K, J), frames 1..K). ``ok``: the target's own verdict (reached the end, no failure), ANDed into ``success``."""
+    rec: dict[str, Any] = {"steps": int(rollout.num_frames - 1)}
+    ro = rollout.for_robot(variant)
+    sim = rollout_body_positions(ro, variant)
+    times = np.arange(ro.num_frames) / float(ro.fps)
+    keep = np.arange(len(times)) <= motion_steps(float(lib.motion_lengths[0]), 1.0 / float(ro.fps))
+    anchor = (ro.root_pos[0], ro.root_quat[0]) if align == "start" else None
+    ref = reference_body_positions(lib, times[keep], anchor)
+    rec["_curve"] = 1000 * np.linalg.norm(sim[keep] - ref, axis=-1).mean(-1)
+    rec["_joint_abs"] = np.abs(ro.dof_pos[keep] - reference_dof_pos(lib, times[keep]))[1:]
+    if int(keep.sum()) >= 3:
+        m = compare_rollout(ro, lib, align=align, variant=variant)
+        rec.update(m.as_dict())
+        rec["success"] = bool(m.success) and (ok is None or bool(ok))
+    else:
+        rec["success"] = False
+    return rec
+
+
+def collect_episodes(records: list[dict], extra: dict[str, Any] | None = None) -> EpisodeSet:
+    """An :class:`EpisodeSet` from :func:`episode_record` results (their curves summed, the rest kept)."""
+    length = max(len(r["_curve"]) for r in records)
+    cs, cc = np.zeros(length), np.zeros(length)
+    j = records[0]["_joint_abs"].shape[-1]
+    js, jf = np.zeros(j), 0
+    eps = []
+    for r in records:
+        c = r["_curve"]
+        cs[: len(c)] += c
+        cc[: len(c)] += 1
+        js += r["_joint_abs"].sum(0)
+        jf += len(r["_joint_abs"])
+        eps.append({k: v for k, v in r.items() if not k.startswith("_")})
+    return EpisodeSet(eps, cs, cc, js, jf, extra or {})
+
+
+# ---------------------------------------------------------------------------------------------- policies
+def load_eval_policy(path: str | Path) -> tuple[Any, str]:
+    """``(policy, variant)``: an ONNX file loaded once (:class:`asap.contract.OnnxPolicy`, plain files allowed) or
+    a checkpoint path, as :func:`asap.rl.play.load_policy` takes them, and the robot variant it runs."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"policy {p} does not exist")
+    if p.suffix == ".onnx":
+        from asap.contract import OnnxPolicy
+
+        pol = OnnxPolicy(p, allow_plain=True)
+        return pol, pol.contract.robot_variant
+    ck = torch.load(str(p), map_location="cpu", weights_only=False)
+    return p, (ck.get("infos") or {}).get("config", {}).get("variant", "g1_23dof")
+
+
+def run_on_target(
+    policy: Any, variant: str, motion: str | Path, backend: str = "mujoco", gap: Any = None, episodes: int = 1,
+    seed: int = 0, init_noise: float = 0.0, threads: int = 1, on_step: Callable[[], None] | None = None,
+) -> EpisodeSet:  # fmt: skip
+    """``episodes`` closed-loop episodes of ``policy`` (from :func:`load_eval_policy`) on ``motion`` from phase 0 on a
+    protocol target (``backend`` + the gap profile ``gap``: a config, a YAML path or None), seeded by ``seed``.
+
+    ``init_noise`` scales the tracking task's initial-state noise (0: every episode starts on the reference);
+    ``on_step`` is called once per control step (progress).
+    """
+    lib = MotionLib(motion, spec=variant)
+    act, facts = load_policy(policy, lib, variant=variant)
+
+    def counted(obs: torch.Tensor) -> torch.Tensor:
+        if on_step is not None:
+            on_step()
+        return act(obs)
+
+    n = max(1, int(episodes))
+    cfg = SimConfig(backend=backend, variant=facts["variant"], num_envs=n, threads=threads,
+                    model=facts.get("physics") or ModelOptions())  # fmt: skip
+    sim = GapSimulator(cfg, gap, seed=seed)
+    env_cfg = eval_env_config(TrackingEnvConfig(obs_layout=facts["layout"], target_shaping=facts["shaping"]),
+                              residual=False)  # fmt: skip
+    env_cfg = replace(env_cfg, seed=int(seed), init_noise=InitNoiseConfig(level=float(init_noise)))
+    env = (NoisyStartEnv if init_noise > 0 else TrackingEnv)(env_cfg, sim, lib)
+    try:
+        res = closed_loop(env, counted, torch.zeros(n, dtype=torch.long), torch.zeros(n), record=True)
+    finally:
+        sim.close()
+    records = []
+    for i in range(n):
+        ro = rollout_motion(res, i, 1.0 / env.dt, sim.spec.joint_names)
+        rec = episode_record(ro, lib, facts["variant"], "none", ok=bool(res.success[i]))
+        rec["expected_steps"] = int(res.expected_steps[i])
+        records.append(rec)
+    return collect_episodes(records, {"target": sim.describe()})
+
+
+class NoisyStartEnv(TrackingEnv):
+    """The tracking env whose evaluation resets keep the configured initial-state noise (:class:`TrackingEnv` draws
+    it only outside eval mode); everything else of eval mode stays: no observation noise, no curricula, no automatic
+    resets, the failure rule."""
+
+    def reset_to(self, motion_ids: torch.Tensor, start_times: torch.Tensor) -> dict[str, torch.Tensor]:
+        """See :meth:`TrackingEnv.reset_to` (with the initial-state noise of ``cfg.init_noise``)."""
+        on, self.eval_mode = self.eval_mode, False
+        try:
+            return super().reset_to(motion_ids, start_times)
+        finally:
+            self.eval_mode = on
+
+
+# ---------------------------------------------------------------------------------------------- over DDS
+def evaluate_over_dds(
+    policy: str | Path, motion: str | Path, out: str | Path, episodes: int, gap: str | Path | None
+) -> dict[str, Any]:
+    """Run ``episodes`` episodes of ``policy`` (ONNX) through the robot runtime on a virtual G1 over DDS with the gap
+    profile ``gap`` (:func:`deploy.collect.collect` into ``out``; a finished collection, ``out/summary.json``, is
+    reused) and score each logged episode against ``motion`` (:func:`asap.eval.compare.compare_rollout`, reference
+    aligned at the start). An episode succeeds only if it also ran to the motion's end (no safety stop, no fall).
+
+    Returns :func:`asap.eval.metrics.mean_metrics` of the episodes plus ``completed`` (per episode),
+    ``per_episode`` (each ``TrackingMetrics.as_dict()``), ``motions`` (the logged episodes' files) and ``gap``.
+    Raises ``RuntimeError`` when the virtual G1 produced no episode.
+    """
+    out = Path(out)
+    summ = out / "summary.json"
+    if summ.exists():
+        col = json.loads(summ.read_text())
+    else:
+        from deploy.collect import collect
+
+        col = collect(policy, out, episodes=episodes, gap=gap)
+    metrics = [compare_rollout(p, motion, align="start") for p in col.get("motions", [])]
+    if not metrics:
+        raise RuntimeError(f"the virtual G1 produced no episodes; see {out / 'virtual_g1.log'}")
+    completed = [bool(c) for c in col.get("completed", [True] * len(metrics))]
+    metrics = [replace(m, success=m.success and c) for m, c in zip(metrics, completed, strict=True)]
+    return {**mean_metrics(metrics), "completed": completed, "per_episode": [m.as_dict() for m in metrics],
+            "motions": list(col.get("motions", [])), "gap": None if gap is None else str(gap)}  # fmt: skip
+
+
+def run_over_dds(
+    policy: str | Path, variant: str, motion: str | Path, out: str | Path, episodes: int, gap: str | Path | None
+) -> EpisodeSet:
+    """:func:`evaluate_over_dds` as an :class:`EpisodeSet` (per-episode curves from the logged episodes)."""
+    from asap.contract import OnnxPolicy
+    from asap.rl.export import clip_fingerprints
+
+    if Path(policy).suffix != ".onnx":
+        raise ValueError(f"--over-dds runs the robot runtime, which takes an exported policy.onnx, not {policy}")
+    lib = MotionLib(motion, spec=variant)
+    OnnxPolicy(policy).contract.check_motion(clip_fingerprints(lib)[0], where=str(policy), runtime=True)
+    res = evaluate_over_dds(policy, motion, out, episodes, gap)
+    records = []
+    for path, ok in zip(res["motions"], res["completed"], strict=True):
+        r = episode_record(Motion.load(path), lib, variant, "start", ok=ok)
+        records.append(r)
+    summary = {k: v for k, v in res.items() if k not in ("per_episode",)}
+    return collect_episodes(records, {"target": {"backend": "virtual G1 over DDS", "gap": summary["gap"]},
+                                      "collection": summary})  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def episode_means(episodes: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Means over episodes: ``success_rate`` over all of them, every other numeric field over those that have it
+    (``None`` and missing values are skipped), plus ``episodes``."""
+    out: dict[str, float] = {"success_rate": float(np.mean([bool(e["success"]) for e in episodes]))}
+    keys: list[str] = []
+    for e in episodes:
+        keys += [k for k in e if k != "success" and k not in keys]
+    for k in keys:
+        vals = [float(e[k]) for e in episodes if isinstance(e.get(k), int | float) and e.get(k) is not None]
+        if vals:
+            out[k] = float(np.mean(vals))
+    out["episodes"] = float(len(episodes))
+    return out
+
+
+def seed_stats(per_seed: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``{metric: {"mean", "std"}}`` over seeds (population std; a metric some seed lacks is averaged over the
+    others)."""
+    keys: list[str] = []
+    for s in per_seed:
+        keys += [k for k in s if k not in keys]
+    out = {}
+    for k in keys:
+        v = np.array([s[k] for s in per_seed if k in s], dtype=np.float64)
+        out[k] = {"mean": float(v.mean()), "std": float(v.std())}
+    return out
+
+
+def policy_labels(paths: Sequence[str | Path]) -> list[str]:
+    """Short unique names of policy files: as many trailing path parts as needed, without the suffix."""
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    for k in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-k:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]
+
+
+# ---------------------------------------------------------------------------------------------- the stage
+def evaluate(
+    policies: Sequence[str | Path], motions: Sequence[str | Path], out: str | Path, target: str = "mujoco",
+    gap: str | Path | None = None, episodes: int = 1, seeds: int = 1, init_noise: float = 0.0,
+    over_dds: bool = False, threads: int = 1, progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """`asap eval`: every policy on every motion, ``episodes`` episodes x ``seeds`` seeds (seeds 0..K-1), on the
+    protocol target ``target`` + ``gap`` or (``over_dds``) on the virtual G1 over DDS with ``gap``; writes
+    ``out/{metrics.json, report.md, report.png}`` and returns the metrics (see module docstring)."""
+    import sys
+
+    from tqdm import tqdm
+
+    if not policies:
+        raise ValueError("give at least one policy")
+    if not motions:
+        raise ValueError("give at least one motion (--motions)")
+    if not over_dds and (why := target_backend_error(target)):
+        raise ValueError(why)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    gap_cfg = resolve_gap(gap)
+    gap_path = None if gap is None else str(_resolved(gap))
+    loaded = [load_eval_policy(p) for p in policies]
+    labels = policy_labels(policies)
+    n, k_seeds = max(1, int(episodes)), max(1, int(seeds))
+    total = _total_steps(loaded, motions, n, k_seeds) if not over_dds else len(policies) * len(motions) * k_seeds
+    bar = tqdm(total=total, desc="eval", unit="step" if not over_dds else "run", disable=not progress,
+               file=sys.stderr)  # fmt: skip
+    results: dict[str, dict[str, list[EpisodeSet]]] = {}
+    try:
+        for path, (pol, variant), label in zip(policies, loaded, labels, strict=True):
+            per_motion: dict[str, list[EpisodeSet]] = {}
+            for motion in motions:
+                name = Path(motion).stem
+                sets = []
+                for seed in range(k_seeds):
+                    bar.set_postfix_str(f"{label} {name} seed {seed}")
+                    if over_dds:
+                        d = out / "dds" / label.replace("/", "_") / name / f"seed{seed}"
+                        sets.append(run_over_dds(path, variant, motion, d, n, gap_path))
+                        bar.update(1)
+                    else:
+                        sets.append(run_on_target(pol, variant, motion, target, gap_cfg, n, seed, init_noise,
+                                                  threads, on_step=lambda: bar.update(n)))  # fmt: skip
+                per_motion[name] = sets
+            results[label] = per_motion
+    finally:
+        bar.close()
+    target_info = {"over_dds": over_dds, "backend": "virtual G1 over DDS" if over_dds else target,
+                   "gap": gap_cfg.name, "gap_file": gap_path}  # fmt: skip
+    first = next(iter(next(iter(results.values())).values()))[0]
+    target_info.update({k: v for k, v in first.extra.get("target", {}).items() if k not in target_info})
+    report = metrics_report(results, dict(zip(labels, map(str, policies), strict=True)), [str(m) for m in motions],
+                            target_info, n, k_seeds, init_noise)  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(report_markdown(report))
+    plot_report(results, out / "report.png", loaded[0][1])
+    report["files"] = {k: str(out / f) for k, f in (("metrics", "metrics.json"), ("report", "report.md"),
+                                                    ("plot", "report.png"))}  # fmt: skip
+    return report
+
+
+def _resolved(gap: str | Path) -> Path:
+    from asap.paths import repo_path
+
+    return repo_path(gap)
+
+
+def _total_steps(loaded: list[tuple[Any, str]], motions: Sequence[str | Path], n: int, k: int) -> int:
+    """Control steps (times episodes) the protocol-target runs take at most (for the progress bar)."""
+    total = 0
+    for _, variant in loaded:
+        for m in motions:
+            length = float(MotionLib(m, spec=variant).motion_lengths[0])
+            total += int(motion_steps(length, get_spec(variant).control_dt)) * n * k
+    return total
+
+
+def metrics_report(
+    results: dict[str, dict[str, list[EpisodeSet]]], paths: dict[str, str], motions: list[str],
+    target: dict[str, Any], episodes: int, seeds: int, init_noise: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``metrics.json`` content: per policy, mean ± std over seeds of the per-seed episode means (all motions),
+    per motion the same plus each seed's means and episodes."""
+    pol: dict[str, Any] = {}
+    for label, per_motion in results.items():
+        per_seed_all = [episode_means([e for sets in per_motion.values() for e in sets[s].episodes])
+                        for s in range(seeds)]  # fmt: skip
+        pm = {}
+        for name, sets in per_motion.items():
+            ps = [episode_means(s.episodes) for s in sets]
+            pm[name] = {"metrics": seed_stats(ps), "per_seed": ps, "episodes": [s.episodes for s in sets]}
+            coll = [s.extra["collection"] for s in sets if "collection" in s.extra]
+            if coll:
+                pm[name]["collections"] = coll
+        pol[label] = {"path": paths[label], "metrics": seed_stats(per_seed_all), "per_seed": per_seed_all,
+                      "motions": pm}  # fmt: skip
+    return {"target": target, "episodes": episodes, "seeds": list(range(seeds)), "init_noise": init_noise,
+            "motions": motions, "policies": pol}  # fmt: skip
+
+
+def _cell(stat: dict[str, float] | None, key: str) -> str:
+    if stat is None:
+        return "–"
+    m, s = stat["mean"], stat["std"]
+    if key == "success_rate":
+        return f"{100 * m:.1f}% ± {100 * s:.1f}%"
+    if not (math.isfinite(m) and math.isfinite(s)):
+        return "–"
+    digits = 1 if abs(m) >= 10 else 2
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """``report.md``: Table IV (rows = policies, the paper's columns, mean ± std over seeds), the other metrics, and
+    the same per motion."""
+    t = report["target"]
+    where = t["backend"] + (f" + gap {t['gap']}" if t.get("gap") else "")
+    lines = [f"# Closed-loop evaluation on {where}", "",
+             f"{report['episodes']} episode(s) x {len(report['seeds'])} seed(s) per policy and motion, from phase 0; "
+             f"initial-state noise level {report['init_noise']:g}; mean ± std over seeds. Motions: "
+             + ", ".join(Path(m).name for m in report["motions"]) + ".", "",
+             "Errors: E_g-mpjpe, E_mpjpe in mm; E_vel in mm/frame, E_acc in mm/frame²; angles in degrees.",
+             ""]  # fmt: skip
+
+    def tables(rows: dict[str, dict[str, dict[str, float]]], title: str) -> None:
+        lines.extend([f"## {title}", "", "| Policy | " + " | ".join(h for _, h in PAPER_COLUMNS) + " |",
+                      "|---" * (len(PAPER_COLUMNS) + 1) + "|"])  # fmt: skip
+        for name, stats in rows.items():
+            lines.append(f"| {name} | " + " | ".join(_cell(stats.get(k), k) for k, _ in PAPER_COLUMNS) + " |")
+        paper = {k for k, _ in PAPER_COLUMNS}
+        others: list[str] = []
+        for stats in rows.values():
+            others += [k for k in stats if k not in paper and k not in COUNT_KEYS and k not in others]
+        if others:
+            lines.extend(["", "| Policy | " + " | ".join(others) + " |", "|---" * (len(others) + 1) + "|"])
+            for name, stats in rows.items():
+                lines.append(f"| {name} | " + " | ".join(_cell(stats.get(k), k) for k in others) + " |")
+        lines.append("")
+
+    pols = report["policies"]
+    tables({p: v["metrics"] for p, v in pols.items()}, "All motions (Table IV layout)")
+    if len(report["motions"]) > 1:
+        for m in next(iter(pols.values()))["motions"]:
+            tables({p: v["motions"][m]["metrics"] for p, v in pols.items()}, f"Motion {m}")
+    return "\n".join(lines)
+
+
+def plot_report(results: dict[str, dict[str, list[EpisodeSet]]], path: str | Path, variant: str) -> Path:
+    """``report.png``: mean body distance per frame (mm, over episodes and seeds; one line per policy and motion) and
+    the mean absolute joint-angle error per joint (degrees, frames 1..K of every episode; bars per policy)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = get_spec(variant).joint_names
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1.6]})
+    many = len(next(iter(results.values()))) > 1
+    width = 0.8 / len(results)
+    x = np.arange(len(names))
+    for i, (label, per_motion) in enumerate(results.items()):
+        js, jf = np.zeros(len(names)), 0
+        for motion, sets in per_motion.items():
+            length = max(len(s.error_curve_sum) for s in sets)
+            cs, cc = np.zeros(length), np.zeros(length)
+            for s in sets:
+                cs[: len(s.error_curve_sum)] += s.error_curve_sum
+                cc[: len(s.error_curve_count)] += s.error_curve_count
+                if len(s.joint_error_sum) == len(names):
+                    js += s.joint_error_sum
+                    jf += s.joint_error_frames
+            curve = np.where(cc > 0, cs / np.maximum(cc, 1), np.nan)
+            a1.plot(
+                np.arange(length) * get_spec(variant).control_dt, curve, label=f"{label} · {motion}" if many else label
+            )
+        a2.bar(x + i * width, np.degrees(js / max(jf, 1)), width=width, label=label)
+    a1.set_xlabel("time (s)")
+    a1.set_ylabel("mean body distance (mm)")
+    a1.set_title("tracking error over time (episodes alive at each frame)")
+    a1.legend(fontsize=7)
+    a2.set_xticks(x + 0.4 - width / 2, [n.replace("_joint", "") for n in names], rotation=90, fontsize=7)
+    a2.set_ylabel("mean |q - q_ref| (deg)")
+    a2.set_title("joint-angle error per joint")
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

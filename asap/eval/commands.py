@@ -1,0 +1,79 @@
+"""`asap eval`: closed-loop evaluation of policies on a target (and the open-loop replay report of logs)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def _eval(args: argparse.Namespace) -> int:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    if not args.policies and not args.open_loop:
+        raise ValueError("give policies to evaluate closed loop, or --open-loop LOGS")
+    out = Path(args.out)
+    if args.policies:
+        from asap.eval.closed_loop import PAPER_COLUMNS, evaluate
+
+        if not args.motions:
+            raise ValueError("closed-loop evaluation needs --motions (the clips the policies track)")
+        r = evaluate(args.policies, args.motions, out, target=args.target, gap=args.gap, episodes=args.episodes,
+                     seeds=args.seeds, init_noise=args.init_noise, over_dds=args.over_dds, threads=args.threads,
+                     progress=not args.no_progress)  # fmt: skip
+        t = r["target"]
+        print(f"closed loop on {t['backend']} (gap {t['gap']}), {r['episodes']} episode(s) x {len(r['seeds'])} "
+              f"seed(s), mean ± std over seeds")  # fmt: skip
+        width = max(len(p) for p in r["policies"])
+        print(f"{'policy':<{width}}  " + "  ".join(f"{h:>16}" for _, h in PAPER_COLUMNS))
+        for label, p in r["policies"].items():
+            cells = []
+            for key, _ in PAPER_COLUMNS:
+                st = p["metrics"].get(key)
+                scale = 100.0 if key == "success_rate" else 1.0
+                cells.append("-" if st is None else f"{scale * st['mean']:.1f} ± {scale * st['std']:.1f}")
+            print(f"{label:<{width}}  " + "  ".join(f"{c:>16}" for c in cells))
+        print(f"report: {r['files']['report']}, metrics: {r['files']['metrics']}, plot: {r['files']['plot']}")
+    if args.open_loop:
+        res = open_loop(args.open_loop, out / "openloop" if args.policies else out, delta=args.delta, gap=args.gap,
+                        sim=args.target, threads=args.threads)  # fmt: skip
+        print(f"open loop on {res['episodes']} episode(s): {res['files']['markdown']}")
+    return 0
+
+
+def open_loop(logs: list[str], out: Path, delta: str | None, gap: str | None, sim: str, threads: int) -> dict:
+    """The `--open-loop` hook: :func:`asap.eval.openloop.openloop_eval` on ``logs`` (one-line ``RuntimeError`` when
+    this installation has no such function)."""
+    from asap.eval import openloop
+
+    fn = getattr(openloop, "openloop_eval", None)
+    if fn is None:
+        raise RuntimeError("--open-loop is not available (asap.eval.openloop.openloop_eval does not exist)")
+    return fn(logs, out, delta=delta, gap=gap, sim=sim, threads=threads)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `asap eval`."""
+    p = sub.add_parser(
+        "eval",
+        help="closed-loop evaluation of policies on a target (simulator + reality gap, or the virtual G1 over DDS)",
+        description="Run each policy on each motion from phase 0, N episodes x K seeds, on the target (a simulator "
+        "backend with a reality-gap profile, or with --over-dds the robot runtime on a virtual G1 over DDS), and "
+        "write OUT/metrics.json (per policy and motion: mean ± std over seeds), OUT/report.md (Table IV layout) and "
+        "OUT/report.png (error over time, per-joint error). --open-loop LOGS adds the open-loop replay report of "
+        "logged episodes (OUT/openloop/, or OUT without policies).",
+    )
+    p.add_argument("policies", nargs="*", metavar="POLICY", help="policy.onnx files or pretraining checkpoints")
+    p.add_argument("--motions", nargs="+", metavar="M", help="the clips to track (each policy must be trained on them)")
+    p.add_argument("--target", default="mujoco", help="simulator backend of the protocol target (default mujoco)")
+    p.add_argument("--gap", help="reality-gap profile (configs/real_gap/*.yaml); default: none")
+    p.add_argument("--over-dds", action="store_true", help="run on the virtual G1 over DDS through the robot runtime")
+    p.add_argument("--episodes", type=int, default=1, help="episodes per policy, motion and seed (default 1)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 (initial-state and sensor noise; default 1)")
+    p.add_argument("--init-noise", type=float, default=0.0,
+                   help="initial-state noise level (x the tracking task's init-noise sigmas; default 0)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1, help="simulator threads (default 1)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--open-loop", nargs="+", metavar="LOGS", help="logged episodes for the open-loop replay report")
+    p.add_argument("--delta", help="open loop: delta model (delta.pt or oracle:<gap.yaml>) for the ASAP row")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_eval)

@@ -1,0 +1,227 @@
+"""`asap eval`: the reality-gap protocol target (against the plain simulator and the oracle), the closed-loop
+evaluation and its report, and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asap.delta.aligned import AlignedSimulator
+from asap.delta.oracle import OracleDelta
+from asap.eval.targets import GapSimulator, latency_steps
+from asap.motion.motion import Motion
+from asap.paths import repo_path
+from asap.robot.spec import get_spec
+from asap.sim.base import DynamicsParams, SimConfig, make_simulator
+from deploy.gap import ActuatorLaw, RealGapConfig, load_gap
+
+pytest.importorskip("onnxruntime")
+
+ANKLE_WEAK = "configs/real_gap/ankle_weak.yaml"
+HARD = "configs/real_gap/hard.yaml"
+
+
+def _targets(spec, k: int, n: int) -> torch.Tensor:
+    """A smooth, leg-heavy target sequence (N, J) around the default pose at control step k."""
+    base = torch.as_tensor(spec.default_pos, dtype=torch.float32)
+    w = torch.linspace(0.5, 1.5, spec.num_joints)
+    return (base + 0.25 * torch.sin(2 * math.pi * w * k * 0.03)).expand(n, -1).clone()
+
+
+def _state(sim) -> list[torch.Tensor]:
+    q, qd = sim.get_joint_state()
+    return [sim.get_root_state(), q, qd, sim.get_body_state().pos, sim.get_applied_torques()]
+
+
+# ---------------------------------------------------------------------------------------------- the gap target
+def test_actuator_law_hand_computed():
+    gap = RealGapConfig(kp_scale={"ankle": 0.5}, kd_scale={"knee": 2.0}, torque_scale={"hip": 0.8},
+                        torque_limit_scale=0.5)  # fmt: skip
+    names = ("left_hip_pitch_joint", "left_knee_joint", "left_ankle_pitch_joint")
+    law = ActuatorLaw.of(gap, names, np.array([100.0, 100.0, 10.0]))
+    assert law.effort.tolist() == [50.0, 50.0, 5.0]
+    tau = law.torque(np.array([0.1, 0.1, 0.1]), np.zeros(3), np.array([0.0, 1.0, 0.0]), np.full(3, 100.0),
+                     np.full(3, 2.0), tau_ff=np.array([1.0, 0.0, 0.0]))  # fmt: skip
+    assert tau.tolist() == pytest.approx([0.8 * 10.0 + 1.0, 10.0 - 4.0, 5.0])  # the ankle saturates at 0.5 x 10
+    assert law.torque(np.array([np.nan, np.inf, 0.0]), np.zeros(3), np.zeros(3), np.ones(3), np.ones(3)).tolist() == [
+        0.0, 0.0, 0.0]  # fmt: skip
+
+
+def test_no_gap_target_is_the_plain_simulator_bit_for_bit():
+    cfg = SimConfig(num_envs=2, threads=1)
+    plain = make_simulator(cfg)
+    targets = [GapSimulator(cfg, None), GapSimulator(cfg, "configs/real_gap/none.yaml", seed=3)]
+    assert all(t.describe()["dynamics_set"] == [] and t.delay == 0 for t in targets)
+    for k in range(15):
+        tg = _targets(plain.spec, k, 2)
+        for s in (plain, *targets):
+            s.step(targets=tg)
+        for t in targets:
+            for a, b in zip(_state(plain), _state(t), strict=True):
+                assert torch.equal(a, b), f"step {k}"
+    for s in (plain, *targets):
+        s.close()
+
+
+def test_ankle_weak_target_matches_the_oracle_step_by_step():
+    """Along a 40-step trajectory of the ankle_weak target, one step from each of its states: the plain simulator
+    corrected by the oracle Δa (the same law in closed form) lands on the target's next state, the plain one does
+    not."""
+    cfg = SimConfig(num_envs=2, threads=1)
+    target = GapSimulator(cfg, ANKLE_WEAK)
+    aligned = AlignedSimulator(make_simulator(cfg), OracleDelta(load_gap(repo_path(ANKLE_WEAK))))
+    plain = make_simulator(cfg)
+    spec = target.spec
+    ank = [i for i, n in enumerate(spec.joint_names) if "ankle" in n]
+    assert target.get_dynamics().kp_scale[0, ank].tolist() == pytest.approx([0.65] * 4)
+    err_oracle, err_plain = [], []
+    for k in range(40):
+        t = _targets(spec, k, 2)
+        root, (q, qd) = target.get_root_state().clone(), (x.clone() for x in target.get_joint_state())
+        for s in (aligned, plain):
+            s.reset(root_state=root, q=q, qd=qd)
+            s.step(targets=t)
+        target.step(targets=t)
+        qg = target.get_joint_state()[0]
+        err_oracle.append((aligned.get_joint_state()[0] - qg).abs().max().item())
+        err_plain.append((plain.get_joint_state()[0] - qg).abs().max().item())
+    print(f"oracle {max(err_oracle):.2e} rad, plain {max(err_plain):.2e} rad")
+    assert max(err_plain) > 1e-3, "the ankle gap should move the joints measurably within one step"
+    assert max(err_oracle) < 2e-3 and max(err_oracle) < 0.2 * max(err_plain)
+    for s in (target, aligned, plain):
+        s.close()
+
+
+def test_hard_gap_target_applies_every_part_of_the_profile():
+    gap = load_gap(repo_path(HARD))
+    cfg = SimConfig(num_envs=1, threads=1)
+    plain, target = make_simulator(cfg), GapSimulator(cfg, gap)
+    spec = get_spec(cfg.variant)
+    # the actuator law: Kp/strength factors as per-env dynamics, saturation in the actuators' force range
+    dyn = target.get_dynamics()
+    law = ActuatorLaw.of(gap, spec.joint_names, spec.effort_limit)
+    assert torch.allclose(dyn.kp_scale[0], torch.as_tensor(law.kp_scale, dtype=torch.float32))
+    assert torch.allclose(dyn.motor_strength[0], torch.as_tensor(law.torque_scale, dtype=torch.float32))
+    assert int(dyn.action_delay[0]) == target.delay == latency_steps(0.02, 0.02) == 1
+    # model edits: +2 kg, joint damping and friction
+    assert target.total_mass == pytest.approx(plain.total_mass + 2.0)
+    assert dyn.joint_damping[0].tolist() == pytest.approx([0.05] * spec.num_joints)
+    assert dyn.joint_frictionloss[0].tolist() == pytest.approx([0.3] * spec.num_joints)
+    # saturation: targets far away drive every motor to 0.9 x its effort limit, not beyond
+    far = torch.as_tensor(spec.default_pos + 3.0, dtype=torch.float32)[None]
+    target.step(targets=far)
+    target.step(targets=far)  # one step of latency: the first step still held the default pose
+    tau = target.get_applied_torques()[0].abs().numpy()
+    assert (tau <= law.effort + 1e-3).all() and np.isclose(tau, law.effort, rtol=1e-4).sum() >= spec.num_joints // 2
+    with pytest.raises(ValueError, match="joint targets"):
+        target.step(torques=torch.zeros(1, spec.num_joints))
+    with pytest.raises(ValueError, match="sets kp_scale"):
+        target.set_dynamics(None, DynamicsParams(kp_scale=torch.ones(1, spec.num_joints)))
+    for s in (plain, target):
+        s.close()
+
+
+def test_latency_is_whole_control_steps_and_noise_only_in_what_sensors_report():
+    cfg = SimConfig(num_envs=2, threads=1)
+    plain = make_simulator(cfg)
+    delayed = GapSimulator(cfg, RealGapConfig(name="late", latency_s=0.04))
+    assert delayed.delay == 2
+    hold = torch.as_tensor(plain.spec.default_pos, dtype=torch.float32).expand(2, -1)
+    seq = [_targets(plain.spec, k, 2) for k in range(8)]
+    for k in range(8):
+        delayed.step(targets=seq[k])
+        plain.step(targets=seq[k - 2] if k >= 2 else hold)
+        for a, b in zip(_state(plain), _state(delayed), strict=True):
+            assert torch.equal(a, b), f"step {k}"
+    noisy = [GapSimulator(cfg, RealGapConfig(name="noisy", joint_vel_noise=0.1, imu_gyro_noise=0.05), seed=s)
+             for s in (0, 0, 1)]  # fmt: skip
+    reads = []
+    for s in noisy:
+        s.step(targets=hold)
+        (q, qd), root = s.get_joint_state(), s.get_root_state()
+        assert torch.equal(qd, s.get_joint_state()[1]), "one draw per control step"
+        true_q, true_qd = s.sim.get_joint_state()
+        true_root = s.sim.get_root_state()
+        assert torch.equal(q, true_q) and torch.equal(root[:, :10], true_root[:, :10])
+        assert 0.05 < float((qd - true_qd).std()) < 0.2 and float((root[:, 10:] - true_root[:, 10:]).abs().max()) > 0
+        reads.append(qd - true_qd)
+    assert torch.equal(reads[0], reads[1]) and not torch.equal(reads[0], reads[2])  # the seed decides the noise
+    for s in (plain, delayed, *noisy):
+        s.close()
+
+
+# ---------------------------------------------------------------------------------------------- closed loop
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """A 0.6 s slice of the built-in arm wave and two small random policies with a contract."""
+    from deploy.testing import make_policy, test_contract
+
+    d = tmp_path_factory.mktemp("eval")
+    clip = Motion.load(repo_path("motions/builtin/arm_wave.npz")).slice(0, 31)
+    clip.meta["name"] = "wave_short"
+    motion = clip.save(d / "wave_short.npz")
+    c = test_contract(motion_length_s=0.6, motion_name="wave_short")
+    return {"motion": motion, "a": make_policy(d / "a" / "policy.onnx", c, seed=1),
+            "b": make_policy(d / "b" / "policy.onnx", c, seed=2)}  # fmt: skip
+
+
+def test_closed_loop_eval_writes_metrics_report_and_plot(tiny, tmp_path):
+    from asap.eval.closed_loop import PAPER_COLUMNS, evaluate
+    from asap.rl.play import play
+
+    out = tmp_path / "eval"
+    r = evaluate([tiny["a"], tiny["b"]], [tiny["motion"]], out, gap=ANKLE_WEAK, episodes=2, seeds=2, init_noise=0.5,
+                 progress=False)  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["policies"]) == {"a/policy", "b/policy"} and m["target"]["gap"] == "ankle_weak"
+    for p in m["policies"].values():
+        for key, _ in PAPER_COLUMNS:
+            assert set(p["metrics"][key]) == {"mean", "std"}
+        assert len(p["per_seed"]) == 2 and p["motions"]["wave_short"]["metrics"]["episodes"]["mean"] == 2
+        assert len(p["motions"]["wave_short"]["episodes"][0]) == 2
+        assert p["metrics"]["E_g_mpjpe"]["std"] > 0, "the seeds draw different initial states"
+    md = (out / "report.md").read_text()
+    assert "| Policy | Succ | E_g-mpjpe | E_mpjpe | E_acc | E_vel |" in md and "| a/policy |" in md
+    assert (out / "report.png").stat().st_size > 10_000 and r["files"]["report"] == str(out / "report.md")
+    # without noise and gap: every seed gives the same numbers, and they are `asap play`'s
+    r0 = evaluate([tiny["a"]], [tiny["motion"]], tmp_path / "e0", episodes=1, seeds=2, progress=False)
+    st = r0["policies"]["policy"]["metrics"]
+    s = play(tiny["a"], tiny["motion"], out_dir=tmp_path / "play", video=False)
+    assert st["E_mpjpe"]["std"] == 0.0 and st["E_mpjpe"]["mean"] == pytest.approx(s["E_mpjpe_mm"], abs=0.01)
+    assert st["success_rate"]["mean"] == float(s["success"])
+
+
+def test_dds_scoring_of_a_finished_collection(tiny, tmp_path):
+    """evaluate_over_dds scores a collection (here: a finished one, reused from its summary) episode by episode."""
+    from asap.eval.closed_loop import evaluate_over_dds
+    from asap.eval.compare import compare_rollout
+    from asap.rl.play import play
+
+    s = play(tiny["a"], tiny["motion"], out_dir=tmp_path / "play", video=False)
+    col = tmp_path / "col"
+    col.mkdir()
+    (col / "summary.json").write_text(json.dumps({"motions": [s["rollout"], s["rollout"]], "completed": [True, False]}))
+    r = evaluate_over_dds(tiny["a"], tiny["motion"], col, episodes=2, gap=ANKLE_WEAK)
+    ref = compare_rollout(s["rollout"], tiny["motion"], align="start")
+    assert r["E_mpjpe"] == pytest.approx(ref.E_mpjpe) and r["completed"] == [True, False]
+    assert r["success_rate"] == (0.5 if ref.success else 0.0) and len(r["per_episode"]) == 2
+
+
+def test_cli_runs_the_tiny_case_and_refuses_what_it_cannot_do(tiny, tmp_path, capsys):
+    from asap.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["eval", str(tiny["a"]), "--motions", str(tiny["motion"]), "--gap", HARD, "--episodes", "1",
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 0 and (out / "metrics.json").exists() and (out / "report.md").exists()
+    assert json.loads((out / "metrics.json").read_text())["target"]["latency_control_steps"] == 1
+    assert "policy" in capsys.readouterr().out
+    rc = main(["eval", str(tiny["a"]), "--motions", str(tiny["motion"]), "--target", "genesis", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "target 'genesis' is not available" in err and len(err.strip().splitlines()) == 1
+    assert main(["eval", "--out", str(out)]) == 1
