@@ -225,3 +225,6 @@ def test_cli_runs_the_tiny_case_and_refuses_what_it_cannot_do(tiny, tmp_path, ca
     err = capsys.readouterr().err
     assert rc == 1 and "target 'genesis' is not available" in err and len(err.strip().splitlines()) == 1
     assert main(["eval", "--out", str(out)]) == 1
+    rc = main(["eval", str(tiny["a"]), "--motions", str(tiny["motion"]), "--over-dds", "--init-noise", "0.5", "--out",
+               str(out)])  # fmt: skip
+    assert rc == 1 and "initial-state noise applies to protocol targets" in capsys.readouterr().err

@@ -295,6 +295,8 @@ def evaluate(
         raise ValueError("give at least one motion (--motions)")
     if not over_dds and (why := target_backend_error(target)):
         raise ValueError(why)
+    if over_dds and init_noise > 0:
+        raise ValueError("initial-state noise applies to protocol targets; the virtual G1 starts from its default pose")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     gap_cfg = resolve_gap(gap)
@@ -397,7 +399,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     where = t["backend"] + (f" + gap {t['gap']}" if t.get("gap") else "")
     lines = [f"# Closed-loop evaluation on {where}", "",
              f"{report['episodes']} episode(s) x {len(report['seeds'])} seed(s) per policy and motion, from phase 0; "
-             f"initial-state noise level {report['init_noise']:g}; mean ± std over seeds. Motions: "
+             + ("" if t.get("over_dds") else f"initial-state noise level {report['init_noise']:g}; ")
+             + "mean ± std over seeds. Motions: "
              + ", ".join(Path(m).name for m in report["motions"]) + ".", "",
              "Errors: E_g-mpjpe, E_mpjpe in mm; E_vel in mm/frame, E_acc in mm/frame²; angles in degrees.",
              ""]  # fmt: skip
