@@ -104,6 +104,8 @@ class GapSimulator:
         self._draw_noise(None)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "sim":  # not built yet (an error in __init__): no recursion
+            raise AttributeError(name)
         return getattr(self.sim, name)
 
     def _apply_gap(self) -> tuple[str, ...]:
