@@ -1,10 +1,11 @@
 """`asap pipeline` and `asap demo`: chain the stages under one run directory.
 
-Stages so far: retarget a clip -> render it -> pretrain a tracking policy -> play it in the training simulator
--> collect rollouts on the virtual G1 (a second simulator behind DDS, with a hidden reality gap) -> print the
-tracking error in the training simulator beside the error on the virtual G1: the gap the delta action model
-will close. Every stage writes into ``run_dir`` and is skipped when its output already exists, so a killed
-pipeline resumes where it stopped (pretraining resumes from its last checkpoint).
+Stages: retarget a clip -> render it -> pretrain a tracking policy -> play it in the training simulator -> collect
+episodes on the target (the virtual G1: a second simulator behind DDS with a hidden reality gap; or a real G1, the
+operator pressing the buttons) -> train the delta action model on those logs -> fine-tune the policy against it ->
+evaluate the pretrained and the fine-tuned ("asap") policy on the same target -> print the before/after table and
+write ``summary.json``. Every stage writes into ``run_dir`` and is skipped when its output already exists; a killed
+stage resumes from its newest checkpoint (pretraining, train-delta, fine-tuning).
 """
 
 from __future__ import annotations
@@ -42,7 +43,30 @@ class PipelineConfig:
     gap: str = "configs/real_gap/ankle_weak.yaml"
     """Reality-gap profile of the virtual G1."""
     episodes: int = 2
-    """Episodes to collect on the virtual G1."""
+    """Episodes to collect on the target for the delta action model."""
+    robot: str = "virtual"
+    """Target robot: 'virtual' (the virtual G1 with ``gap``, spawned by the pipeline) or 'real' (a G1 on the network of
+    ``deploy_config``; the operator starts each episode with the remote)."""
+    deploy_config: str = ""
+    """Runtime config for the target (configs/deploy/*.yaml; empty: the virtual G1's loopback defaults)."""
+    deploy_overrides: list[str] = field(default_factory=list)
+    """Dotted overrides of the runtime config, e.g. ['interface=enp3s0'] for the robot's network."""
+    delta_config: str = ""
+    """train-delta config (configs/delta/*.yaml); empty: stop after collecting."""
+    delta_overrides: list[str] = field(default_factory=list)
+    """Dotted overrides for train-delta, e.g. ['run.max_time_s=300']."""
+    finetune_config: str = "configs/finetune/demo.yaml"
+    """Fine-tuning config (configs/finetune/*.yaml)."""
+    finetune_overrides: list[str] = field(default_factory=list)
+    """Dotted overrides for fine-tuning, e.g. ['max_time_s=300']."""
+    eval_episodes: int = 4
+    """Episodes of each policy (pretrained, asap) in the final evaluation on the target."""
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    """The highest-numbered ``model_<iteration>.pt`` in ``run`` (None when there is none)."""
+    cks = [p for p in run.glob("model_*.pt") if p.stem[6:].isdigit()]
+    return max(cks, key=lambda p: int(p.stem[6:])) if cks else None
 
 
 def _stage(name: str) -> float:
@@ -83,12 +107,72 @@ def stage_pretrain(cfg: PipelineConfig, motion: Path, out: Path) -> dict[str, An
         print(f"{out} holds a finished run (stopped: {done.get('stop_reason')}): skipped")
         return done
     overrides = [f"motion={motion}", f"run.out_dir={out}", *cfg.pretrain_overrides]
-    ckpts = sorted(out.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[-1]) if p.stem[6:].isdigit() else -1)
-    if ckpts:
-        overrides.append(f"run.resume={ckpts[-1]}")
-        print(f"resuming from {ckpts[-1]}")
+    last = latest_checkpoint(out)
+    if last is not None:
+        overrides.append(f"run.resume={last}")
+        print(f"resuming from {last}")
     pcfg = load_config(PretrainConfig, repo_path(cfg.pretrain_config), overrides)
     return pretrain(pcfg)
+
+
+def _target_name(cfg: PipelineConfig) -> str:
+    if cfg.robot == "virtual":
+        return f"the virtual G1 (gap: {Path(cfg.gap).stem if cfg.gap else 'none'})"
+    if cfg.robot == "real":
+        return "the real G1"
+    raise ValueError(f"robot must be 'virtual' or 'real', not {cfg.robot!r}")
+
+
+def stage_target_episodes(cfg: PipelineConfig, policy: Path, motion: Path, out: Path, episodes: int) -> dict[str, Any]:
+    """``episodes`` episodes of ``policy`` on the target through the robot runtime over DDS (skipped when
+    ``out/summary.json`` exists), scored against ``motion``: success rate and mean errors."""
+    from asap.eval.closed_loop import evaluate_over_dds
+    from deploy.runtime import RuntimeConfig
+
+    rcfg = load_config(RuntimeConfig, repo_path(cfg.deploy_config), cfg.deploy_overrides) if cfg.deploy_config else None
+    virtual = cfg.robot == "virtual"
+    gap = str(repo_path(cfg.gap)) if (virtual and cfg.gap) else None
+    res = evaluate_over_dds(policy, motion, out, episodes, gap, cfg=rcfg, virtual=virtual)
+    res["gap"] = cfg.gap if virtual else None
+    return res
+
+
+def stage_train_delta(cfg: PipelineConfig, logs: Path, out: Path) -> Path:
+    """`asap train-delta` on ``logs`` into ``out`` (skipped when finished; resumes from its newest checkpoint)."""
+    from asap.delta.config import DeltaTrainConfig
+    from asap.delta.train import train_delta
+
+    if (out / "summary.json").exists() and (out / "delta.pt").exists():
+        print(f"{out} holds a finished delta model: skipped")
+        return out / "delta.pt"
+    overrides = [f"motions=[{logs}]", f"run.out_dir={out}", *cfg.delta_overrides]
+    if cfg.robot == "virtual" and cfg.gap:
+        overrides.append(f"gap={repo_path(cfg.gap)}")
+    last = latest_checkpoint(out)
+    if last is not None:
+        overrides.append(f"run.resume={last}")
+        print(f"resuming from {last}")
+    return Path(train_delta(load_config(DeltaTrainConfig, repo_path(cfg.delta_config), overrides))["delta"])
+
+
+def stage_finetune(cfg: PipelineConfig, pretrain: Path, delta: Path, out: Path) -> Path:
+    """`asap finetune` from the newest pretraining checkpoint against ``delta`` (skipped when finished; resumes)."""
+    from asap.delta.finetune import FinetuneConfig, finetune
+
+    onnx = out / "policy.onnx"
+    if (out / "metrics.json").exists() and onnx.exists():
+        print(f"{out} holds a finished fine-tuning run: skipped")
+        return onnx
+    start = latest_checkpoint(pretrain)
+    if start is None:
+        raise FileNotFoundError(f"no model_*.pt in {pretrain}: run the pretraining stage first")
+    overrides = [f"checkpoint={start}", f"delta={delta}", f"out_dir={out}", *cfg.finetune_overrides]
+    last = latest_checkpoint(out)
+    if last is not None:
+        overrides.append(f"resume={last}")
+        print(f"resuming from {last}")
+    finetune(load_config(FinetuneConfig, repo_path(cfg.finetune_config), overrides))
+    return onnx
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
@@ -137,54 +221,74 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     report["training_sim"] = sim_m.as_dict()
     _done(t, f"success {sim['success']}, E_mpjpe {sim['E_mpjpe_mm']:.1f} mm")
 
-    if cfg.collect:
-        from deploy.collect import collect
+    if not cfg.collect:
+        return _finish(run, report)
+    where = _target_name(cfg)
+    t = _stage(f"5. collect {cfg.episodes} episode(s) on {where}")
+    col_dir = run / "collect"
+    report["virtual_g1" if cfg.robot == "virtual" else "real_g1"] = stage_target_episodes(
+        cfg, onnx, motion_path, col_dir, cfg.episodes
+    )
+    _done(t, f"episodes -> {col_dir / 'motions'}")
 
-        t = _stage(f"5. collect {cfg.episodes} episode(s) on the virtual G1 (gap: {cfg.gap})")
-        col_dir = run / "collect"
-        summ = col_dir / "summary.json"
-        if summ.exists():
-            col = json.loads(summ.read_text())
-            print(f"{summ} exists: skipped")
-        else:
-            col = collect(onnx, col_dir, episodes=cfg.episodes, gap=repo_path(cfg.gap))
-        metrics = [compare_rollout(p, motion_path, align="start") for p in col.get("motions", [])]
-        if not metrics:
-            raise RuntimeError(f"the virtual G1 produced no episodes; see {col_dir / 'virtual_g1.log'}")
-        from dataclasses import replace
+    if not cfg.delta_config:
+        return _finish(run, report)
+    t = _stage("6. train the delta action model (PPO on the open-loop replay of the logs)")
+    delta = stage_train_delta(cfg, col_dir / "motions", run / "delta")
+    report["openloop"] = json.loads((run / "delta" / "openloop.json").read_text())
+    _done(t, f"delta model: {delta}")
 
-        from asap.eval.metrics import mean_metrics
+    t = _stage("7. fine-tune the policy against the frozen delta model")
+    ft_onnx = stage_finetune(cfg, run / "pretrain", delta, run / "finetune")
+    _done(t, f"policy: {ft_onnx}")
 
-        # an episode succeeds only if it also ran to the end of the motion (no safety stop, no fall)
-        completed = col.get("completed", [True] * len(metrics))
-        metrics = [replace(m, success=m.success and bool(c)) for m, c in zip(metrics, completed, strict=True)]
-        report["virtual_g1"] = mean_metrics(metrics)
-        report["virtual_g1"]["gap"] = cfg.gap
-        _done(t, f"{len(metrics)} episode(s) -> {col_dir / 'motions'}")
+    t = _stage(f"8. evaluate the pretrained and the fine-tuned policy on {where}")
+    for key, policy in (("pretrained", onnx), ("asap", ft_onnx)):
+        report[key] = stage_target_episodes(cfg, policy, motion_path, run / "eval" / key, cfg.eval_episodes)
+    _done(t, f"episodes -> {run / 'eval'}")
     return _finish(run, report)
 
 
 def _finish(run: Path, report: dict[str, Any]) -> dict[str, Any]:
     (run / "summary.json").write_text(json.dumps(report, indent=2, default=str))
     if "training_sim" in report:
-        print("\n=== tracking error: training simulator vs virtual G1 (the sim-to-real gap) ===")
-        print(f"{'where':<28} {'success':>8} {'E_g-mpjpe':>10} {'E_mpjpe':>9} {'E_vel':>7} {'E_acc':>7}")
-        rows = [("training sim (MuJoCo)", report["training_sim"], "success")]
-        if "virtual_g1" in report:
-            rows.append((f"virtual G1 ({Path(report['virtual_g1']['gap']).stem})", report["virtual_g1"],
-                         "success_rate"))  # fmt: skip
+        rows: list[tuple[str, dict[str, Any], str]] = [("pretrained, training sim (MuJoCo)", report["training_sim"],
+                                                        "success")]  # fmt: skip
+        where = "virtual G1" if "virtual_g1" in report else "real G1"
+        target = report.get("virtual_g1") or report.get("real_g1")
+        if target is not None:
+            gap = f" ({Path(target['gap']).stem})" if target.get("gap") else ""
+            where += gap
+            if "asap" not in report:
+                rows.append((f"pretrained, {where}", target, "success_rate"))
+        for key in ("pretrained", "asap"):
+            if key in report:
+                rows.append((f"{key}, {where}", report[key], "success_rate"))
+        title = "before/after ASAP" if "asap" in report else "training simulator vs target (the sim-to-real gap)"
+        print(f"\n=== tracking error: {title} ===")
+        print(f"{'policy, where':<38} {'success':>8} {'E_g-mpjpe':>10} {'E_mpjpe':>9} {'E_vel':>7} {'E_acc':>7}")
         for label, m, key in rows:
             succ = f"{100 * float(m[key]):.0f}%"
-            print(f"{label:<28} {succ:>8} {m['E_g_mpjpe']:10.1f} {m['E_mpjpe']:9.1f} {m['E_vel']:7.2f} "
+            n = f" ({int(m['rollouts'])} ep.)" if "rollouts" in m else ""
+            print(f"{label + n:<38} {succ:>8} {m['E_g_mpjpe']:10.1f} {m['E_mpjpe']:9.1f} {m['E_vel']:7.2f} "
                   f"{m['E_acc']:7.2f}")  # fmt: skip
-        print("(mm, mm/frame, mm/frame^2; the virtual G1 starts from the default pose, its reference is aligned at "
-              "the start)")  # fmt: skip
+        print("(mm, mm/frame, mm/frame^2; on the robot each episode starts from the default pose and the reference is "
+              "aligned at the start)")  # fmt: skip
+    if "openloop" in report:
+        h = max(report["openloop"], key=float)
+        row = report["openloop"][h]
+        cells = ", ".join(f"{k} {v['E_g_mpjpe']:.1f}" for k, v in row.items())
+        print(f"open-loop replay of held-out logs, {float(h):g} s, E_g-mpjpe (mm): {cells}")
     print(f"\nsummary: {run / 'summary.json'}")
     return report
 
 
+DEMO_CONFIG = "configs/pipeline/demo.yaml"
+"""What `asap demo` (and `make demo`) runs."""
+
+
 def _pipeline(args: argparse.Namespace) -> int:
-    cfg = load_config(PipelineConfig, args.config, args.overrides)
+    cfg = load_config(PipelineConfig, repo_path(args.config or DEMO_CONFIG), args.overrides)
     run_pipeline(cfg)
     return 0
 
@@ -192,8 +296,8 @@ def _pipeline(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.quick:
-        overrides += ["pretrain_config=", "collect=false"]
-    cfg = load_config(PipelineConfig, None, overrides)
+        overrides += ["pretrain_config=", "collect=false", "delta_config="]
+    cfg = load_config(PipelineConfig, repo_path(DEMO_CONFIG), overrides)
     run_pipeline(cfg)
     return 0
 
@@ -201,11 +305,13 @@ def _demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `asap pipeline` and `asap demo`."""
     p = sub.add_parser("pipeline", help="run the stages in order under one run directory (resumable)")
-    p.add_argument("--config", help="YAML (fields of PipelineConfig)")
+    p.add_argument("--config", help=f"YAML (fields of PipelineConfig; default {DEMO_CONFIG}, configs/pipeline/*.yaml)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. source=builtin:kick run_dir=run/kick")
     p.set_defaults(func=_pipeline)
-    d = sub.add_parser("demo", help="the built-in demo: retarget an arm-wave clip, pretrain, collect on the virtual G1")
+    d = sub.add_parser(
+        "demo", help="the built-in demo: the whole ASAP loop on an arm-wave clip and a virtual G1 with weak ankles"
+    )
     d.add_argument("--quick", action="store_true", help="only retarget and render (about a minute)")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
     d.add_argument("overrides", nargs="*", help="dotted overrides of the pipeline config")

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +36,9 @@ def latest_checkpoint(run: Path) -> Path:
 
 def virtual_g1(policy: Path, motion: Path, out: Path, episodes: int, gap: str) -> dict[str, Any]:
     """Collect ``episodes`` on the virtual G1 (skipped when done) and score them against the clip."""
-    from asap.eval.compare import compare_rollout
-    from asap.eval.metrics import mean_metrics
-    from deploy.collect import collect
+    from asap.eval.closed_loop import evaluate_over_dds
 
-    summ = out / "summary.json"
-    col = json.loads(summ.read_text()) if summ.exists() else collect(policy, out, episodes=episodes, gap=gap)
-    metrics = [compare_rollout(p, motion, align="start") for p in col.get("motions", [])]
-    if not metrics:
-        raise RuntimeError(f"the virtual G1 produced no episodes; see {out / 'virtual_g1.log'}")
-    completed = col.get("completed", [True] * len(metrics))
-    metrics = [replace(m, success=m.success and bool(c)) for m, c in zip(metrics, completed, strict=True)]
-    return {**mean_metrics(metrics), "completed": completed}
+    return evaluate_over_dds(policy, motion, out, episodes, gap)
 
 
 def main() -> None:

@@ -113,10 +113,9 @@ def test_delta_observation_holds_the_action_applied_this_step():
         before = read_state(sim)
         aligned.step(targets=t)
         obs = rec.seen[-1]
-        assert obs.shape == (1, dobs.actor_dim(j)) == (1, 131)
+        assert obs.shape == (1, dobs.actor_dim(j)) == (1, 108)
         assert torch.allclose(obs[:, dobs.term_slice("applied_action", j)], (t - default) / 0.25, atol=1e-6)
         assert torch.allclose(obs[:, dobs.term_slice("dof_pos", j)], before.q - default, atol=1e-6)
-        assert torch.allclose(obs[:, dobs.term_slice("target_error", j)], t - before.q, atol=1e-5)  # q* - q
     sim.close()
 
 

@@ -105,7 +105,7 @@ def test_delta_env_shapes_and_rewards(log):
     env = DeltaEnv(DeltaEnvConfig(window_s=0.2, joints="ankles"), sim, MotionLib([log]), SHAPING)
     assert env.num_actions == 4 and env.window == 10
     obs = env.get_observations()
-    assert obs["actor"].shape == (3, 131) and obs["critic"].shape == (3, 131 + 162)
+    assert obs["actor"].shape == (3, 108) and obs["critic"].shape == (3, 108 + 162)
     _, info = env.step(torch.ones(3, 4))
     assert set(info.terms) >= {"body_pos", "action_norm", "action_rate"}
     assert torch.allclose(info.terms["action_norm"], torch.full((3,), -0.1 * 0.02 * math.expm1(2.0)), rtol=1e-5)

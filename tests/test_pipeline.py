@@ -30,20 +30,42 @@ def test_quick_demo_retargets_and_is_resumable(tmp_path, capsys):
     assert motion.stat().st_mtime_ns == mtime and "exists: skipped" in capsys.readouterr().out
 
 
-def test_full_chain_on_a_tiny_budget(tmp_path):
+TINY_DELTA = [
+    "run.max_iterations=2", "run.logger=none", "num_envs=4", "threads=1", "ppo.num_steps_per_env=4",
+    "ppo.actor_hidden_dims=[16]", "ppo.critic_hidden_dims=[16]", "env.window_s=0.1", "horizons_s=[0.1]",
+    "report_stride_s=0.1", "held_out=0.5",
+]  # fmt: skip
+TINY_FINETUNE = ["max_iterations=2", "eval_interval=0", "pretrain.num_envs=2", "pretrain.run.eval_start_phases=1"]
+
+
+def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
+    """retarget -> pretrain -> collect -> train-delta -> finetune -> eval, then a rerun that skips every stage."""
     pytest.importorskip("cyclonedds")
     cfg = PipelineConfig(
         run_dir=str(tmp_path / "run"), source="builtin:balance", render=False,
         pretrain_config="configs/pretrain/demo.yaml", pretrain_overrides=TINY_PRETRAIN, collect=True,
-        gap="configs/real_gap/ankle_weak.yaml", episodes=1,
+        gap="configs/real_gap/ankle_weak.yaml", episodes=2, delta_config="configs/delta/demo.yaml",
+        delta_overrides=TINY_DELTA, finetune_overrides=TINY_FINETUNE, eval_episodes=1,
+        # an untrained policy's targets run far past the joint limits: let its episodes last a few steps anyway
+        deploy_config="configs/deploy/virtual.yaml", deploy_overrides=["controller.safety.limit_margin=100"],
     )  # fmt: skip
     report = run_pipeline(cfg)
     run = tmp_path / "run"
     assert (run / "pretrain" / "policy.onnx").exists() and report["pretrain"]["iterations"] == 2
-    for key in ("training_sim", "virtual_g1"):
+    for key in ("training_sim", "virtual_g1", "pretrained", "asap"):
         m = report[key]
         assert m["E_mpjpe"] > 0 and m["E_g_mpjpe"] >= 0 and m["E_vel"] >= 0
-    assert report["virtual_g1"]["rollouts"] == 1 and report["virtual_g1"]["gap"].endswith("ankle_weak.yaml")
+    assert report["virtual_g1"]["rollouts"] == 2 and report["virtual_g1"]["gap"].endswith("ankle_weak.yaml")
     episode = json.loads((run / "collect" / "summary.json").read_text())["motions"][0]
     assert load_motion(episode).action is not None  # logged actions, ready for the delta action model
-    assert json.loads((run / "summary.json").read_text())["virtual_g1"]["rollouts"] == 1
+    assert (run / "delta" / "delta.pt").exists() and set(report["openloop"]["0.1"]) == {"OpenLoop", "ASAP", "Oracle"}
+    assert (run / "finetune" / "policy.onnx").exists()
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("pretrained", "asap"):
+        assert {"success_rate", "E_g_mpjpe", "E_mpjpe", "E_vel", "E_acc"} <= set(summary[key])
+        assert summary[key]["rollouts"] == 1
+    out = capsys.readouterr().out
+    assert "before/after ASAP" in out and "asap, virtual G1 (ankle_weak)" in out
+    run_pipeline(cfg)  # everything is done: each stage is skipped
+    out = capsys.readouterr().out
+    assert "holds a finished delta model: skipped" in out and "holds a finished fine-tuning run: skipped" in out

@@ -20,7 +20,7 @@ from asap.delta.model import DeltaMeta, apply_delta
 from asap.sim.base import Simulator, as_env_ids
 
 DeltaFn = Callable[[torch.Tensor], torch.Tensor]
-"""A frozen delta model: (N, 5J+16) delta actor observation -> (N, J) Δa in action units; has ``.meta``."""
+"""A frozen delta model: (N, 4J+16) delta actor observation -> (N, J) Δa in action units; has ``.meta``."""
 
 
 class AlignedSimulator:
@@ -39,7 +39,7 @@ class AlignedSimulator:
         self.last_delta = torch.zeros(n, j, device=sim.device)
         """(N, J) the Δa applied in the last step (action units, after mask and scale)."""
         self.last_obs: torch.Tensor | None = None
-        """(N, 5J+16) the delta observation of the last step."""
+        """(N, 4J+16) the delta observation of the last step."""
         self.env_mask = torch.ones(n, device=sim.device)
         """(N,) 1 where Δa is applied, 0 where the env runs the plain simulator."""
         self.env_scale = torch.ones(n, j, device=sim.device)
@@ -53,13 +53,13 @@ class AlignedSimulator:
         return getattr(self.sim, name)
 
     def delta_observation(self, targets: torch.Tensor) -> torch.Tensor:
-        """(N, 5J+16) delta actor observation of the current state and the action ``targets`` (N, J) represent."""
+        """(N, 4J+16) delta actor observation of the current state and the action ``targets`` (N, J) represent."""
         root = self.sim.get_root_state()
         q, qd = self.sim.get_joint_state()
         applied = (targets - self.default_pos) / self.action_scale
         return dobs.actor_obs(
             root[:, 0:3], root[:, 3:7], root[:, 7:10], root[:, 10:13], q, qd, self.sim.get_foot_contact_forces(),
-            self.default_pos, applied, self.last_delta, self.action_scale,
+            self.default_pos, applied, self.last_delta,
         )  # fmt: skip
 
     def step(self, targets: torch.Tensor | None = None, torques: torch.Tensor | None = None) -> None:

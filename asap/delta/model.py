@@ -106,7 +106,7 @@ def apply_delta(targets: torch.Tensor, delta: torch.Tensor, delta_scale: float) 
 
 
 class DeltaModel:
-    """A frozen, deterministic π^Δ: actor observation (N, 5J+16) -> full Δa (N, J) in action units."""
+    """A frozen, deterministic π^Δ: actor observation (N, 4J+16) -> full Δa (N, J) in action units."""
 
     def __init__(self, net: nn.Module, meta: DeltaMeta) -> None:
         self.net = net.eval()

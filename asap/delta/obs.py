@@ -17,13 +17,7 @@ dof_vel               J     joint velocity, rad/s
 feet_contact_force    6     left/right ankle-roll contact force, world frame, x 0.01 (N / 100)
 last_delta            J     the model's own previous Δa (full J, zeros on joints it does not drive)
 projected_gravity     3     gravity direction in the pelvis frame
-target_error          J     q* - q, rad: the position error the motors' PD law acts on this step
 ==================== ===== ===============================================================
-
-``target_error`` repeats what ``applied_action`` and ``dof_pos`` already determine, as one feature: an actuator gap
-(weak Kp, weak motor) calls for a Δa proportional to it, and a network reading it from the difference of two large,
-strongly correlated inputs learned only about half of that Δa in the same training time (docs/delta.md, "Tuning
-the delta task").
 
 The critic adds ``dif_local_rigid_body_pos`` and ``local_ref_rigid_body_pos`` (27 x 3 each, :func:`asap.obs.
 privileged_terms`) against the *logged* bodies. No phase: the model must not depend on the clip.
@@ -38,16 +32,15 @@ from asap.utils.rotations import projected_gravity
 
 FEET_FORCE_SCALE = 0.01
 """Scale of the contact-force term (asap-method.md section 5.2)."""
-DELTA_OBS_VERSION = "delta_v2"
+DELTA_OBS_VERSION = "delta_v1"
 """Name of this layout, stored in every delta model's metadata."""
 
 
 def actor_terms(num_joints: int) -> list[tuple[str, int]]:
-    """``(term, width)`` of the actor observation in order; total 5 J + 16 (131 for 23 joints)."""
+    """``(term, width)`` of the actor observation in order; total 4 J + 16 (108 for 23 joints)."""
     j = num_joints
     return [("applied_action", j), ("base_ang_vel", 3), ("base_lin_vel", 3), ("base_pos_z", 1), ("dof_pos", j),
-            ("dof_vel", j), ("feet_contact_force", 6), ("last_delta", j), ("projected_gravity", 3),
-            ("target_error", j)]  # fmt: skip
+            ("dof_vel", j), ("feet_contact_force", 6), ("last_delta", j), ("projected_gravity", 3)]  # fmt: skip
 
 
 def actor_dim(num_joints: int) -> int:
@@ -73,13 +66,12 @@ def term_slice(term: str, num_joints: int) -> slice:
 def actor_obs(
     root_pos: torch.Tensor, root_quat: torch.Tensor, root_lin_vel: torch.Tensor, root_ang_vel: torch.Tensor,
     q: torch.Tensor, qd: torch.Tensor, feet_force: torch.Tensor, default_pos: torch.Tensor,
-    applied_action: torch.Tensor, last_delta: torch.Tensor, action_scale: float,
+    applied_action: torch.Tensor, last_delta: torch.Tensor,
 ) -> torch.Tensor:  # fmt: skip
-    """(N, 5J+16) actor observation from world-frame simulator state (see module table).
+    """(N, 4J+16) actor observation from world-frame simulator state (see module table).
 
     ``root_*``: (N,3) / (N,4) wxyz / (N,3) / (N,3) world frame; ``q``, ``qd`` (N,J); ``feet_force`` (N,2,3);
-    ``default_pos`` (J,); ``applied_action`` (N,J) the action applied during this step; ``last_delta`` (N,J);
-    ``action_scale`` rad per action unit (the spec's), so that ``q* = default + action_scale * applied_action``.
+    ``default_pos`` (J,); ``applied_action`` (N,J) the action applied during this step; ``last_delta`` (N,J).
     """
     n = q.shape[0]
     parts = {
@@ -92,7 +84,6 @@ def actor_obs(
         "feet_contact_force": feet_force.reshape(n, 6) * FEET_FORCE_SCALE,
         "last_delta": last_delta,
         "projected_gravity": projected_gravity(root_quat),
-        "target_error": default_pos + applied_action * action_scale - q,
     }
     return torch.cat([parts[name] for name, _ in actor_terms(q.shape[1])], dim=-1)
 
@@ -101,6 +92,6 @@ def critic_obs(
     actor: torch.Tensor, root_pos: torch.Tensor, root_quat: torch.Tensor, body_pos: torch.Tensor,
     ref_body_pos: torch.Tensor,
 ) -> torch.Tensor:  # fmt: skip
-    """(N, 5J+16+162) critic observation: the actor's plus the bodies against the logged bodies ``ref_body_pos``."""
+    """(N, 4J+16+162) critic observation: the actor's plus the bodies against the logged bodies ``ref_body_pos``."""
     p = privileged_terms(root_pos, root_quat, body_pos, ref_body_pos)
     return torch.cat([actor, p["dif_local_rigid_body_pos"], p["local_ref_rigid_body_pos"]], dim=-1)

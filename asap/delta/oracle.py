@@ -37,15 +37,16 @@ class OracleDelta:
         )
         self.kp = torch.as_tensor(spec.kp, dtype=f32)
         self.kd = torch.as_tensor(spec.kd, dtype=f32)
+        self.action_scale = float(spec.action_scale)
         self.mask = torch.zeros(len(names))
         self.mask[self.meta.joint_index()] = 1.0
         self.gap_name = gap.name
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        """Δa (N, J) from a delta actor observation (N, 5J+16): uses its target_error (q* - q) and dof_vel."""
+        """Δa (N, J) from a delta actor observation (N, 4J+16): uses its dof_pos, dof_vel and applied_action."""
         j = self.num_joints
         dev = obs.device
-        e = obs[:, term_slice("target_error", j)]  # q* - q
+        e = obs[:, term_slice("applied_action", j)] * self.action_scale - obs[:, term_slice("dof_pos", j)]  # q* - q
         qd = obs[:, term_slice("dof_vel", j)]
         kp, kd = self.kp.to(dev), self.kd.to(dev)
         tau_gap = self.s.to(dev) * (self.k.to(dev) * kp * e - self.d.to(dev) * kd * qd)

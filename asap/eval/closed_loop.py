@@ -188,12 +188,15 @@ class NoisyStartEnv(TrackingEnv):
 
 # ---------------------------------------------------------------------------------------------- over DDS
 def evaluate_over_dds(
-    policy: str | Path, motion: str | Path, out: str | Path, episodes: int, gap: str | Path | None
-) -> dict[str, Any]:
+    policy: str | Path, motion: str | Path, out: str | Path, episodes: int, gap: str | Path | None,
+    cfg: Any = None, virtual: bool = True,
+) -> dict[str, Any]:  # fmt: skip
     """Run ``episodes`` episodes of ``policy`` (ONNX) through the robot runtime on a virtual G1 over DDS with the gap
     profile ``gap`` (:func:`deploy.collect.collect` into ``out``; a finished collection, ``out/summary.json``, is
     reused) and score each logged episode against ``motion`` (:func:`asap.eval.compare.compare_rollout`, reference
     aligned at the start). An episode succeeds only if it also ran to the motion's end (no safety stop, no fall).
+    ``cfg`` (a :class:`deploy.runtime.RuntimeConfig`) and ``virtual=False`` run them on a real G1 instead (the
+    operator starts each episode with the remote; ``gap`` is then ignored).
 
     Returns :func:`asap.eval.metrics.mean_metrics` of the episodes plus ``completed`` (per episode),
     ``per_episode`` (each ``TrackingMetrics.as_dict()``), ``motions`` (the logged episodes' files) and ``gap``.
@@ -206,7 +209,7 @@ def evaluate_over_dds(
     else:
         from deploy.collect import collect
 
-        col = collect(policy, out, episodes=episodes, gap=gap)
+        col = collect(policy, out, episodes=episodes, cfg=cfg, virtual=virtual, gap=gap if virtual else None)
     metrics = [compare_rollout(p, motion, align="start") for p in col.get("motions", [])]
     if not metrics:
         raise RuntimeError(f"the virtual G1 produced no episodes; see {out / 'virtual_g1.log'}")

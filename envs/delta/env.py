@@ -172,8 +172,7 @@ class DeltaEnv:
     def _compute_obs(self, st: SimState) -> None:
         applied = (self.targets - self.default_pos) / self.action_scale
         actor = dobs.actor_obs(st.root_pos, st.root_quat, st.root_lin_vel, st.root_ang_vel, st.q, st.qd,
-                               st.feet_force, self.default_pos, applied, self.delta_full,
-                               self.action_scale)  # fmt: skip
+                               st.feet_force, self.default_pos, applied, self.delta_full)  # fmt: skip
         ref = self.logs.frame_state(self.motion_ids, self.frame())
         critic = dobs.critic_obs(actor, st.root_pos, st.root_quat, st.body_pos, ref.body_pos)
         self.obs = {"actor": actor, "critic": critic}
