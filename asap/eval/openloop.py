@@ -64,7 +64,9 @@ def replay(
     """Replay every window of ``horizon_s`` of ``logs`` (through ``model``'s Δa when given).
 
     Returns ``{"metrics": {E_*: mean}, "windows": n, "error_curve": (steps+1,) mean global body error per step
-    (mm), "delta_abs": (J,) mean |Δa| per joint (action units; zeros without a model)}``.
+    (mm), "delta_abs": (J,) mean |Δa| per joint (action units; zeros without a model), "window_metrics": {E_*: (n,)
+    list, one value per window in :func:`report_windows` order}}`` (the per-window values let a caller that
+    replays several candidate simulators in one batch, e.g. `asap sysid`, score each).
     Raises ``ValueError`` when no episode is long enough for one window.
     """
     dt = 1.0 / float(logs.motion_fps[0])
@@ -97,6 +99,7 @@ def replay(
         "windows": int(p.shape[0]),
         "error_curve": (1000 * np.linalg.norm(p - r, axis=-1).mean(axis=(0, 2))).tolist(),
         "delta_abs": delta_abs.tolist(),
+        "window_metrics": {k: [float(getattr(m, k)) for m in per] for k in METRIC_KEYS},
     }
 
 
