@@ -158,5 +158,8 @@ def test_train_delta_end_to_end_tiny(tmp_path):
     split = json.loads((out / "split.json").read_text())
     assert len(split["held_out"]) == 1 and not set(split["held_out"]) & set(split["train"])
     assert s["episodes"] == {"train": 2, "held_out": 1}
+    gain = json.loads((out / "gain.json").read_text())  # calibrated on the training episodes, stored in delta.pt
+    assert model.meta.gain == s["gain"] == gain["gain"] and set(gain["errors_mm"]) == {"0.75", "1", "1.25", "1.5",
+                                                                                       "1.75", "2"}  # fmt: skip
     assert (out / "openloop.md").read_text().count("| 0.5 |") == 3
     assert (out / "openloop.png").stat().st_size > 1000

@@ -60,3 +60,6 @@ class DeltaTrainConfig:
     """Open-loop report horizons (the paper's Table III)."""
     report_stride_s: float = 0.25
     """Report windows start every this many seconds of each held-out episode."""
+    gain_grid: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
+    """Gains on the trained model's Δa tried by the calibration on the training episodes (asap.delta.calibrate;
+    the best is stored in delta.pt); empty: no calibration (gain 1)."""

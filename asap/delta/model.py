@@ -65,6 +65,9 @@ class DeltaMeta:
     """Δa is clipped to +-clip (action units) before it is applied."""
     obs_version: str = DELTA_OBS_VERSION
     """Observation layout the model reads (:mod:`asap.delta.obs`)."""
+    gain: float = 1.0
+    """Scalar calibrated after training (:func:`asap.delta.calibrate.calibrate_gain`): the model's Δa is the network's
+    output times this, so every user of :class:`DeltaModel` (open-loop report, fine-tuning, play) applies it."""
 
     @staticmethod
     def for_variant(variant: str, joints: str | list[str] | tuple[str, ...] = "all") -> DeltaMeta:
@@ -90,7 +93,8 @@ class DeltaMeta:
             raise ValueError(f"delta model reads observation {d.get('obs_version')!r}, this asap builds "
                              f"{DELTA_OBS_VERSION!r}: retrain it with `asap train-delta`")  # fmt: skip
         return DeltaMeta(variant=d["variant"], joints=tuple(d["joints"]), delta_scale=float(d["delta_scale"]),
-                         clip=float(d.get("clip", 100.0)), obs_version=d["obs_version"])  # fmt: skip
+                         clip=float(d.get("clip", 100.0)), obs_version=d["obs_version"],
+                         gain=float(d.get("gain", 1.0)))  # fmt: skip
 
 
 def expand_delta(meta: DeltaMeta, delta_sub: torch.Tensor, num_joints: int) -> torch.Tensor:
@@ -106,7 +110,8 @@ def apply_delta(targets: torch.Tensor, delta: torch.Tensor, delta_scale: float) 
 
 
 class DeltaModel:
-    """A frozen, deterministic π^Δ: actor observation (N, 4J+16) -> full Δa (N, J) in action units."""
+    """A frozen, deterministic π^Δ: actor observation (N, 4J+16) -> full Δa (N, J) in action units (the network's
+    output times ``meta.gain``)."""
 
     def __init__(self, net: nn.Module, meta: DeltaMeta) -> None:
         self.net = net.eval()
@@ -121,7 +126,7 @@ class DeltaModel:
         """Δa (N, J) for an actor observation (N, obs_dim)."""
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"delta model expects {self.obs_dim}-D observations, got {obs.shape[-1]}")
-        return expand_delta(self.meta, self.net(obs), self.num_joints)
+        return expand_delta(self.meta, self.net(obs) * self.meta.gain, self.num_joints)
 
     def to(self, device: torch.device | str) -> DeltaModel:
         """Move the network to ``device``."""

@@ -23,7 +23,7 @@ import torch
 from asap.config import save_config
 from asap.delta.config import DeltaTrainConfig
 from asap.delta.logs import gather_logs, load_logs, replay_shaping
-from asap.delta.model import save_delta
+from asap.delta.model import DeltaModel, save_delta
 from asap.eval.openloop import openloop_eval
 from asap.motion.motionlib import MotionLib
 from asap.rl.config import rsl_train_cfg
@@ -134,6 +134,28 @@ class DeltaTrainer:
         return save_delta(self.out / "delta.pt", self.env.meta, dict(self.train_cfg["actor"]), ck["actor_state_dict"],
                           extra={"checkpoint": str(checkpoint), "train_time_s": self.train_time})  # fmt: skip
 
+    def calibrate(self, delta_path: Path) -> dict[str, Any]:
+        """Fit the model's gain on the training episodes (:func:`asap.delta.calibrate.calibrate_gain`), store it in
+        ``delta_path`` and write ``gain.json`` (the error of every gain tried)."""
+        from asap.delta.calibrate import calibrate_gain
+
+        c = self.cfg
+        model = DeltaModel.load(delta_path)
+        if not c.gain_grid:
+            return {"gain": model.meta.gain, "errors_mm": {}}
+        horizon = max(c.horizons_s)
+        stride = max(c.report_stride_s, 0.5 * horizon)
+        gain, errors = calibrate_gain(model, self.train_lib, lambda n: make_simulator(self._sim_cfg(n)), c.shaping,
+                                      c.gain_grid, horizon, stride)  # fmt: skip
+        ck = torch.load(str(delta_path), map_location="cpu", weights_only=False)
+        extra = {k: v for k, v in ck.items() if k not in ("delta_meta", "actor_cfg", "actor_state_dict", "obs_dim")}
+        save_delta(delta_path, replace(model.meta, gain=gain), ck["actor_cfg"], ck["actor_state_dict"], extra=extra)
+        out = {"gain": gain, "horizon_s": horizon, "errors_mm": {f"{g:g}": e for g, e in errors.items()}}
+        (self.out / "gain.json").write_text(json.dumps(out, indent=1))
+        print(f"gain calibration on the training episodes ({horizon:g} s, E_g-mpjpe mm): "
+              + ", ".join(f"{g:g}: {e:.1f}" for g, e in errors.items()) + f" -> gain {gain:g}", flush=True)  # fmt: skip
+        return out
+
     def report(self, delta_path: Path) -> dict[str, Any]:
         """Open-loop table (:func:`asap.eval.openloop.openloop_eval`) on the held-out episodes (the training ones
         when there is a single episode); the Oracle row for ``cfg.gap`` or the gap the logs record."""
@@ -158,11 +180,12 @@ def train_delta(cfg: DeltaTrainConfig) -> dict[str, Any]:
     try:
         ck = tr.train()
         delta = tr.export(ck)
+        cal = tr.calibrate(delta)
         rep = tr.report(delta)
     finally:
         tr.close()
     episodes = {"train": len(tr.train_idx), "held_out": len(tr.held_idx)}
     out = {"delta": str(delta), "checkpoint": str(ck), "train_time_s": tr.train_time,
-           "openloop": rep["metrics"], "episodes": episodes}  # fmt: skip
+           "openloop": rep["metrics"], "episodes": episodes, "gain": cal["gain"]}  # fmt: skip
     (tr.out / "summary.json").write_text(json.dumps(out, indent=1))
     return out
