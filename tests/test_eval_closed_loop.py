@@ -228,3 +228,26 @@ def test_cli_runs_the_tiny_case_and_refuses_what_it_cannot_do(tiny, tmp_path, ca
     rc = main(["eval", str(tiny["a"]), "--motions", str(tiny["motion"]), "--over-dds", "--init-noise", "0.5", "--out",
                str(out)])  # fmt: skip
     assert rc == 1 and "initial-state noise applies to protocol targets" in capsys.readouterr().err
+
+
+def test_logs_target_scores_a_robots_episodes(tiny, tmp_path, capsys):
+    """`asap eval --logs`: each collect folder is a row; `completed` from its summary enters success."""
+    from asap.cli import main
+    from asap.eval.compare import compare_rollout
+    from asap.rl.play import play
+
+    s = play(tiny["a"], tiny["motion"], out_dir=tmp_path / "play", video=False)
+    before, after = tmp_path / "before", tmp_path / "after"
+    for d, done in ((before, [False, False]), (after, [True, True])):
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({"motions": [s["rollout"]] * 2, "completed": done}))
+    out = tmp_path / "logs_eval"
+    assert main(["eval", "--logs", str(before), str(after), "--motions", str(tiny["motion"]), "--out", str(out)]) == 0
+    rep = json.loads((out / "metrics.json").read_text())
+    ref = compare_rollout(s["rollout"], tiny["motion"], align="start")
+    assert set(rep["policies"]) == {"before", "after"} and rep["target"]["backend"] == "logs"
+    assert rep["policies"]["before"]["metrics"]["success_rate"]["mean"] == 0.0
+    assert rep["policies"]["after"]["metrics"]["success_rate"]["mean"] == (1.0 if ref.success else 0.0)
+    assert rep["policies"]["after"]["metrics"]["E_mpjpe"]["mean"] == pytest.approx(ref.E_mpjpe)
+    assert "logged episodes against" in capsys.readouterr().out
+    assert main(["eval", "--logs", str(before), "--out", str(out)]) == 1  # no clip given: one-line error

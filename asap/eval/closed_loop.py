@@ -240,6 +240,53 @@ def run_over_dds(
                                       "collection": summary})  # fmt: skip
 
 
+def logged_episode_set(log: str | Path, motion: str | Path, variant: str = "g1_23dof") -> EpisodeSet:
+    """Score the episodes a robot logged (the *logs* target: an `asap collect` output folder, whose
+    ``summary.json`` says which episodes ran to the end, or its ``motions`` folder, or Motion files) against
+    ``motion``, reference aligned at each episode's start. Without ``summary.json`` an episode's success is the
+    distance criterion alone. Raises ``FileNotFoundError`` when no logged episode is found."""
+    from asap.delta.logs import gather_logs
+
+    p = Path(log)
+    summ = p / "summary.json"
+    if summ.is_file():
+        col = json.loads(summ.read_text())
+        files = [Path(f) for f in col.get("motions", [])]
+        done = col.get("completed", [None] * len(files))
+        completed: list[bool | None] = [bool(c) for c in done] if isinstance(done, list) else [None] * len(files)
+    else:
+        files = gather_logs([str(p)])
+        completed = [None] * len(files)
+    if not files:
+        raise FileNotFoundError(f"{p}: no logged episodes (an `asap collect` output folder or Motion files)")
+    lib = MotionLib(motion, spec=variant)
+    records = [episode_record(Motion.load(f), lib, variant, "start", ok=ok) for f, ok in zip(files, completed,
+                                                                                            strict=True)]  # fmt: skip
+    return collect_episodes(records, {"target": {"backend": "logs", "logs": str(p)}})
+
+
+def evaluate_logs(logs: Sequence[str | Path], motion: str | Path, out: str | Path, variant: str = "g1_23dof"
+                  ) -> dict[str, Any]:  # fmt: skip
+    """`asap eval --logs`: each folder of logged episodes (a real robot's `asap collect` runs, say before and after
+    fine-tuning) scored against ``motion`` as one row; writes ``out/{metrics.json, report.md, report.png}`` like
+    :func:`evaluate` and returns the metrics."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = policy_labels(logs)
+    name = Path(motion).stem
+    results = {lab: {name: [logged_episode_set(log, motion, variant)]} for lab, log in zip(labels, logs, strict=True)}
+    episodes = max(len(r[name][0].episodes) for r in results.values())
+    report = metrics_report(results, dict(zip(labels, map(str, logs), strict=True)), [str(motion)],
+                            {"over_dds": False, "backend": "logs", "gap": "unknown", "gap_file": None}, episodes, 1,
+                            0.0)  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(report_markdown(report))
+    plot_report(results, out / "report.png", variant)
+    report["files"] = {k: str(out / f) for k, f in (("metrics", "metrics.json"), ("report", "report.md"),
+                                                    ("plot", "report.png"))}  # fmt: skip
+    return report
+
+
 # ---------------------------------------------------------------------------------------------- statistics
 def episode_means(episodes: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Means over episodes: ``success_rate`` over all of them, every other numeric field over those that have it

@@ -9,11 +9,18 @@ from pathlib import Path
 
 def _eval(args: argparse.Namespace) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    if not args.policies and not args.open_loop:
-        raise ValueError("give policies to evaluate closed loop, or --open-loop LOGS")
+    if not args.policies and not args.open_loop and not args.logs:
+        raise ValueError("give policies to evaluate closed loop, --logs of a robot's episodes, or --open-loop LOGS")
     out = Path(args.out)
+    if args.logs:
+        from asap.eval.closed_loop import evaluate_logs
+
+        if args.policies or not args.motions or len(args.motions) != 1:
+            raise ValueError("--logs scores logged episodes against one clip: give --motions CLIP and no policies")
+        r = evaluate_logs(args.logs, args.motions[0], out)
+        _print_table(r, f"logged episodes against {Path(args.motions[0]).stem}")
     if args.policies:
-        from asap.eval.closed_loop import PAPER_COLUMNS, evaluate
+        from asap.eval.closed_loop import evaluate
 
         if not args.motions:
             raise ValueError("closed-loop evaluation needs --motions (the clips the policies track)")
@@ -21,18 +28,8 @@ def _eval(args: argparse.Namespace) -> int:
                      seeds=args.seeds, init_noise=args.init_noise, over_dds=args.over_dds, threads=args.threads,
                      progress=not args.no_progress)  # fmt: skip
         t = r["target"]
-        print(f"closed loop on {t['backend']} (gap {t['gap']}), {r['episodes']} episode(s) x {len(r['seeds'])} "
-              f"seed(s), mean ± std over seeds")  # fmt: skip
-        width = max(len(p) for p in r["policies"])
-        print(f"{'policy':<{width}}  " + "  ".join(f"{h:>16}" for _, h in PAPER_COLUMNS))
-        for label, p in r["policies"].items():
-            cells = []
-            for key, _ in PAPER_COLUMNS:
-                st = p["metrics"].get(key)
-                scale = 100.0 if key == "success_rate" else 1.0
-                cells.append("-" if st is None else f"{scale * st['mean']:.1f} ± {scale * st['std']:.1f}")
-            print(f"{label:<{width}}  " + "  ".join(f"{c:>16}" for c in cells))
-        print(f"report: {r['files']['report']}, metrics: {r['files']['metrics']}, plot: {r['files']['plot']}")
+        _print_table(r, f"closed loop on {t['backend']} (gap {t['gap']}), {r['episodes']} episode(s) x "
+                        f"{len(r['seeds'])} seed(s), mean ± std over seeds")  # fmt: skip
     if args.open_loop:
         res = open_loop(args.open_loop, out / "openloop" if args.policies else out, delta=args.delta, gap=args.gap,
                         sim=args.target, threads=args.threads)  # fmt: skip
@@ -40,15 +37,27 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_loop(logs: list[str], out: Path, delta: str | None, gap: str | None, sim: str, threads: int) -> dict:
-    """The `--open-loop` hook: :func:`asap.eval.openloop.openloop_eval` on ``logs`` (one-line ``RuntimeError`` when
-    this installation has no such function)."""
-    from asap.eval import openloop
+def _print_table(r: dict, title: str) -> None:
+    from asap.eval.closed_loop import PAPER_COLUMNS
 
-    fn = getattr(openloop, "openloop_eval", None)
-    if fn is None:
-        raise RuntimeError("--open-loop is not available (asap.eval.openloop.openloop_eval does not exist)")
-    return fn(logs, out, delta=delta, gap=gap, sim=sim, threads=threads)
+    print(title)
+    width = max(len(p) for p in r["policies"])
+    print(f"{'policy':<{width}}  " + "  ".join(f"{h:>16}" for _, h in PAPER_COLUMNS))
+    for label, p in r["policies"].items():
+        cells = []
+        for key, _ in PAPER_COLUMNS:
+            st = p["metrics"].get(key)
+            scale = 100.0 if key == "success_rate" else 1.0
+            cells.append("-" if st is None else f"{scale * st['mean']:.1f} ± {scale * st['std']:.1f}")
+        print(f"{label:<{width}}  " + "  ".join(f"{c:>16}" for c in cells))
+    print(f"report: {r['files']['report']}, metrics: {r['files']['metrics']}, plot: {r['files']['plot']}")
+
+
+def open_loop(logs: list[str], out: Path, delta: str | None, gap: str | None, sim: str, threads: int) -> dict:
+    """`--open-loop`: :func:`asap.eval.openloop.openloop_eval` on ``logs``."""
+    from asap.eval.openloop import openloop_eval
+
+    return openloop_eval(logs, out, delta=delta, gap=gap, sim=sim, threads=threads)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,6 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="simulator threads (default 1)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--open-loop", nargs="+", metavar="LOGS", help="logged episodes for the open-loop replay report")
+    p.add_argument("--logs", nargs="+", metavar="DIR", help="closed loop from a robot's logs: `asap collect` output "
+                   "folders (one row each) scored against the one clip of --motions")  # fmt: skip
     p.add_argument("--delta", help="open loop: delta model (delta.pt or oracle:<gap.yaml>) for the ASAP row")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)
