@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "asap.retarget.commands",
     "asap.rl.commands",
     "asap.delta.commands",
+    "asap.delta.sysid_commands",
+    "asap.delta.dynamics_commands",
     "asap.eval.commands",
     "deploy.commands",
     "asap.pipeline",

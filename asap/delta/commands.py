@@ -59,7 +59,8 @@ def _finetune(args: argparse.Namespace) -> int:
     from asap.config import load_config
     from asap.delta.finetune import FinetuneConfig, finetune
 
-    options = {"checkpoint": "checkpoint", "delta": "delta", "resume": "resume", "out": "out_dir"}
+    options = {"checkpoint": "checkpoint", "delta": "delta", "dynamics": "dynamics", "resume": "resume",
+               "out": "out_dir", "dynamics_model": "dynamics_model"}  # fmt: skip
     cfg = load_config(FinetuneConfig, args.config, _overrides(args, options))
     r = finetune(cfg)
     ev = r.get("final_eval", {})
@@ -77,10 +78,13 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         description="PPO on the tracking task in the aligned simulator (training simulator + frozen π^Δ), starting "
         "from a pretraining checkpoint; exports OUT/policy.onnx (deployed without π^Δ). Settings: --config YAML "
         "(configs/finetune/*.yaml), then key=value overrides, e.g. max_time_s=600 without_delta_ratio=0.1 "
-        "pretrain.num_envs=64.",
+        "pretrain.num_envs=64. Without a delta model: --dynamics (SysID), --dynamics-model (DeltaDynamics) "
+        "or domain randomisation alone (--config configs/finetune/dr.yaml).",
     )
     p.add_argument("--checkpoint", help="pretraining checkpoint (model_*.pt)")
     p.add_argument("--delta", help="delta model (delta.pt of `asap train-delta`)")
+    p.add_argument("--dynamics", help="train in identified simulator dynamics (dynamics.yaml of `asap sysid`)")
+    p.add_argument("--dynamics-model", help="simulator corrected by a learned next-state residual (dynamics_model.pt)")
     p.add_argument("--out", help="run directory (out_dir)")
     p.add_argument("--config", help="YAML config (configs/finetune/*.yaml)")
     p.add_argument("--resume", help="a fine-tuning checkpoint of this run to continue from")

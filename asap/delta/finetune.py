@@ -6,6 +6,15 @@ Options of the reference's fine-tuning (section 0 and 5.3): initial-state noise 
 1), the penalty curriculum, a fraction of envs stepping without Δa (``without_delta_a_ratio``) and a per-env,
 per-joint Δa scale range (``delta_a_scale_range``). Δa enters through :class:`asap.delta.aligned.
 AlignedSimulator` with the model's own ``delta_scale`` (the reference's fine-tuning skipped the 0.25).
+
+Baselines without a delta model: ``dynamics`` (a ``dynamics.yaml`` of `asap sysid`, set on every env of the
+training and evaluation simulators; refused when the config's domain randomisation would rewrite one of its fields
+at every reset) and domain randomisation alone (``pretrain.env.domain_rand.*``, configs/finetune/dr.yaml: a plain
+continuation of PPO with those overrides). With none of delta, dynamics or domain randomisation there is nothing
+to fine-tune against, and `asap finetune` says so in one line.
+
+The DeltaDynamics baseline (``dynamics_model``, `asap train-dynamics`) wraps both simulators in
+:class:`asap.delta.delta_dynamics.DeltaDynamicsSimulator`, which corrects the state after every step.
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ import torch
 
 from asap.config import from_dict, merge_dicts, save_config, to_dict
 from asap.delta.aligned import AlignedSimulator
+from asap.delta.delta_dynamics import DeltaDynamicsSimulator, load_dynamics_model
 from asap.delta.oracle import load_delta
 from asap.rl.config import PretrainConfig
 from asap.sim.base import Simulator
+from asap.sim.dynamics import apply_dynamics, load_dynamics, overwritten
 
 
 @dataclass
@@ -33,6 +44,12 @@ class FinetuneConfig:
     """Pretraining checkpoint (``model_*.pt`` of `asap pretrain`)."""
     delta: str = ""
     """Delta model (``delta.pt`` of `asap train-delta`), or ``oracle:<gap.yaml>`` for the closed-form oracle."""
+    dynamics: str = ""
+    """Simulator dynamics to train in (``dynamics.yaml`` of `asap sysid`), set on every env of the training and
+    evaluation simulators (the SysID baseline: no delta model needed)."""
+    dynamics_model: str = ""
+    """Learned next-state residual (``dynamics_model.pt`` of `asap train-dynamics`) added to the state after every
+    step of the training and evaluation simulators (the DeltaDynamics baseline: no delta model needed)."""
     out_dir: str = "run/finetune"
     """Run directory (checkpoints, policy.onnx, metrics.json, config.yaml)."""
     resume: str | None = None
@@ -92,30 +109,55 @@ def draw_delta_options(sim: AlignedSimulator, cfg: FinetuneConfig) -> None:
     sim.env_scale = (lo + (hi - lo) * torch.rand(n, j, generator=g)).to(sim.device)
 
 
+def domain_rand_on(pcfg: PretrainConfig) -> bool:
+    """Whether the tracking env randomises anything (an option of ``env.domain_rand`` is switched on)."""
+    return any(v is True for v in to_dict(pcfg.env.domain_rand).values())
+
+
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune (see module docstring); returns the summary written to ``out_dir/metrics.json``."""
     from asap.rl.runner import Trainer
 
     os.environ.setdefault("WANDB_SILENT", "true")
     pcfg = pretrain_config_for(cfg)
-    model = load_delta(cfg.delta, pcfg.variant)
-    if model.meta.variant != pcfg.variant:
+    model = load_delta(cfg.delta, pcfg.variant) if cfg.delta else None
+    if model is not None and model.meta.variant != pcfg.variant:
         raise ValueError(f"delta model is for {model.meta.variant}, the policy for {pcfg.variant}")
+    dyn = load_dynamics(cfg.dynamics) if cfg.dynamics else None
+    residual = load_dynamics_model(cfg.dynamics_model, pcfg.variant) if cfg.dynamics_model else None
+    corrected: list[DeltaDynamicsSimulator] = []  # the training simulator's residual wrapper comes first
+    if model is None and dyn is None and residual is None and not domain_rand_on(pcfg):
+        raise ValueError("nothing to fine-tune against: give --delta (delta.pt), --dynamics-model "
+                         "(dynamics_model.pt of `asap train-dynamics`), --dynamics (dynamics.yaml of "
+                         "`asap sysid`) or a config with domain randomisation (configs/finetune/dr.yaml)")  # fmt: skip
 
     def wrap(sim: Simulator) -> Simulator:
-        return AlignedSimulator(sim, model)  # type: ignore[return-value]
+        if dyn is not None:
+            apply_dynamics(sim, dyn)
+        if residual is not None:
+            corrected.append(DeltaDynamicsSimulator(sim, residual))
+            sim = corrected[-1]  # type: ignore[assignment]
+        return sim if model is None else AlignedSimulator(sim, model)  # type: ignore[return-value]
 
     tr = Trainer(pcfg, wrap_sim=wrap)
     try:
         if not cfg.resume:  # a fresh fine-tuning run: its own clock and history
             tr.train_time, tr.history, tr.evals = 0.0, [], []
-        draw_delta_options(tr.sim, cfg)  # type: ignore[arg-type]
+        if dyn is not None and (lost := overwritten(tr.sim, dyn)):
+            raise ValueError(f"the tracking env's domain randomisation rewrites {lost} of {cfg.dynamics} at every "
+                             "reset: turn those pretrain.env.domain_rand options off")  # fmt: skip
+        if model is not None:
+            draw_delta_options(tr.sim, cfg)  # type: ignore[arg-type]
         out = Path(cfg.out_dir)
         save_config(cfg, out / "finetune.yaml")
         result = tr.train()
-        result["delta_mean_abs"] = tr.sim.mean_abs_delta  # type: ignore[attr-defined]
+        if model is not None:
+            result["delta_mean_abs"] = tr.sim.mean_abs_delta  # type: ignore[attr-defined]
+        if corrected:
+            result["dynamics_mean_abs"] = corrected[0].mean_abs_residual()
     finally:
         tr.close()
-    result.update({"delta": cfg.delta, "pretrain_checkpoint": cfg.checkpoint})
+    result.update({"delta": cfg.delta, "dynamics": cfg.dynamics, "pretrain_checkpoint": cfg.checkpoint})
+    result["dynamics_model"] = cfg.dynamics_model
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
     return result
