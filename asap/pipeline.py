@@ -266,11 +266,11 @@ def _finish(run: Path, report: dict[str, Any]) -> dict[str, Any]:
                 rows.append((f"{key}, {where}", report[key], "success_rate"))
         title = "before/after ASAP" if "asap" in report else "training simulator vs target (the sim-to-real gap)"
         print(f"\n=== tracking error: {title} ===")
-        print(f"{'policy, where':<38} {'success':>8} {'E_g-mpjpe':>10} {'E_mpjpe':>9} {'E_vel':>7} {'E_acc':>7}")
+        print(f"{'policy, where':<44} {'success':>8} {'E_g-mpjpe':>10} {'E_mpjpe':>9} {'E_vel':>7} {'E_acc':>7}")
         for label, m, key in rows:
             succ = f"{100 * float(m[key]):.0f}%"
             n = f" ({int(m['rollouts'])} ep.)" if "rollouts" in m else ""
-            print(f"{label + n:<38} {succ:>8} {m['E_g_mpjpe']:10.1f} {m['E_mpjpe']:9.1f} {m['E_vel']:7.2f} "
+            print(f"{label + n:<44} {succ:>8} {m['E_g_mpjpe']:10.1f} {m['E_mpjpe']:9.1f} {m['E_vel']:7.2f} "
                   f"{m['E_acc']:7.2f}")  # fmt: skip
         print("(mm, mm/frame, mm/frame^2; on the robot each episode starts from the default pose and the reference is "
               "aligned at the start)")  # fmt: skip

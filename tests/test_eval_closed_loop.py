@@ -251,3 +251,34 @@ def test_logs_target_scores_a_robots_episodes(tiny, tmp_path, capsys):
     assert rep["policies"]["after"]["metrics"]["E_mpjpe"]["mean"] == pytest.approx(ref.E_mpjpe)
     assert "logged episodes against" in capsys.readouterr().out
     assert main(["eval", "--logs", str(before), "--out", str(out)]) == 1  # no clip given: one-line error
+
+
+@pytest.mark.shared_data
+def test_eval_runs_one_policy_over_the_eight_asap_clips(shared_data, tmp_path):
+    """The ASAP authors' 8 retargeted clips (pkl): one policy trained on all of them (2 PPO iterations: the
+    plumbing, not the tracking) is evaluated on each, and the report has a row per clip."""
+    from asap.cli import main
+    from asap.config import load_config
+    from asap.rl.config import PretrainConfig
+    from asap.rl.runner import pretrain
+
+    clips = sorted((shared_data / "asap" / "g1_23dof").glob("*.pkl"))
+    assert len(clips) == 8
+    cfg = load_config(PretrainConfig, "configs/pretrain/demo.yaml", [
+        f"motion={','.join(map(str, clips))}", f"run.out_dir={tmp_path / 'pre'}", "num_envs=8", "threads=1",
+        "ppo.num_steps_per_env=4", "ppo.actor_hidden_dims=[32]", "ppo.critic_hidden_dims=[16]",
+        "ppo.num_mini_batches=1", "ppo.num_learning_epochs=1", "run.eval_start_phases=1", "run.logger=none",
+        "run.max_iterations=2",
+    ])  # fmt: skip
+    pretrain(cfg)
+    out = tmp_path / "eval8"
+    rc = main(["eval", str(tmp_path / "pre" / "policy.onnx"), "--motions", *map(str, clips), "--out", str(out),
+               "--no-progress"])  # fmt: skip
+    assert rc == 0
+    rep = json.loads((out / "metrics.json").read_text())
+    (pol,) = rep["policies"].values()
+    assert set(pol["motions"]) == {c.stem for c in clips}
+    for m in pol["motions"].values():
+        assert m["metrics"]["E_g_mpjpe"]["mean"] > 0
+    report = (out / "report.md").read_text()
+    assert all(c.stem in report for c in clips)
