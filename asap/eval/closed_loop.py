@@ -287,6 +287,29 @@ def evaluate_logs(logs: Sequence[str | Path], motion: str | Path, out: str | Pat
     return report
 
 
+def export_for_motion(path: str | Path, loaded: tuple[Any, str], motion: str | Path) -> Path:
+    """The policy file to run on ``motion``: ``path`` itself, or — for an ONNX policy trained on several clips
+    whose ``motion`` has its own export beside it (residual policies, :func:`asap.rl.export.export_every_clip`) —
+    that clip's file. Anything else is left to the policy's own clip check (one-line error)."""
+    pol, variant = loaded
+    if Path(path).suffix != ".onnx" or len(pol.contract.clips) < 2:
+        return Path(path)
+    from asap.contract import ContractError
+    from asap.rl.export import clip_export_paths, clip_fingerprints
+
+    fp = clip_fingerprints(MotionLib(motion, spec=variant))[0]
+    try:
+        pol.contract.check_motion(fp, runtime=True)
+        return Path(path)
+    except ContractError:
+        pass
+    hits = [k for k, c in enumerate(pol.contract.clips) if fp.same_clip(c)]
+    if not hits:
+        return Path(path)
+    own = clip_export_paths(path, [c.name for c in pol.contract.clips])[hits[0]]
+    return own if own.is_file() else Path(path)
+
+
 # ---------------------------------------------------------------------------------------------- statistics
 def episode_means(episodes: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Means over episodes: ``success_rate`` over all of them, every other numeric field over those that have it
@@ -368,10 +391,13 @@ def evaluate(
                     bar.set_postfix_str(f"{label} {name} seed {seed}")
                     if over_dds:
                         d = out / "dds" / label.replace("/", "_") / name / f"seed{seed}"
-                        sets.append(run_over_dds(path, variant, motion, d, n, gap_path))
+                        own = export_for_motion(path, (pol, variant), motion)
+                        sets.append(run_over_dds(own, variant, motion, d, n, gap_path))
                         bar.update(1)
                     else:
-                        sets.append(run_on_target(pol, variant, motion, target, gap_cfg, n, seed, init_noise,
+                        own = export_for_motion(path, (pol, variant), motion)
+                        mpol, mvar = (pol, variant) if own == Path(path) else load_eval_policy(own)
+                        sets.append(run_on_target(mpol, mvar, motion, target, gap_cfg, n, seed, init_noise,
                                                   threads, on_step=lambda: bar.update(n)))  # fmt: skip
                 per_motion[name] = sets
             results[label] = per_motion
