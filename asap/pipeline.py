@@ -61,6 +61,10 @@ class PipelineConfig:
     """Dotted overrides for fine-tuning, e.g. ['max_time_s=300']."""
     eval_episodes: int = 4
     """Episodes of each policy (pretrained, asap) in the final evaluation on the target."""
+    delta: str = ""
+    """An existing delta model (``delta.pt``, or ``oracle:<gap.yaml>``) to fine-tune against instead of collecting
+    logs and training one: π^Δ does not depend on the clip, so a model trained on other clips' logs can serve a new
+    clip (the generalisation experiment of docs/delta.md)."""
 
 
 def latest_checkpoint(run: Path) -> Path | None:
@@ -224,19 +228,27 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     if not cfg.collect:
         return _finish(run, report)
     where = _target_name(cfg)
-    t = _stage(f"5. collect {cfg.episodes} episode(s) on {where}")
-    col_dir = run / "collect"
-    report["virtual_g1" if cfg.robot == "virtual" else "real_g1"] = stage_target_episodes(
-        cfg, onnx, motion_path, col_dir, cfg.episodes
-    )
-    _done(t, f"episodes -> {col_dir / 'motions'}")
+    report["target"] = {"robot": cfg.robot, "gap": cfg.gap if cfg.robot == "virtual" else None}
+    if cfg.delta:  # a π^Δ trained on other logs: no collection, no delta training (π^Δ does not see the clip)
+        delta = Path(cfg.delta)
+        if not delta.is_file() and not cfg.delta.startswith("oracle:"):
+            raise FileNotFoundError(f"delta={cfg.delta}: no such delta model (a delta.pt of `asap train-delta`)")
+        print(f"\n=== 5-6. using the delta action model {cfg.delta} (no collection, no delta training) ===")
+        report["delta"] = cfg.delta
+    else:
+        t = _stage(f"5. collect {cfg.episodes} episode(s) on {where}")
+        col_dir = run / "collect"
+        report["virtual_g1" if cfg.robot == "virtual" else "real_g1"] = stage_target_episodes(
+            cfg, onnx, motion_path, col_dir, cfg.episodes
+        )
+        _done(t, f"episodes -> {col_dir / 'motions'}")
 
-    if not cfg.delta_config:
-        return _finish(run, report)
-    t = _stage("6. train the delta action model (PPO on the open-loop replay of the logs)")
-    delta = stage_train_delta(cfg, col_dir / "motions", run / "delta")
-    report["openloop"] = json.loads((run / "delta" / "openloop.json").read_text())
-    _done(t, f"delta model: {delta}")
+        if not cfg.delta_config:
+            return _finish(run, report)
+        t = _stage("6. train the delta action model (PPO on the open-loop replay of the logs)")
+        delta = stage_train_delta(cfg, col_dir / "motions", run / "delta")
+        report["openloop"] = json.loads((run / "delta" / "openloop.json").read_text())
+        _done(t, f"delta model: {delta}")
 
     t = _stage("7. fine-tune the policy against the frozen delta model")
     ft_onnx = stage_finetune(cfg, run / "pretrain", delta, run / "finetune")
@@ -254,13 +266,13 @@ def _finish(run: Path, report: dict[str, Any]) -> dict[str, Any]:
     if "training_sim" in report:
         rows: list[tuple[str, dict[str, Any], str]] = [("pretrained, training sim (MuJoCo)", report["training_sim"],
                                                         "success")]  # fmt: skip
-        where = "virtual G1" if "virtual_g1" in report else "real G1"
+        tgt = report.get("target", {})
+        where = "virtual G1" if tgt.get("robot", "virtual") == "virtual" else "real G1"
+        if where == "virtual G1" and tgt.get("gap"):
+            where += f" ({Path(tgt['gap']).stem})"
         target = report.get("virtual_g1") or report.get("real_g1")
-        if target is not None:
-            gap = f" ({Path(target['gap']).stem})" if target.get("gap") else ""
-            where += gap
-            if "asap" not in report:
-                rows.append((f"pretrained, {where}", target, "success_rate"))
+        if target is not None and "asap" not in report:
+            rows.append((f"pretrained, {where}", target, "success_rate"))
         for key in ("pretrained", "asap"):
             if key in report:
                 rows.append((f"{key}, {where}", report[key], "success_rate"))

@@ -69,3 +69,16 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
     run_pipeline(cfg)  # everything is done: each stage is skipped
     out = capsys.readouterr().out
     assert "holds a finished delta model: skipped" in out and "holds a finished fine-tuning run: skipped" in out
+
+    # another clip's policy fine-tuned against this π^Δ: no collection, no delta training (delta=...)
+    import shutil
+    from dataclasses import replace
+
+    run2 = tmp_path / "run2"
+    for d in ("motions", "pretrain", "play"):
+        shutil.copytree(run / d, run2 / d)
+    r2 = run_pipeline(replace(cfg, run_dir=str(run2), delta=str(run / "delta" / "delta.pt")))
+    assert not (run2 / "collect").exists() and not (run2 / "delta").exists()
+    assert (run2 / "finetune" / "policy.onnx").exists() and r2["delta"].endswith("delta.pt")
+    assert {"pretrained", "asap"} <= set(json.loads((run2 / "summary.json").read_text()))
+    assert "asap, virtual G1 (ankle_weak)" in capsys.readouterr().out
