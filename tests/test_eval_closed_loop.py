@@ -282,3 +282,74 @@ def test_eval_runs_one_policy_over_the_eight_asap_clips(shared_data, tmp_path):
         assert m["metrics"]["E_g_mpjpe"]["mean"] > 0
     report = (out / "report.md").read_text()
     assert all(c.stem in report for c in clips)
+
+
+# ---------------------------------------------------------------------------------------------- --video
+def test_aligned_reference_moves_the_clip_onto_the_rollouts_start(tiny):
+    """The reference as a Motion at the rollout's times: root moved in xy and heading onto the rollout's first root
+    pose (the same move as reference_body_positions' bodies), joint angles the clip's."""
+    from asap.eval.compare import aligned_reference, reference_body_positions, rollout_body_positions
+    from asap.motion.motionlib import MotionLib
+    from asap.utils.rotations import quat_from_yaw, quat_mul, quat_rotate, yaw_from_quat
+
+    clip = Motion.load(tiny["motion"])
+    lib = MotionLib(clip, spec="g1_23dof")
+    q = np.broadcast_to(quat_from_yaw(0.7), clip.root_quat.shape)
+    moved_pos = quat_rotate(q, clip.root_pos) + [1.0, -2.0, 0.0]  # the clip turned by 0.7 rad and shifted
+    rollout = Motion(fps=clip.fps, joint_names=clip.joint_names, root_pos=moved_pos,
+                     root_quat=quat_mul(q, clip.root_quat), dof_pos=clip.dof_pos + 0.1)  # fmt: skip
+    ref = aligned_reference(rollout, lib, align="start")
+    assert ref.num_frames == rollout.num_frames and ref.fps == rollout.fps
+    np.testing.assert_allclose(ref.root_pos[0, :2], rollout.root_pos[0, :2], atol=1e-6)
+    assert float(yaw_from_quat(ref.root_quat[0])) == pytest.approx(float(yaw_from_quat(rollout.root_quat[0])), abs=1e-6)
+    np.testing.assert_allclose(ref.root_pos, rollout.root_pos, atol=1e-5)  # the whole clip, moved
+    np.testing.assert_allclose(ref.dof_pos, clip.for_robot("g1_23dof").dof_pos, atol=1e-6)  # the clip's joints
+    times = np.arange(rollout.num_frames) / rollout.fps
+    bodies = reference_body_positions(lib, times, (rollout.root_pos[0], rollout.root_quat[0]))
+    np.testing.assert_allclose(rollout_body_positions(ref), bodies, atol=1e-5)  # one transform for both
+    plain = aligned_reference(rollout, lib, align="none")
+    np.testing.assert_allclose(plain.root_pos, clip.root_pos, atol=1e-6)
+    with pytest.raises(ValueError, match="align"):
+        aligned_reference(rollout, lib, align="end")
+
+
+@pytest.fixture(scope="module")
+def offscreen_gl():
+    """Skip when no offscreen OpenGL context can be made (the renderer needs EGL or OSMesa)."""
+    from asap.eval.closed_loop import check_offscreen_gl
+
+    try:
+        check_offscreen_gl()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
+def test_video_of_the_first_episode_per_policy_and_motion(tiny, tmp_path, offscreen_gl, monkeypatch, capsys):
+    """`--video`: one mp4 per policy x motion (seed 0's first episode, a frame per control step), its path in
+    metrics.json and report.md; the --logs target renders its logged episodes the same way (CLI)."""
+    import imageio_ffmpeg
+
+    import asap.eval.closed_loop as cl
+    from asap.cli import main
+    from asap.rl.play import play
+
+    small = cl.VideoConfig(width=64, height=48, geoms="collision")
+    out = tmp_path / "eval"
+    r = cl.evaluate([tiny["a"]], [tiny["motion"]], out, episodes=2, progress=False, video=small)
+    path = out / "videos" / "policy_wave_short.mp4"
+    assert r["videos"] == {"policy": {"wave_short": str(path)}}
+    assert json.loads((out / "metrics.json").read_text())["videos"] == r["videos"]
+    steps = r["policies"]["policy"]["motions"]["wave_short"]["episodes"][0][0]["steps"]
+    assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == steps + 1
+    assert "[videos/policy_wave_short.mp4](videos/policy_wave_short.mp4)" in (out / "report.md").read_text()
+    s = play(tiny["a"], tiny["motion"], out_dir=tmp_path / "play", video=False)
+    log = tmp_path / "robot" / "run 1"
+    log.mkdir(parents=True)
+    (log / "summary.json").write_text(json.dumps({"motions": [s["rollout"]], "completed": [True]}))
+    monkeypatch.setattr(cl, "VideoConfig", lambda: small)
+    rc = main(["eval", "--logs", str(log), "--motions", str(tiny["motion"]), "--video", "--no-progress", "--out",
+               str(tmp_path / "logs")])  # fmt: skip
+    assert rc == 0 and "video: " in capsys.readouterr().out
+    (video,) = (tmp_path / "logs" / "videos").glob("*.mp4")
+    assert video.name == "run_1_wave_short.mp4"
+    assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] == Motion.load(s["rollout"]).num_frames

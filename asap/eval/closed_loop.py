@@ -23,13 +23,16 @@ counts as a failure with no error values. Means over the N episodes of a seed, t
 over the K seeds, per policy (all its motions) and per motion.
 
 Artifacts in ``out``: ``metrics.json``, ``report.md`` (Table IV layout), ``report.png`` (mean body distance per
-frame, mean absolute joint-angle error per joint).
+frame, mean absolute joint-angle error per joint); with ``--video`` also ``videos/<policy>_<motion>.mp4``: the first
+episode of seed 0 of each policy and motion, the reference drawn as a translucent ghost (re-anchored at the
+episode's start where the episodes were scored so: DDS, logs).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,6 +79,12 @@ class EpisodeSet:
     """Frames summed in ``joint_error_sum``."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Target-specific facts (the DDS collection's summary, ...)."""
+    rollout: Motion | None = None
+    """The first episode's trajectory (frame 0 = the start state at motion time 0; the control rate), for
+    ``asap eval --video``."""
+    align: str = "none"
+    """Where the episodes were scored against the reference: ``"none"`` (the clip in world coordinates: protocol
+    targets start on it) or ``"start"`` (re-anchored at each episode's start: DDS, logs)."""
 
 
 def episode_record(rollout: Motion, lib: MotionLib, variant: str, align: str, ok: bool | None = None) -> dict:
@@ -100,8 +109,11 @@ def episode_record(rollout: Motion, lib: MotionLib, variant: str, align: str, ok
     return rec
 
 
-def collect_episodes(records: list[dict], extra: dict[str, Any] | None = None) -> EpisodeSet:
-    """An :class:`EpisodeSet` from :func:`episode_record` results (their curves summed, the rest kept)."""
+def collect_episodes(
+    records: list[dict], extra: dict[str, Any] | None = None, rollout: Motion | None = None, align: str = "none"
+) -> EpisodeSet:
+    """An :class:`EpisodeSet` from :func:`episode_record` results (their curves summed, the rest kept), with the
+    first episode's ``rollout`` and the ``align`` mode they were scored with."""
     length = max(len(r["_curve"]) for r in records)
     cs, cc = np.zeros(length), np.zeros(length)
     j = records[0]["_joint_abs"].shape[-1]
@@ -114,7 +126,7 @@ def collect_episodes(records: list[dict], extra: dict[str, Any] | None = None) -
         js += r["_joint_abs"].sum(0)
         jf += len(r["_joint_abs"])
         eps.append({k: v for k, v in r.items() if not k.startswith("_")})
-    return EpisodeSet(eps, cs, cc, js, jf, extra or {})
+    return EpisodeSet(eps, cs, cc, js, jf, extra or {}, rollout, align)
 
 
 # ---------------------------------------------------------------------------------------------- policies
@@ -163,13 +175,14 @@ def run_on_target(
         res = closed_loop(env, counted, torch.zeros(n, dtype=torch.long), torch.zeros(n), record=True)
     finally:
         sim.close()
-    records = []
+    records, rollouts = [], []
     for i in range(n):
         ro = rollout_motion(res, i, 1.0 / env.dt, sim.spec.joint_names)
         rec = episode_record(ro, lib, facts["variant"], "none", ok=bool(res.success[i]))
         rec["expected_steps"] = int(res.expected_steps[i])
         records.append(rec)
-    return collect_episodes(records, {"target": sim.describe()})
+        rollouts.append(ro)
+    return collect_episodes(records, {"target": sim.describe()}, rollouts[0], "none")
 
 
 class NoisyStartEnv(TrackingEnv):
@@ -231,13 +244,12 @@ def run_over_dds(
     lib = MotionLib(motion, spec=variant)
     OnnxPolicy(policy).contract.check_motion(clip_fingerprints(lib)[0], where=str(policy), runtime=True)
     res = evaluate_over_dds(policy, motion, out, episodes, gap)
-    records = []
-    for path, ok in zip(res["motions"], res["completed"], strict=True):
-        r = episode_record(Motion.load(path), lib, variant, "start", ok=ok)
-        records.append(r)
+    rollouts = [Motion.load(path) for path in res["motions"]]
+    records = [episode_record(ro, lib, variant, "start", ok=ok)
+               for ro, ok in zip(rollouts, res["completed"], strict=True)]  # fmt: skip
     summary = {k: v for k, v in res.items() if k not in ("per_episode",)}
     return collect_episodes(records, {"target": {"backend": "virtual G1 over DDS", "gap": summary["gap"]},
-                                      "collection": summary})  # fmt: skip
+                                      "collection": summary}, rollouts[0], "start")  # fmt: skip
 
 
 def logged_episode_set(log: str | Path, motion: str | Path, variant: str = "g1_23dof") -> EpisodeSet:
@@ -260,16 +272,20 @@ def logged_episode_set(log: str | Path, motion: str | Path, variant: str = "g1_2
     if not files:
         raise FileNotFoundError(f"{p}: no logged episodes (an `asap collect` output folder or Motion files)")
     lib = MotionLib(motion, spec=variant)
-    records = [episode_record(Motion.load(f), lib, variant, "start", ok=ok) for f, ok in zip(files, completed,
-                                                                                            strict=True)]  # fmt: skip
-    return collect_episodes(records, {"target": {"backend": "logs", "logs": str(p)}})
+    rollouts = [Motion.load(f) for f in files]
+    records = [episode_record(ro, lib, variant, "start", ok=ok) for ro, ok in zip(rollouts, completed,
+                                                                                  strict=True)]  # fmt: skip
+    return collect_episodes(records, {"target": {"backend": "logs", "logs": str(p)}}, rollouts[0], "start")
 
 
-def evaluate_logs(logs: Sequence[str | Path], motion: str | Path, out: str | Path, variant: str = "g1_23dof"
-                  ) -> dict[str, Any]:  # fmt: skip
+def evaluate_logs(logs: Sequence[str | Path], motion: str | Path, out: str | Path, variant: str = "g1_23dof",
+                  video: VideoConfig | None = None, progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """`asap eval --logs`: each folder of logged episodes (a real robot's `asap collect` runs, say before and after
     fine-tuning) scored against ``motion`` as one row; writes ``out/{metrics.json, report.md, report.png}`` like
-    :func:`evaluate` and returns the metrics."""
+    :func:`evaluate` (and with ``video`` each folder's first episode, :func:`render_videos`) and returns the
+    metrics."""
+    if video is not None:
+        check_offscreen_gl()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = policy_labels(logs)
@@ -279,6 +295,9 @@ def evaluate_logs(logs: Sequence[str | Path], motion: str | Path, out: str | Pat
     report = metrics_report(results, dict(zip(labels, map(str, logs), strict=True)), [str(motion)],
                             {"over_dds": False, "backend": "logs", "gap": "unknown", "gap_file": None}, episodes, 1,
                             0.0)  # fmt: skip
+    if video is not None:
+        report["videos"] = render_videos(results, {name: motion}, dict.fromkeys(labels, variant), out / "videos",
+                                         video, progress)  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(report_markdown(report))
     plot_report(results, out / "report.png", variant)
@@ -308,6 +327,83 @@ def export_for_motion(path: str | Path, loaded: tuple[Any, str], motion: str | P
         return Path(path)
     own = clip_export_paths(path, [c.name for c in pol.contract.clips])[hits[0]]
     return own if own.is_file() else Path(path)
+
+
+# ---------------------------------------------------------------------------------------------- videos
+@dataclass
+class VideoConfig:
+    """How `asap eval --video` draws each policy x motion (:func:`asap.motion.render.render_ghost_video`)."""
+
+    width: int = 640
+    """Frame width (px, even)."""
+    height: int = 480
+    """Frame height (px, even)."""
+    geoms: str = "mesh"
+    """``mesh`` (Unitree's visual meshes) or ``collision`` (capsules; several times faster in software GL)."""
+
+
+def file_safe(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "_"
+
+
+def check_offscreen_gl() -> None:
+    """Raise ``RuntimeError`` (one line) when no offscreen OpenGL context can be made (the renderer needs EGL or
+    OSMesa), before an evaluation spends its time."""
+    import mujoco
+
+    from asap.motion.render import _ensure_offscreen_gl
+
+    _ensure_offscreen_gl()
+    try:
+        ctx = mujoco.GLContext(8, 8)
+        ctx.make_current()
+        ctx.free()
+    except Exception as e:  # noqa: BLE001 - any GL failure means: no offscreen rendering here
+        raise RuntimeError(f"--video needs offscreen OpenGL (MUJOCO_GL=egl or osmesa): {e}") from e
+
+
+def render_videos(
+    results: dict[str, dict[str, list[EpisodeSet]]], motions: dict[str, str | Path], variants: dict[str, str],
+    out: str | Path, cfg: VideoConfig | None = None, progress: bool = True,
+) -> dict[str, dict[str, str]]:  # fmt: skip
+    """Per policy label and motion name of ``results``, the first episode of seed 0 (:attr:`EpisodeSet.rollout`)
+    with its reference (``motions[name]``, :func:`asap.eval.compare.aligned_reference` as the episodes were scored:
+    re-anchored at the episode's start for DDS and logs) as a translucent ghost, one video frame per control step,
+    to ``out/<label>_<motion>.mp4`` (file-safe names; replaced when present). ``variants``: each label's robot
+    variant. Returns ``{label: {motion: path}}``."""
+    import sys
+
+    from tqdm import tqdm
+
+    from asap.eval.compare import aligned_reference
+    from asap.motion.render import render_ghost_video
+
+    cfg = cfg or VideoConfig()
+    out = Path(out)
+    jobs = [(label, name, sets[0]) for label, per_motion in results.items() for name, sets in per_motion.items()]
+    videos: dict[str, dict[str, str]] = {}
+    used: set[str] = set()
+    bar = tqdm(jobs, desc="video", unit="video", disable=not progress, file=sys.stderr)
+    for label, name, first in bar:
+        if first.rollout is None:
+            raise ValueError(f"{label} on {name}: no rollout kept for the video")
+        stem = base = f"{file_safe(label)}_{file_safe(name)}"
+        k = 1
+        while stem in used:  # labels that differ only in unsafe characters
+            k += 1
+            stem = f"{base}-{k}"
+        used.add(stem)
+        bar.set_postfix_str(stem)
+        variant = variants[label]
+        ro = first.rollout.for_robot(variant)
+        ref = aligned_reference(ro, MotionLib(motions[name], spec=variant), align=first.align)
+        path = out / f"{stem}.mp4"
+        render_ghost_video(ro, ref, path, width=cfg.width, height=cfg.height, overwrite=True,
+                           spec=get_spec(variant), geoms=cfg.geoms, progress=progress)  # fmt: skip
+        videos.setdefault(label, {})[name] = str(path)
+    bar.close()
+    return videos
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -353,11 +449,13 @@ def policy_labels(paths: Sequence[str | Path]) -> list[str]:
 def evaluate(
     policies: Sequence[str | Path], motions: Sequence[str | Path], out: str | Path, target: str = "mujoco",
     gap: str | Path | None = None, episodes: int = 1, seeds: int = 1, init_noise: float = 0.0,
-    over_dds: bool = False, threads: int = 1, progress: bool = True,
+    over_dds: bool = False, threads: int = 1, progress: bool = True, video: VideoConfig | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """`asap eval`: every policy on every motion, ``episodes`` episodes x ``seeds`` seeds (seeds 0..K-1), on the
     protocol target ``target`` + ``gap`` or (``over_dds``) on the virtual G1 over DDS with ``gap``; writes
-    ``out/{metrics.json, report.md, report.png}`` and returns the metrics (see module docstring)."""
+    ``out/{metrics.json, report.md, report.png}`` and returns the metrics (see module docstring). With ``video``:
+    per policy and motion the first episode of seed 0 with its reference as a ghost, ``out/videos/*.mp4``
+    (:func:`render_videos`; their paths in ``metrics["videos"]``)."""
     import sys
 
     from tqdm import tqdm
@@ -370,6 +468,8 @@ def evaluate(
         raise ValueError(why)
     if over_dds and init_noise > 0:
         raise ValueError("initial-state noise applies to protocol targets; the virtual G1 starts from its default pose")
+    if video is not None:
+        check_offscreen_gl()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     gap_cfg = resolve_gap(gap)
@@ -409,6 +509,10 @@ def evaluate(
     target_info.update({k: v for k, v in first.extra.get("target", {}).items() if k not in target_info})
     report = metrics_report(results, dict(zip(labels, map(str, policies), strict=True)), [str(m) for m in motions],
                             target_info, n, k_seeds, init_noise)  # fmt: skip
+    if video is not None:
+        report["videos"] = render_videos(results, {Path(m).stem: m for m in motions},
+                                         {lab: v for lab, (_, v) in zip(labels, loaded, strict=True)},
+                                         out / "videos", video, progress)  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(report_markdown(report))
     plot_report(results, out / "report.png", loaded[0][1])
@@ -501,6 +605,13 @@ def report_markdown(report: dict[str, Any]) -> str:
     if len(report["motions"]) > 1:
         for m in next(iter(pols.values()))["motions"]:
             tables({p: v["motions"][m]["metrics"] for p, v in pols.items()}, f"Motion {m}")
+    if report.get("videos"):
+        lines.extend(["## Videos", "", "The first episode of seed 0, the reference as a translucent ghost.", ""])
+        for label, per_motion in report["videos"].items():
+            for m, path in per_motion.items():
+                rel = f"videos/{Path(path).name}"
+                lines.append(f"- {label} · {m}: [{rel}]({rel})")
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -12,12 +12,17 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.policies and not args.open_loop and not args.logs:
         raise ValueError("give policies to evaluate closed loop, --logs of a robot's episodes, or --open-loop LOGS")
     out = Path(args.out)
+    video = None
+    if args.video:
+        from asap.eval.closed_loop import VideoConfig
+
+        video = VideoConfig()
     if args.logs:
         from asap.eval.closed_loop import evaluate_logs
 
         if args.policies or not args.motions or len(args.motions) != 1:
             raise ValueError("--logs scores logged episodes against one clip: give --motions CLIP and no policies")
-        r = evaluate_logs(args.logs, args.motions[0], out)
+        r = evaluate_logs(args.logs, args.motions[0], out, video=video, progress=not args.no_progress)
         _print_table(r, f"logged episodes against {Path(args.motions[0]).stem}")
     if args.policies:
         from asap.eval.closed_loop import evaluate
@@ -26,7 +31,7 @@ def _eval(args: argparse.Namespace) -> int:
             raise ValueError("closed-loop evaluation needs --motions (the clips the policies track)")
         r = evaluate(args.policies, args.motions, out, target=args.target, gap=args.gap, episodes=args.episodes,
                      seeds=args.seeds, init_noise=args.init_noise, over_dds=args.over_dds, threads=args.threads,
-                     progress=not args.no_progress)  # fmt: skip
+                     progress=not args.no_progress, video=video)  # fmt: skip
         t = r["target"]
         _print_table(r, f"closed loop on {t['backend']} (gap {t['gap']}), {r['episodes']} episode(s) x "
                         f"{len(r['seeds'])} seed(s), mean ± std over seeds")  # fmt: skip
@@ -51,6 +56,9 @@ def _print_table(r: dict, title: str) -> None:
             cells.append("-" if st is None else f"{scale * st['mean']:.1f} ± {scale * st['std']:.1f}")
         print(f"{label:<{width}}  " + "  ".join(f"{c:>16}" for c in cells))
     print(f"report: {r['files']['report']}, metrics: {r['files']['metrics']}, plot: {r['files']['plot']}")
+    for per_motion in r.get("videos", {}).values():
+        for path in per_motion.values():
+            print(f"video: {path}")
 
 
 def open_loop(logs: list[str], out: Path, delta: str | None, gap: str | None, sim: str, threads: int) -> dict:
@@ -68,8 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run each policy on each motion from phase 0, N episodes x K seeds, on the target (a simulator "
         "backend with a reality-gap profile, or with --over-dds the robot runtime on a virtual G1 over DDS), and "
         "write OUT/metrics.json (per policy and motion: mean ± std over seeds), OUT/report.md (Table IV layout) and "
-        "OUT/report.png (error over time, per-joint error). --open-loop LOGS adds the open-loop replay report of "
-        "logged episodes (OUT/openloop/, or OUT without policies).",
+        "OUT/report.png (error over time, per-joint error); --video adds OUT/videos/<policy>_<motion>.mp4 (the first "
+        "episode of seed 0, the reference as a translucent ghost). --open-loop LOGS adds the open-loop replay report "
+        "of logged episodes (OUT/openloop/, or OUT without policies).",
     )
     p.add_argument("policies", nargs="*", metavar="POLICY", help="policy.onnx files or pretraining checkpoints")
     p.add_argument("--motions", nargs="+", metavar="M", help="the clips to track (each policy must be trained on them)")
@@ -86,5 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--logs", nargs="+", metavar="DIR", help="closed loop from a robot's logs: `asap collect` output "
                    "folders (one row each) scored against the one clip of --motions")  # fmt: skip
     p.add_argument("--delta", help="open loop: delta model (delta.pt or oracle:<gap.yaml>) for the ASAP row")
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="render each policy x motion's first episode of seed 0 with "
+        "the reference as a translucent ghost to OUT/videos/ (needs offscreen OpenGL: EGL or OSMesa)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)

@@ -12,6 +12,7 @@ reference starts (a robot on the floor of a lab, the virtual G1).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib, MotionState
 from asap.robot.kinematics import shared_kinematics
 from asap.robot.spec import get_spec
-from asap.utils.rotations import quat_from_yaw, quat_rotate, yaw_from_quat
+from asap.utils.rotations import quat_from_yaw, quat_mul, quat_rotate, yaw_from_quat
 
 
 def rollout_body_positions(rollout: Motion, variant: str = "g1_23dof") -> np.ndarray:
@@ -54,13 +55,58 @@ def reference_body_positions(
     body = st.body_pos.double().cpu().numpy()
     if align_to is None:
         return body
-    r0_pos = st.root_pos[0].double().cpu().numpy()
-    r0_quat = st.root_quat[0].double().cpu().numpy()
-    dyaw = float(yaw_from_quat(align_to[1]) - yaw_from_quat(r0_quat))
-    q = np.broadcast_to(quat_from_yaw(dyaw), body.shape[:-1] + (4,))
-    rel = body - np.array([r0_pos[0], r0_pos[1], 0.0])
-    out = quat_rotate(q, rel) + np.array([align_to[0][0], align_to[0][1], 0.0])
-    return out
+    return _Anchoring.of(st, align_to).positions(body)
+
+
+@dataclass(frozen=True)
+class _Anchoring:
+    """A rigid move of the reference in xy and heading (rotation about world z, then translation)."""
+
+    quat: np.ndarray
+    """(4,) wxyz rotation about world z."""
+    pivot: np.ndarray
+    """(3,) m, the point (z = 0) rotated about: the reference's root at the anchor time, in xy."""
+    to: np.ndarray
+    """(3,) m, where the pivot lands (z = 0): the rollout's first root position, in xy."""
+
+    @classmethod
+    def of(cls, st: MotionState, align_to: tuple[np.ndarray, np.ndarray]) -> _Anchoring:
+        """The move that puts the root of ``st``'s first entry onto ``align_to = (root_pos, root_quat)``."""
+        r0_pos = st.root_pos[0].double().cpu().numpy()
+        dyaw = float(yaw_from_quat(np.asarray(align_to[1], dtype=np.float64))
+                     - yaw_from_quat(st.root_quat[0].double().cpu().numpy()))  # fmt: skip
+        return cls(np.asarray(quat_from_yaw(dyaw)), np.array([r0_pos[0], r0_pos[1], 0.0]),
+                   np.array([align_to[0][0], align_to[0][1], 0.0]))  # fmt: skip
+
+    def positions(self, p: np.ndarray) -> np.ndarray:
+        """Moved world positions (..., 3)."""
+        return quat_rotate(np.broadcast_to(self.quat, p.shape[:-1] + (4,)), p - self.pivot) + self.to
+
+    def orientations(self, q: np.ndarray) -> np.ndarray:
+        """Moved world orientations (..., 4), wxyz."""
+        return quat_mul(np.broadcast_to(self.quat, q.shape), q)
+
+
+def aligned_reference(
+    rollout: Motion, reference: MotionLib, start_time: float = 0.0, align: str = "start", motion_id: int = 0
+) -> Motion:
+    """The reference as a Motion at the rollout's frame times (``start_time + f / rollout.fps`` s, clipped to the
+    clip; the rollout's rate), in the library's joint order: the clip's root pose and joint angles, with
+    ``align="start"`` the root moved in xy and heading exactly as :func:`reference_body_positions` moves the bodies
+    (its first root pose onto the rollout's first one), with ``align="none"`` as the clip has it. For drawing the
+    reference beside a rollout (:func:`asap.motion.render.render_ghost_video`)."""
+    if align not in ("none", "start"):
+        raise ValueError(f"align must be 'none' or 'start', not {align!r}")
+    times = start_time + np.arange(rollout.num_frames) / float(rollout.fps)
+    st = _reference_state(reference, times, motion_id)
+    root_pos = st.root_pos.double().cpu().numpy()
+    root_quat = st.root_quat.double().cpu().numpy()
+    if align == "start":
+        move = _Anchoring.of(st, (rollout.root_pos[0], rollout.root_quat[0]))
+        root_pos, root_quat = move.positions(root_pos), move.orientations(root_quat)
+    return Motion(fps=float(rollout.fps), joint_names=tuple(reference.spec.joint_names), root_pos=root_pos,
+                  root_quat=root_quat, dof_pos=st.dof_pos.double().cpu().numpy(),
+                  meta={"source": f"reference {reference.motion_names[motion_id]}, align={align}"})  # fmt: skip
 
 
 def compare_rollout(
