@@ -40,6 +40,9 @@ def test_calibration_restores_the_missing_half():
     assert gain == 2.0, errors
     assert errors[2.0] < errors[1.0] < errors[0.0] and errors[2.0] < errors[3.0]
 
+    gain, errors = calibrate_gain(half_oracle(), logs, make, SHAPING, [0.5, 1.0], horizon_s=0.6, stride_s=0.2)
+    assert 1.5 < gain < 2.5 and max(errors) > 1.0, errors  # the grid's edge was best: extended upwards past 2
+
 
 def test_the_gain_travels_with_the_model_file(tmp_path):
     """The gain is metadata of delta.pt, applied by DeltaModel itself (report, fine-tuning and play alike)."""
