@@ -287,9 +287,10 @@ def _finish(run: Path, report: dict[str, Any]) -> dict[str, Any]:
         print("(mm, mm/frame, mm/frame^2; on the robot each episode starts from the default pose and the reference is "
               "aligned at the start)")  # fmt: skip
     if "openloop" in report:
+        from asap.eval.openloop import summary_line
+
         h = max(report["openloop"], key=float)
-        row = report["openloop"][h]
-        cells = ", ".join(f"{k} {v['E_g_mpjpe']:.1f}" for k, v in row.items())
+        cells = summary_line(report["openloop"], h)
         print(f"open-loop replay of held-out logs, {float(h):g} s, E_g-mpjpe (mm): {cells}")
     print(f"\nsummary: {run / 'summary.json'}")
     return report

@@ -33,15 +33,17 @@ def calibrate_gain(
     if not gains:
         raise ValueError("gain calibration needs at least one gain")
     errors: dict[float, float] = {}
-    for g in gains:
-        candidate = DeltaModel(model.net, replace(model.meta, gain=float(g)))
+
+    def score(g: float) -> None:
+        candidate = DeltaModel(model.net, replace(model.meta, gain=g))
         rep = replay(logs, make_sim, shaping, horizon_s, stride_s, candidate)
-        errors[float(g)] = float(rep["metrics"]["E_g_mpjpe"])
+        errors[g] = float(rep["metrics"]["E_g_mpjpe"])
+
+    for g in gains:
+        score(float(g))
     best = min(errors, key=lambda g: errors[g])
     step = 1.25
     while best == max(errors) and best * step <= max_gain:  # the optimum lies past the grid: extend it upwards
-        g = best * step
-        candidate = DeltaModel(model.net, replace(model.meta, gain=g))
-        errors[g] = float(replay(logs, make_sim, shaping, horizon_s, stride_s, candidate)["metrics"]["E_g_mpjpe"])
-        best = min(errors, key=lambda k: errors[k])
+        score(best * step)
+        best = min(errors, key=lambda g: errors[g])
     return best, errors

@@ -20,13 +20,13 @@ def _train_delta(args: argparse.Namespace) -> int:
     from asap.config import load_config
     from asap.delta.config import DeltaTrainConfig
     from asap.delta.train import train_delta
+    from asap.eval.openloop import summary_line
 
     options = {"motions": "motions", "out": "run.out_dir", "resume": "run.resume", "gap": "gap"}
     cfg = load_config(DeltaTrainConfig, args.config, _overrides(args, options))
     s = train_delta(cfg)
-    for h, row in s["openloop"].items():
-        cells = ", ".join(f"{m} {v['E_g_mpjpe']:.1f}" for m, v in row.items())
-        print(f"open loop {h} s, E_g-mpjpe (mm): {cells}")
+    for h in s["openloop"]:
+        print(f"open loop {h} s, E_g-mpjpe (mm): {summary_line(s['openloop'], h)}")
     print(json.dumps({k: s[k] for k in ("delta", "checkpoint", "train_time_s", "episodes")}))
     return 0
 

@@ -11,13 +11,13 @@ def _train_dynamics(args: argparse.Namespace) -> int:
     from asap.config import load_config
     from asap.delta.commands import _overrides
     from asap.delta.delta_dynamics_train import DeltaDynamicsConfig, train_dynamics
+    from asap.eval.openloop import summary_line
 
     options = {"motions": "motions", "out": "out_dir", "resume": "resume", "gap": "gap"}
     cfg = load_config(DeltaDynamicsConfig, args.config, _overrides(args, options))
     s = train_dynamics(cfg)
-    for h, row in s["openloop"].items():
-        cells = ", ".join(f"{m} {v['E_g_mpjpe']:.1f}" for m, v in row.items())
-        print(f"open loop {h} s, E_g-mpjpe (mm): {cells}")
+    for h in s["openloop"]:
+        print(f"open loop {h} s, E_g-mpjpe (mm): {summary_line(s['openloop'], h)}")
     print(json.dumps({k: s[k] for k in ("dynamics_model", "checkpoint", "train_time_s", "iterations", "episodes")}))
     return 0
 

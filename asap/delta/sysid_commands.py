@@ -10,15 +10,15 @@ def _sysid(args: argparse.Namespace) -> int:
     from asap.config import load_config
     from asap.delta.commands import _overrides
     from asap.delta.sysid import SysIDConfig, sysid
+    from asap.eval.openloop import summary_line
 
     options = {"motions": "motions", "out": "out_dir", "gap": "gap", "method": "method"}
     cfg = load_config(SysIDConfig, args.config, _overrides(args, options))
     s = sysid(cfg)
     values = ", ".join(f"{k} {v:.3g}" for k, v in s["values"].items())
     print(f"identified ({s['method']}, {s['candidates']} candidates): {values}")
-    for h, row in s["openloop"].items():
-        cells = ", ".join(f"{m} {v['E_g_mpjpe']:.1f}" for m, v in row.items())
-        print(f"open loop {h} s, E_g-mpjpe (mm): {cells}")
+    for h in s["openloop"]:
+        print(f"open loop {h} s, E_g-mpjpe (mm): {summary_line(s['openloop'], h)}")
     print(json.dumps({k: s[k] for k in ("dynamics", "generations", "time_s", "episodes")}))
     return 0
 

@@ -182,6 +182,12 @@ def report_json(report: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[
     return {h: {m: dict(v["metrics"]) for m, v in row.items()} for h, row in report.items()}
 
 
+def summary_line(table: dict[str, dict[str, dict[str, float]]], horizon: str) -> str:
+    """One line ``"<method> <E_g-mpjpe>, ..."`` (mm) of an open-loop JSON table (:func:`report_json` shape) at
+    ``horizon`` (a key of ``table``)."""
+    return ", ".join(f"{m} {v['E_g_mpjpe']:.1f}" for m, v in table[horizon].items())
+
+
 def report_markdown(report: dict[str, dict[str, dict[str, Any]]], title: str) -> str:
     """Table III layout: one row per horizon and method, the four metrics, and the change against OpenLoop."""
     lines = [f"# {title}", "", "| horizon (s) | method | windows | E_g-mpjpe (mm) | E_mpjpe (mm) | E_vel (mm/frame) | "
