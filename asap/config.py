@@ -7,6 +7,7 @@ defaults, then a YAML file, then overrides; ``save_config`` writes the resolved 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from pathlib import Path
@@ -25,7 +26,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
-    if origin in (typing.Union, types.UnionType):
+    if origin in (typing.Union, getattr(types, "UnionType", typing.Union)):  # UnionType: Python >= 3.10
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
@@ -46,7 +47,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return from_dict(tp, value, where)
     if origin in (list, tuple):
         args = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         inner = args[0] if args else Any
         out = [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -62,7 +63,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         try:
             f = float(value)
@@ -77,15 +78,31 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from e
     if tp is str:
-        if not isinstance(value, str | int | float):
+        if not isinstance(value, (str, int, float)):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
     return value
 
 
+def _type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, also on Python 3.8/3.9 (the robot runtime's oldest): there the PEP 604/585
+    annotations (``str | None``, ``tuple[str, ...]``) are evaluated by the ``eval_type_backport`` library."""
+    if sys.version_info >= (3, 10):
+        return typing.get_type_hints(cls)
+    from eval_type_backport import eval_type_backport
+
+    hints: dict[str, Any] = {}
+    for base in reversed(cls.__mro__):
+        globalns = vars(sys.modules[base.__module__])
+        for name, ann in base.__dict__.get("__annotations__", {}).items():
+            ref = typing.ForwardRef(ann) if isinstance(ann, str) else ann
+            hints[name] = eval_type_backport(ref, globalns, dict(vars(base)))
+    return hints
+
+
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build dataclass ``cls`` from a (nested) mapping; unknown keys are an error naming the valid ones."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
@@ -100,7 +117,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     def conv(v: Any) -> Any:
         if dataclasses.is_dataclass(v):
             return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
-        if isinstance(v, list | tuple):
+        if isinstance(v, (list, tuple)):
             return [conv(x) for x in v]
         if isinstance(v, dict):
             return {k: conv(x) for k, x in v.items()}

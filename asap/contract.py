@@ -153,7 +153,7 @@ def motion_fingerprint(motion: Any, variant: str, name: str | None = None) -> Cl
     A path is read as our ``.npz`` with NumPy alone when it is one (the onboard runtime has no MuJoCo), else by
     :func:`asap.motion.formats.read_motion`; ``name`` defaults to the file stem, as in MotionLib.
     """
-    if isinstance(motion, str | Path):
+    if isinstance(motion, (str, Path)):
         from asap.motion.motion import Motion, MotionFormatError
 
         p = Path(motion)

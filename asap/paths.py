@@ -8,7 +8,9 @@ relative to a source file.
 
 from __future__ import annotations
 
+import importlib
 import importlib.resources
+import sys
 from pathlib import Path
 
 SHIPPED = ("configs", "motions")
@@ -24,7 +26,10 @@ def shipped_dir(name: str) -> Path:
     """
     if name not in SHIPPED:
         raise ValueError(f"unknown shipped folder {name!r}; choose one of {SHIPPED}")
-    root = importlib.resources.files(f"asap.{name}")
+    if sys.version_info >= (3, 9):
+        root = importlib.resources.files(f"asap.{name}")  # novermin: guarded by the version check
+    else:  # the robot runtime on Python 3.8: a package's first search path is the same folder
+        root = Path(next(iter(importlib.import_module(f"asap.{name}").__path__)))
     if not isinstance(root, Path) or not root.is_dir():
         raise RuntimeError(f"asap.{name} is not a folder on disk ({root}); reinstall with `pip install .`")
     return root

@@ -10,7 +10,7 @@ maps each policy joint to its slot on the DDS wire (``LowCmd.motor_cmd[i]``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 
 import numpy as np
 
@@ -272,7 +272,7 @@ VARIANTS = ("g1_23dof", "g1_29dof")
 """Known robot variants."""
 
 
-@cache
+@lru_cache(maxsize=None)  # functools.cache: Python >= 3.9 (the robot runtime runs on 3.8)
 def get_spec(variant: str = "g1_23dof") -> RobotSpec:
     """Return the spec of a G1 variant (``g1_23dof`` or ``g1_29dof``)."""
     if variant == "g1_29dof":
