@@ -10,6 +10,7 @@ import os
 def _pretrain(args: argparse.Namespace) -> int:
     from asap.config import load_config
     from asap.rl.config import PretrainConfig
+    from asap.rl.distributed import run_ranks
     from asap.rl.runner import pretrain
 
     overrides = list(args.overrides)
@@ -18,7 +19,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"run.out_dir={args.out}")
     cfg = load_config(PretrainConfig, args.config, overrides)
-    result = pretrain(cfg)
+    result = run_ranks(pretrain, cfg, args.nproc)
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(json.dumps({k: result[k] for k in ("checkpoint", "onnx", "train_time_s", "stop_reason") if k in result}))
     return 0
 
@@ -60,6 +63,13 @@ def _play(args: argparse.Namespace) -> int:
     return 0 if s["success"] else 3
 
 
+def add_nproc_option(p: argparse.ArgumentParser) -> None:
+    """``--nproc N``: data-parallel training in N local ranks (docs/scale.md)."""
+    p.add_argument("--nproc", type=int, default=1,
+                   help="train data-parallel in N local processes (torch.distributed: Gloo on CPU, NCCL on GPU; "
+                   "num_envs is per process); under torchrun leave it out")  # fmt: skip
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `asap pretrain` and `asap play`."""
     p = sub.add_parser(
@@ -71,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML config (configs/pretrain/*.yaml)")
     p.add_argument("--resume", help="checkpoint (.pt) to resume from")
     p.add_argument("--out", help="run directory (run.out_dir)")
+    add_nproc_option(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value")
     p.set_defaults(func=_pretrain)

@@ -3,6 +3,11 @@
 The loop is rsl-rl's ``OnPolicyRunner.learn`` (rollout -> returns -> update -> TensorBoard/W&B scalars) with a
 time budget, a one-line progress report, periodic closed-loop evaluation from several start phases, and the
 env's curricula saved in every checkpoint so that a resumed run continues where it stopped.
+
+Data-parallel (:mod:`asap.rl.distributed`, ``--nproc N`` or torchrun): every rank steps its own envs (seed + rank,
+its share of the cores), gradients are averaged in every mini-batch, the curricula and the motion sampler's
+failure statistics are averaged over the ranks after every iteration; rank 0 alone evaluates, logs, saves and
+exports, and its stop decisions (time budget, success) hold for all ranks.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 from asap.config import save_config, to_dict
 from asap.motion.motionlib import MotionLib
 from asap.paths import repo_path
+from asap.rl import distributed as dist
 from asap.rl.config import PretrainConfig, rsl_train_cfg
 from asap.sim.base import SimConfig, Simulator, make_simulator
 from envs.tracking.env import TrackingEnv
@@ -67,11 +73,15 @@ class Trainer:
     """Builds the simulator, env and PPO from a :class:`PretrainConfig` and trains (see module docstring)."""
 
     def __init__(self, cfg: PretrainConfig, wrap_sim: Callable[[Simulator], Simulator] | None = None) -> None:
-        from rsl_rl.runners import OnPolicyRunner
-
         from asap.rl.vecenv import RslTrackingEnv
 
+        self.dist = dist.setup(cfg.device)
+        """This process' rank layout (world_size 1 when not distributed)."""
+        self.saved_cfg = cfg
+        """The config as given (written to config.yaml and every checkpoint)."""
+        cfg = dist.per_rank(cfg, self.dist)
         self.cfg = cfg
+        """This rank's config: seed + rank, cuda:<local_rank>, its share of the cores."""
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self._update_threads = cfg.torch_threads if cfg.torch_threads > 0 else torch.get_num_threads()
@@ -92,11 +102,12 @@ class Trainer:
         env_cfg = replace(cfg.env, seed=cfg.seed)
         self.env = TrackingEnv(env_cfg, self.sim, self.motion_lib)
         self.vec = RslTrackingEnv(self.env)
-        save_config(cfg, self.out / "config.yaml")
+        if self.dist.is_main:
+            save_config(self.saved_cfg, self.out / "config.yaml")
         self.train_cfg = rsl_train_cfg(cfg)
         log_dir = None if cfg.run.logger == "none" else str(self.out)
         with contextlib.redirect_stdout(io.StringIO()):  # rsl-rl prints both network summaries
-            self.runner = OnPolicyRunner(self.vec, self.train_cfg, log_dir=log_dir, device=cfg.device)
+            self.runner = dist.make_runner(self.vec, self.train_cfg, log_dir, cfg.device)
         self.history: list[dict[str, float]] = []
         self.evals: list[dict[str, Any]] = []
         self._eval_env: TrackingEnv | None = None
@@ -108,7 +119,7 @@ class Trainer:
     def save(self, path: Path) -> Path:
         """Write a checkpoint: networks, both optimisers, iteration, resolved config, env curricula, history."""
         infos = {
-            "config": to_dict(self.cfg),
+            "config": to_dict(self.saved_cfg),
             "env_state": _env_state(self.env),
             "history": self.history,
             "evals": self.evals,
@@ -129,7 +140,22 @@ class Trainer:
         self.evals = list(infos.get("evals", []))
         self.train_time = float(infos.get("train_time_s", 0.0))
         self.runner.current_learning_iteration += 1
-        print(f"resumed from {path} at iteration {self.runner.current_learning_iteration}", flush=True)
+        if self.dist.is_main:
+            print(f"resumed from {path} at iteration {self.runner.current_learning_iteration}", flush=True)
+
+    def sync_env_state(self) -> None:
+        """Average the curricula and the sampler's failure statistics over the ranks (no-op on one rank)."""
+        if not self.dist.distributed:
+            return
+        st = _env_state(self.env)
+        keys = ["penalty_scale", "far_threshold", "average_episode_length", "timeout_rate"]
+        flat = [float(st[k]) for k in keys] + [float(x) for x in st["limit_fracs"]]
+        m = dist.mean_over_ranks(torch.tensor(flat, dtype=torch.float64, device=self.cfg.device)).tolist()
+        st.update({k: m[i] for i, k in enumerate(keys)})
+        st["limit_fracs"] = m[len(keys) :]
+        f = st["sampler_failures"]
+        st["sampler_failures"] = dist.mean_over_ranks(f.to(self.cfg.device, torch.float64)).to(f.device, f.dtype)
+        _load_env_state(self.env, st)
 
     # ------------------------------------------------------------------------------------ evaluation
     def policy_fn(self):
@@ -165,6 +191,8 @@ class Trainer:
         logger = rn.logger
         obs = self.vec.get_observations().to(cfg.device)
         alg.train_mode()
+        dist.sync_parameters(alg)  # rank 0's networks on every rank (they already agree after a resume)
+        main = self.dist.is_main
         logger.init_logging_writer()
         if logger.writer is None:  # logging off: keep reward/length statistics for the progress line
             logger.writer = _NullWriter()  # type: ignore[assignment]
@@ -174,7 +202,7 @@ class Trainer:
         t_begin = time.time() - self.train_time
         it = start_it
         stop_reason = "max_iterations"
-        steps_per_it = cfg.ppo.num_steps_per_env * cfg.num_envs
+        steps_per_it = cfg.ppo.num_steps_per_env * cfg.num_envs * self.dist.world_size
         for it in range(start_it, total_it):
             t0 = time.time()
             torch.set_num_threads(self._env_threads)
@@ -192,6 +220,7 @@ class Trainer:
             loss = alg.update()
             torch.set_num_threads(self._env_threads)
             learn = time.time() - t1
+            self.sync_env_state()
             rn.current_learning_iteration = it
             for k, v in env.log_scalars().items():
                 logger.writer.add_scalar(f"Curriculum/{k}", v, it)  # type: ignore[union-attr]
@@ -208,7 +237,7 @@ class Trainer:
                    "action_std": float(alg.get_policy().output_std.mean().detach()), "value_loss": float(loss["value"]),
                    "collect_s": collect, "learn_s": learn}  # fmt: skip
             ev = None
-            if cfg.run.eval_interval > 0 and (it + 1) % cfg.run.eval_interval == 0:
+            if main and cfg.run.eval_interval > 0 and (it + 1) % cfg.run.eval_interval == 0:
                 ev = self.evaluate()
                 ev.update({"iteration": it, "time_s": self.train_time})
                 self.evals.append(ev)
@@ -217,21 +246,25 @@ class Trainer:
                 logger.writer.add_scalar("Eval/E_mpjpe_mm", ev["E_mpjpe_mm"], it)  # type: ignore[union-attr]
                 consecutive = consecutive + 1 if ev["success"] else 0
             self.history.append(row)
-            if cfg.run.progress_every > 0 and (it % cfg.run.progress_every == 0 or ev is not None):
+            if main and cfg.run.progress_every > 0 and (it % cfg.run.progress_every == 0 or ev is not None):
                 print(self._progress(row, ev, collect + learn), flush=True)
-            if it > start_it and cfg.run.save_interval > 0 and it % cfg.run.save_interval == 0:
+            if main and it > start_it and cfg.run.save_interval > 0 and it % cfg.run.save_interval == 0:
                 self.save(self.out / f"model_{it}.pt")
+            stop = 0
             if cfg.run.stop_on_success > 0 and consecutive >= cfg.run.stop_on_success:
-                stop_reason = "success"
-                break
-            if cfg.run.max_time_s > 0 and self.train_time >= cfg.run.max_time_s:
-                stop_reason = "max_time_s"
+                stop = 1
+            elif cfg.run.max_time_s > 0 and self.train_time >= cfg.run.max_time_s:
+                stop = 2
+            stop = dist.agree(stop, cfg.device) if self.dist.distributed else stop  # rank 0's clock and evaluations
+            if stop:
+                stop_reason = "success" if stop == 1 else "max_time_s"
                 break
         return self.finish(it, stop_reason)
 
     def _progress(self, row: dict[str, float], ev: dict[str, Any] | None, it_time: float) -> str:
         s = (f"it {row['iteration']:5d} | {1.0 / max(it_time, 1e-9):5.2f} it/s | "
-             f"{self.cfg.ppo.num_steps_per_env * self.cfg.num_envs / max(it_time, 1e-9):6.0f} steps/s | "
+             f"{self.cfg.ppo.num_steps_per_env * self.cfg.num_envs * self.dist.world_size / max(it_time, 1e-9):6.0f} "
+             "steps/s | "
              f"reward {row['mean_reward']:8.3f} | ep len {row['mean_episode_length']:6.1f} | "
              f"far {row['far_threshold']:.3f} | std {row['action_std']:.3f} | "
              f"sim+env {row['collect_s']:.2f}s ppo {row['learn_s']:.2f}s | {_hms(row['time_s'])}")  # fmt: skip
@@ -241,7 +274,12 @@ class Trainer:
         return s
 
     def finish(self, it: int, stop_reason: str) -> dict[str, Any]:
-        """Final checkpoint, evaluation, ONNX export, learning curve and metrics.json."""
+        """Final checkpoint, evaluation, ONNX export, learning curve and metrics.json (rank 0; the other ranks
+        return ``{"rank", "iterations", "network_sha256"}``)."""
+        digest = dist.network_digest(self.runner.alg)
+        digests = dist.gather_strings(digest)  # every rank's networks, to report that they agree
+        if not self.dist.is_main:
+            return {"rank": self.dist.rank, "iterations": it + 1, "network_sha256": digest}
         ck = self.save(self.out / f"model_{it}.pt")
         ev = self.evaluate()
         ev.update({"iteration": it, "time_s": self.train_time})
@@ -251,7 +289,11 @@ class Trainer:
             "checkpoint": str(ck), "iterations": it + 1, "train_time_s": self.train_time, "stop_reason": stop_reason,
             "final_eval": ev, "motion_names": list(self.motion_lib.motion_names),
             "time_to_success_s": next((e["time_s"] for e in self.evals if e["success"]), None),
+            "rank": 0, "world_size": self.dist.world_size, "network_sha256": digest,
+            "ranks_in_sync": len(set(digests)) == 1,
         }  # fmt: skip
+        if not result["ranks_in_sync"]:
+            print(f"warning: the ranks' networks differ at the end ({digests})", flush=True)
         if self.cfg.run.export_onnx:
             from asap.rl.export import export_every_clip
 
@@ -317,10 +359,11 @@ class Trainer:
         return path
 
     def close(self) -> None:
-        """Release simulators."""
+        """Release simulators; wait for every rank and leave the process group."""
         self.sim.close()
         if self._eval_env is not None:
             self._eval_env.sim.close()
+        dist.teardown()
 
 
 class _NullWriter:
