@@ -37,6 +37,7 @@ from asap.sim.base import (
     as_env_ids,
     write_dynamics,
 )
+from asap.sim.state import SimState
 from asap.utils.rotations import quat_rotate, quat_rotate_inverse
 
 AVAILABLE = True
@@ -279,6 +280,49 @@ class MujocoSimulator:
         arm = pos - self._subtree_com[:, self._root_body][:, None, :]
         lin = cvel[..., 3:6] + np.cross(ang, arm)
         return BodyState(self._t(pos), self._t(quat), self._t(lin), self._t(ang))
+
+    def read_state(self) -> SimState:
+        """Every quantity of :class:`asap.sim.state.SimState` in one pass: the values of the ``get_*`` reads (same
+        float64 arithmetic, same rounding to float32), written into one fresh float32 buffer whose column blocks
+        the returned tensors view (no per-quantity allocation or conversion)."""
+        self._flush()
+        n, j, nb = self.num_envs, self.num_joints, len(self._body)
+        buf = np.empty((n, 13 + 2 * j + 13 * nb + j + 6), dtype=np.float32)
+        qpos, qvel = self._qpos, self._qvel
+        buf[:, 0:7] = qpos[:, 0:7]
+        buf[:, 7:10] = qvel[:, 0:3]
+        buf[:, 10:13] = quat_rotate(qpos[:, 3:7], qvel[:, 3:6])
+        o = 13
+        buf[:, o : o + j] = qpos[:, self._qadr]
+        buf[:, o + j : o + 2 * j] = qvel[:, self._vadr]
+        o += 2 * j
+        pos = self._xpos[:, self._body]
+        cvel = self._cvel[:, self._body]
+        ang = cvel[..., 0:3]
+        arm = pos - self._subtree_com[:, self._root_body][:, None, :]
+        blocks = ((pos, 3), (self._xquat[:, self._body], 4), (cvel[..., 3:6] + np.cross(ang, arm), 3), (ang, 3))
+        for x, w in blocks:
+            buf[:, o : o + w * nb].reshape(n, nb, w)[:] = x
+            o += w * nb
+        if self._torque_mode:
+            buf[:, o : o + j] = self._torques
+        else:
+            buf[:, o : o + j] = self._act_force[:, self._act]
+        buf[:, o + j : o + j + 6] = self._sensordata[:, self._foot_cols]
+        np.negative(buf[:, o + j : o + j + 6], out=buf[:, o + j : o + j + 6])
+        if self._stale_acc.any():
+            buf[np.ix_(self._stale_acc, np.arange(o, o + j + 6))] = 0.0
+        t = torch.from_numpy(buf).to(self.device)
+        b = 13 + 2 * j
+        bp, bq, bl, ba = (
+            t[:, b + c * nb : b + (c + w) * nb].view(n, nb, w) for c, w in ((0, 3), (3, 4), (7, 3), (10, 3))
+        )
+        return SimState(
+            root_pos=t[:, 0:3], root_quat=t[:, 3:7], root_lin_vel=t[:, 7:10], root_ang_vel=t[:, 10:13],
+            q=t[:, 13 : 13 + j], qd=t[:, 13 + j : 13 + 2 * j], body_pos=bp, body_quat=bq,
+            body_lin_vel=bl, body_ang_vel=ba, tau=t[:, o : o + j],
+            feet_force=t[:, o + j : o + j + 6].view(n, 2, 3),
+        )  # fmt: skip
 
     def get_foot_contact_forces(self) -> torch.Tensor:
         """(N, 2, 3) net contact force on each ankle-roll link during the last substep (world frame)."""

@@ -20,8 +20,9 @@ from asap.delta.model import DeltaMeta, apply_delta, expand_delta
 from asap.motion.motionlib import MotionLib
 from asap.robot.spec import FEET, VR_3POINT
 from asap.sim.base import Simulator
-from asap.sim.state import SimState, read_state
+from asap.sim.state import SimState
 from envs.common.reward_terms import RewardTable, TermContext, episode_reward_means
+from envs.common.state import has_fused_read, read_sim_state
 from envs.delta.config import DeltaEnvConfig
 from envs.tracking.env import TrackingStepResult
 
@@ -33,6 +34,7 @@ class DeltaEnv:
         if not logs.has_action:
             raise ValueError("every delta-training motion must carry 'action' (a log from `asap collect`)")
         self.cfg, self.sim, self.logs = cfg, sim, logs
+        self._fused_read = has_fused_read(sim)
         self.spec = sim.spec
         self.device = sim.device
         self.num_envs = sim.num_envs
@@ -97,7 +99,7 @@ class DeltaEnv:
         """Reset every env to the window of clip ``motion_ids`` starting at ``frames`` (N,) and return obs."""
         ids = torch.arange(self.num_envs, device=self.device)
         self._reset_envs(ids, motion_ids.to(self.device).long(), frames.to(self.device).long())
-        self._compute_obs(read_state(self.sim))
+        self._compute_obs(self._read_state())
         return self.obs
 
     def _reset_envs(self, ids: torch.Tensor, m: torch.Tensor, f0: torch.Tensor) -> None:
@@ -136,7 +138,7 @@ class DeltaEnv:
         self.delta_full = expand_delta(self.meta, self.delta, self.num_joints)
         self.sim.step(targets=apply_delta(self.targets, self.delta_full, self.meta.delta_scale))
         self.episode_length_buf += 1
-        st = read_state(self.sim)
+        st = self._read_state()
         ref = self.logs.frame_state(self.motion_ids, self.frame())
         ctx = TermContext(state=st, ref=ref, actions=self.delta, last_actions=self.last_delta,
                           upper_mask=self.upper_mask, vr_idx=self.vr_idx, feet_idx=self.feet_idx,
@@ -161,9 +163,12 @@ class DeltaEnv:
             if ids.numel():
                 m, f0 = self.sample_windows(ids.numel())
                 self._reset_envs(ids, m, f0)
-                st = read_state(self.sim)
+                st = self._read_state()
         self._compute_obs(st)
         return self.obs, info
+
+    def _read_state(self) -> SimState:
+        return read_sim_state(self.sim, self._fused_read)
 
     def _episode_stats(self, terms: dict[str, torch.Tensor], done: torch.Tensor) -> None:
         self._ended_stats = episode_reward_means(self._ep_sums, terms, done, self.episode_length_buf, self.dt)

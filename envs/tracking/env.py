@@ -27,10 +27,11 @@ from asap.motion.motionlib import MotionLib, MotionState
 from asap.obs import ObsBuilder, privileged_terms, proprio_terms, world_to_base
 from asap.robot.spec import FEET, VR_3POINT
 from asap.sim.base import DYNAMICS_BODIES, DynamicsParams, Simulator
-from asap.sim.state import SimState, read_state
+from asap.sim.state import SimState
 from asap.utils.rotations import axis_angle_to_quat, quat_mul, quat_normalize
 from envs.common.curricula import TrackingCurricula
 from envs.common.reward_terms import RewardTable, TermContext, episode_reward_means
+from envs.common.state import has_fused_read, read_sim_state
 from envs.common.terminations import tracking_terminations
 from envs.tracking.config import TrackingEnvConfig
 from envs.tracking.sampling import StartSampler
@@ -58,6 +59,7 @@ class TrackingEnv:
     def __init__(self, cfg: TrackingEnvConfig, sim: Simulator, motion_lib: MotionLib) -> None:
         self.cfg = cfg
         self.sim = sim
+        self._fused_read = has_fused_read(sim)
         self.motion_lib = motion_lib
         self.spec = sim.spec
         self.device = sim.device
@@ -287,7 +289,7 @@ class TrackingEnv:
         self._step_count += 1
         self._push()
 
-        st = read_state(self.sim)
+        st = self._read_state()
         # the reference at the robot's time t0 + k dt is the one the last observation targeted
         ref = (
             self.ref_next
@@ -323,6 +325,9 @@ class TrackingEnv:
                 st = None  # reset envs moved: read the state again
         self._compute_obs(st)
         return self.obs, info
+
+    def _read_state(self) -> SimState:
+        return read_sim_state(self.sim, self._fused_read)
 
     def _push(self) -> None:
         dr = self.cfg.domain_rand
@@ -370,7 +375,7 @@ class TrackingEnv:
 
     # ---------------------------------------------------------------------------------------- observations
     def _compute_obs(self, st: SimState | None = None) -> None:
-        st = st if st is not None else read_state(self.sim)
+        st = st if st is not None else self._read_state()
         t_next = self.motion_time() + self.dt
         ref = self.motion_lib.get_state(self.motion_ids, t_next)
         self.ref_next = ref
