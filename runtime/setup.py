@@ -5,6 +5,7 @@ The packages are the folders of the listed files; ``build_py`` copies exactly th
 nothing of the training stack. Build from a checkout (in-tree: pip >= 21.3); there is no sdist.
 """
 
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -27,6 +28,8 @@ class BuildRuntime(build_py):
     """Copy the listed files into the build folder instead of whole packages."""
 
     def run(self) -> None:
+        for top in {installed_path(f).split("/")[0] for f in FILES}:  # no file left over from an earlier build
+            shutil.rmtree(Path(self.build_lib) / top, ignore_errors=True)
         for src in FILES:
             if not (ROOT / src).is_file():
                 raise FileNotFoundError(f"runtime/files.txt lists {src}, which is not in the repository: fix the list")

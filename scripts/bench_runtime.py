@@ -1,7 +1,13 @@
-"""Benchmark the robot runtime: observation + policy latency, and loop-period jitter against the virtual G1.
+"""Benchmark the robot runtime: per-step time and FLOPs, and loop-period jitter against the virtual G1.
 
-1. Latency (CPU, one thread): the runtime's own policy step in RUN (observation from a LowState with asap.obs,
-   ONNX inference, safety checks, target computation), plus LowCmd fill + CRC + serialization, N times.
+0. Policy FLOPs: multiply-adds of the ONNX graph's MatMul/Gemm nodes for one observation (2 FLOPs each, +1 per
+   output for a Gemm's bias), from the graph's shapes (needs ``onnx``: the full install, not the robot's).
+1. Per-step time of the runtime path alone, one thread on one CPU core (the process is pinned to it; onnxruntime
+   runs one intra-op thread): the policy step in RUN (observation from a LowState with asap.obs, ONNX
+   inference, safety checks, target computation), plus LowCmd fill + CRC + serialization, N times; inference
+   and observation also alone. ``budget``: the p99 per-step time as a fraction of the 20 ms policy period, and
+   the implied inference throughput (FLOPs / p50), to judge the headroom on a slower core (the G1's computer).
+   With ``--policy`` this part runs with the runtime install alone (``--skip-jitter --stalls 0``), e.g. onboard.
 2. Jitter: the full runtime at 50 Hz (100 Hz command ticks) in RUN against a virtual G1 child process over DDS on
    ``lo`` for ``--seconds`` (default 60); the policy period is measured at each step; jitter = |period - 20 ms|.
 3. Watchdog, measured by the robot: an independent peer process (:mod:`deploy.peer`, LowState at 500 Hz like the
@@ -12,6 +18,7 @@
 Policy: ``--policy`` (an exported policy) or a random [512, 256, 128] MLP with ASAP's 380 -> 23 contract.
 
     python scripts/bench_runtime.py --json run/bench/runtime.json [--seconds 60] [--stalls 30] [--rt-priority 0]
+    python3 bench_runtime.py --policy policy.onnx --skip-jitter --stalls 0     # onboard: runtime install only
 """
 
 from __future__ import annotations
@@ -29,6 +36,53 @@ from typing import Any
 import numpy as np
 
 
+def policy_flops(policy_path: Path) -> dict[str, Any]:
+    """FLOPs of one policy evaluation (batch 1) from the ONNX graph's MatMul/Gemm shapes (see module docstring).
+
+    Dynamic dimensions (the batch) count as 1. Returns ``{"error": ...}`` when ``onnx`` is not installed.
+    """
+    try:
+        import onnx
+        from onnx import helper, shape_inference
+    except ImportError:
+        return {"error": "onnx is not installed (count the FLOPs on the workstation)"}
+    graph = shape_inference.infer_shapes(onnx.load(str(policy_path))).graph
+    shapes: dict[str, list[int]] = {init.name: list(init.dims) for init in graph.initializer}
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        dims = vi.type.tensor_type.shape.dim
+        shapes.setdefault(vi.name, [d.dim_value if d.HasField("dim_value") else 1 for d in dims])
+    flops, layers, other = 0, [], {}
+    for node in graph.node:
+        if node.op_type not in ("MatMul", "Gemm"):
+            other[node.op_type] = other.get(node.op_type, 0) + 1
+            continue
+        a, b = (shapes.get(x) for x in node.input[:2])
+        if a is None or b is None:
+            raise ValueError(f"{policy_path}: no shape for an input of {node.op_type} node {node.name!r}")
+        if node.op_type == "MatMul":
+            m, k, n = int(np.prod(a[:-1])), a[-1], b[-1]
+            f = 2 * m * k * n
+        else:
+            at = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+            m, k = (a[1], a[0]) if at.get("transA") else (a[0], a[1])
+            n = b[0] if at.get("transB") else b[1]
+            f = 2 * m * k * n + (m * n if len(node.input) > 2 and node.input[2] else 0)
+        flops += f
+        layers.append(f"{k}x{n}")
+    params = sum(int(np.prod(init.dims)) for init in graph.initializer)
+    return {"flops": int(flops), "mflops": flops / 1e6, "params": params, "layers": layers, "other_ops": other}
+
+
+def _pin_one_core() -> tuple[int | None, set[int] | None]:
+    """Pin this process to one of its allowed CPU cores; returns (core, previous affinity), or Nones off Linux."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None, None
+    before = os.sched_getaffinity(0)
+    core = max(before)  # the last core: core 0 takes most interrupts
+    os.sched_setaffinity(0, {core})
+    return core, before
+
+
 def _latency(policy_path: Path, n: int) -> dict[str, float]:
     from asap.robot.spec import get_spec
     from deploy import crc
@@ -36,7 +90,7 @@ def _latency(policy_path: Path, n: int) -> dict[str, float]:
     from deploy.controller import Controller, ControllerConfig, Mode, RobotState
     from deploy.messages import new_lowcmd, new_lowstate
 
-    pol = OnnxPolicy(policy_path)
+    pol = OnnxPolicy(policy_path, threads=1)
     ctl = Controller(pol.contract, pol, ControllerConfig(ramp_s=0.0))
     msg = new_lowstate()
     raw = msg.raw
@@ -71,10 +125,24 @@ def _latency(policy_path: Path, n: int) -> dict[str, float]:
         if k >= 50:
             step.append(t2 - t1)
             full.append(t3 - t0)
-    s, f = np.array(step) * 1e3, np.array(full) * 1e3
+    obs = ctl.observe(st, 0.5)
+    inf, ob = [], []
+    for k in range(n + 50):  # the two biggest parts alone
+        t0 = time.perf_counter()
+        pol(obs)
+        t1 = time.perf_counter()
+        ctl.observe(st, 0.5)
+        t2 = time.perf_counter()
+        if k >= 50:
+            inf.append(t1 - t0)
+            ob.append(t2 - t1)
+    s, f, i, o = (np.array(x) * 1e3 for x in (step, full, inf, ob))
     return {
         "obs_policy_ms_p50": float(np.percentile(s, 50)), "obs_policy_ms_p99": float(np.percentile(s, 99)),
-        "tick_ms_p50": float(np.percentile(f, 50)), "tick_ms_p99": float(np.percentile(f, 99)), "samples": n,
+        "tick_ms_p50": float(np.percentile(f, 50)), "tick_ms_p99": float(np.percentile(f, 99)),
+        "inference_ms_p50": float(np.percentile(i, 50)), "inference_ms_p99": float(np.percentile(i, 99)),
+        "observation_ms_p50": float(np.percentile(o, 50)), "observation_ms_p99": float(np.percentile(o, 99)),
+        "samples": n, "threads": 1,
     }  # fmt: skip
 
 
@@ -204,8 +272,23 @@ def main(argv: list[str] | None = None) -> int:
                              "loadavg_start": os.getloadavg()}}  # fmt: skip
     if args.rt_priority > 0:  # this thread only; children (the virtual G1) start with normal scheduling
         os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(args.rt_priority))
-    res["latency"] = _latency(policy, args.samples)
-    print(json.dumps(res["latency"]), flush=True)
+    res["flops"] = policy_flops(policy)
+    print(json.dumps(res["flops"]), flush=True)
+    core, affinity = _pin_one_core()
+    try:
+        res["latency"] = _latency(policy, args.samples)
+    finally:
+        if affinity is not None:
+            os.sched_setaffinity(0, affinity)
+    lat = res["latency"]
+    lat["cpu_core"] = core
+    res["budget"] = {
+        "policy_period_ms": 20.0, "tick_p99_fraction_of_period": lat["tick_ms_p99"] / 20.0,
+        "headroom_x": 20.0 / lat["tick_ms_p99"],
+        "inference_gflops_per_s": res["flops"].get("flops", 0) / (lat["inference_ms_p50"] * 1e-3) / 1e9,
+    }  # fmt: skip
+    print(json.dumps(lat), flush=True)
+    print(json.dumps(res["budget"]), flush=True)
     if not args.skip_jitter:
         res["jitter"] = _jitter(policy, args.seconds, args.domain_id, args.rt_priority, args.gap)
         print(json.dumps(res["jitter"]), flush=True)
