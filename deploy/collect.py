@@ -86,9 +86,14 @@ class VirtualOperator(threading.Thread):
 def collect(
     policy: str | Path, out_dir: str | Path, episodes: int = 1, cfg: RuntimeConfig | None = None,
     virtual: bool = True, gap: str | Path | None = None, script: OperatorScript | None = None,
-    timeout_s: float | None = None, spawn_sim: bool = True,
+    timeout_s: float | None = None, spawn_sim: bool = True, odometry: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run ``episodes`` episodes and convert them; returns a summary (also written to out_dir/summary.json)."""
+    """Run ``episodes`` episodes and convert them; returns a summary (also written to out_dir/summary.json).
+
+    The root of the converted Motions comes from ``cfg.root_source`` (:class:`deploy.runtime.RuntimeConfig`);
+    ``odometry`` (a :class:`deploy.odometry.OdometryPublishConfig`) sets how a spawned virtual G1 publishes its
+    ground truth.
+    """
     from deploy import virtual_g1
 
     out = Path(out_dir)
@@ -96,7 +101,8 @@ def collect(
     cfg = cfg or RuntimeConfig(domain_id=1, interface="lo")
     proc = None
     if virtual and spawn_sim:
-        proc = virtual_g1.spawn(gap, cfg.domain_id, cfg.interface or "lo", log=out / "virtual_g1.log")
+        proc = virtual_g1.spawn(gap, cfg.domain_id, cfg.interface or "lo", log=out / "virtual_g1.log",
+                                odometry=odometry)  # fmt: skip
     try:
         rt = Runtime(policy, cfg, log_dir=out / "log",
                      extra_meta={"gap": str(gap) if gap else None, "virtual": virtual})  # fmt: skip
@@ -139,5 +145,6 @@ def collect(
     summary["motions"] = paths
     summary["episodes_converted"] = len(paths)
     summary["completed"] = [bool(m.meta["completed"]) for m in motions]
+    summary["root_source"] = sorted({str(m.meta["root_source"]) for m in motions})
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

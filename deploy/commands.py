@@ -42,6 +42,11 @@ def _runtime_config(args: argparse.Namespace, domain_default: int, net_default: 
         cfg.interface = args.net
     elif args.config is None:
         cfg.interface = net_default
+    if getattr(args, "root_source", None) is not None:
+        from deploy.odometry import parse_root_source
+
+        parse_root_source(args.root_source)  # one-line error before anything starts
+        cfg.root_source = args.root_source
     return cfg
 
 
@@ -70,6 +75,11 @@ def robot_sim_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority of the sim loop (0 = normal)")
+    p.add_argument("--odom-topic", default="rt/odom", help="topic of the ground-truth nav_msgs/Odometry (rt/odom)")
+    p.add_argument("--odom-hz", type=float, default=120.0, help="odometry rate (Hz; 0 = off; default 120)")
+    p.add_argument("--odom-latency", type=float, default=0.0, help="odometry publication delay (s; default 0)")
+    p.add_argument("--odom-noise", type=float, default=0.0, help="odometry position noise, std per axis (m)")
+    p.add_argument("--odom-rot-noise", type=float, default=0.0, help="odometry orientation noise, std per axis (rad)")
 
 
 def _robot_sim(args: argparse.Namespace) -> int:
@@ -149,6 +159,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain-id", type=int, default=None, help="DDS domain id")
     p.add_argument("--net", default=None, help="network interface")
     p.add_argument("--override", nargs="*", default=[], help="config overrides key.sub=value")
+    p.add_argument(
+        "--root-source",
+        default=None,
+        help="root pose source: odometry[:TOPIC] (ROS 2 nav_msgs/Odometry, default topic rt/odom; the "
+        "virtual G1 publishes its ground truth there) or estimate (IMU + leg kinematics, no mocap)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,6 +5,7 @@ A log is a directory::
     meta.json           written once at start (policy contract, joint/motor names, config)
     events.jsonl        one JSON line per state transition (time, from, to, cause), flushed and fsynced
     chunk_00000.npz ... one file per chunk of control steps, written to a temporary name and renamed
+    odom_00000.npz ...  the odometry stream's samples (:data:`deploy.odometry.SAMPLE_KEYS`), when one is recorded
 
 A chunk is written when it is full, whenever an episode ends, when the controller damps, and at exit, so a
 killed process leaves every finished episode readable (at most the steps since the last flush are lost).
@@ -13,9 +14,16 @@ Per control step (50 Hz) the arrays hold: ``time`` (s, monotonic since start), `
 (:class:`deploy.controller.Mode`), ``episode``, ``run_step``, ``phase``, ``period`` (measured policy period),
 ``q``/``dq``/``tau_est`` (29 motors, wire order), ``imu_quat`` (wxyz), ``imu_gyro``, ``imu_acc``, ``action`` (J,
 raw policy output; 0 outside RUN), ``obs`` (actor observation; 0 outside RUN), ``q_target``/``kp``/``kd`` (29, as
-sent), ``root_valid``, ``root_pos``, ``root_quat`` (wxyz), ``root_lin_vel``, ``root_ang_vel`` (world frame, from the
-mocap topic: simulator ground truth on the virtual G1). :func:`control_row` builds a row; the runtime logs one at
-every policy step, after the step: the state the policy saw and the action it computed from it.
+sent), ``state_wall`` (UNIX time at which the state arrived), ``root_valid``, ``root_pos``, ``root_quat`` (wxyz),
+``root_lin_vel``, ``root_ang_vel`` (world frame: the newest odometry sample at the step, for a look during the run;
+the conversion interpolates the stream itself, or takes these columns when a recorded mocap file was attached).
+:func:`control_row` builds a row; the runtime logs one at every policy step, after the step: the state the policy
+saw and the action it computed from it.
+
+``meta["root_source"]`` says where the root of the converted Motions comes from (:func:`log_to_motions`):
+``odometry`` (the stream, interpolated to the steps' state times), ``estimate`` (proprioception,
+:mod:`deploy.root_estimate`), ``mocap`` (columns written by a mocap attach); logs from before the stream keep their
+columns (``simulator`` / ``mocap`` / ``imu_only``).
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ import os
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 CHUNK_PREFIX = "chunk_"
+ODOM_PREFIX = "odom_"
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -55,6 +65,12 @@ class RolloutLogger:
         self._chunk = 0
         self._events = open(self.dir / "events.jsonl", "a", buffering=1)  # noqa: SIM115 - kept open for the run
         self.steps_written = 0
+        self._samples: list[dict[str, Any]] = []
+        self._sample_chunk = 0
+
+    def log_samples(self, rows: list[dict[str, Any]]) -> None:
+        """Append odometry samples (dicts of :data:`deploy.odometry.SAMPLE_KEYS`); written with the next flush."""
+        self._samples.extend(rows)
 
     def log(self, row: dict[str, Any]) -> None:
         """Append one control step (same keys and shapes every call)."""
@@ -75,7 +91,12 @@ class RolloutLogger:
         os.fsync(self._events.fileno())
 
     def flush(self) -> None:
-        """Write the buffered steps (if any) as the next chunk file."""
+        """Write the buffered steps (if any) as the next chunk file, and the buffered odometry samples."""
+        if self._samples:
+            rows, self._samples = self._samples, []
+            arrays = {k: np.asarray([r[k] for r in rows], dtype=np.float64) for k in rows[0]}
+            _atomic_npz(self.dir / f"{ODOM_PREFIX}{self._sample_chunk:05d}.npz", arrays)
+            self._sample_chunk += 1
         if self._n == 0:
             return
         path = self.dir / f"{CHUNK_PREFIX}{self._chunk:05d}.npz"
@@ -98,22 +119,24 @@ class RolloutLogger:
 
 def control_row(
     elapsed: float, state: Any, info: Any, command: Any, root: Any, num_joints: int, obs_dim: int,
-    period: float = math.nan, compute: float = math.nan,
+    period: float = math.nan, compute: float = math.nan, state_wall: float = math.nan,
 ) -> dict[str, Any]:  # fmt: skip
     """One log row (see the module docstring) of a policy step.
 
     ``elapsed`` s since the start; ``state`` the controller's :class:`deploy.controller.RobotState` (29 motors);
     ``info`` its policy-step record (mode, phase, run_step, episode, ``action`` (J,) raw policy output, ``obs``);
-    ``command`` the :class:`deploy.controller.Command` sent (None: nothing sent); ``root`` the mocap/ground-truth
-    root (``pos``, ``quat`` wxyz, ``lin_vel``, ``ang_vel``; world frame) or None.
+    ``command`` the :class:`deploy.controller.Command` sent (None: nothing sent); ``root`` the newest root sample
+    (attributes or keys ``pos``, ``quat`` wxyz, ``lin_vel``, ``ang_vel``; world frame) or None; ``state_wall`` the
+    UNIX time the state arrived (the time the stream is interpolated to).
     """
     z29 = np.zeros(len(state.q))
     obs = info.obs if info.obs.size else np.zeros(obs_dim, np.float32)
-    c, m = command, root
+    c = command
+    m = SimpleNamespace(**root) if isinstance(root, dict) else root
     return {
         "time": elapsed, "wall": time.time(), "tick": np.uint32(state.tick), "mode": np.int8(info.mode),
         "episode": np.int32(info.episode), "run_step": np.int32(info.run_step), "phase": info.phase,
-        "period": period, "compute": compute,
+        "period": period, "compute": compute, "state_wall": float(state_wall),
         "q": state.q.astype(np.float32), "dq": state.dq.astype(np.float32),
         "tau_est": state.tau_est.astype(np.float32), "imu_quat": state.quat.astype(np.float32),
         "imu_gyro": state.gyro.astype(np.float32), "imu_acc": state.acc.astype(np.float32),
@@ -129,6 +152,15 @@ def control_row(
     }  # fmt: skip
 
 
+def _atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
@@ -140,7 +172,8 @@ def _json_default(o: Any) -> Any:
 
 
 def read_log(directory: str | Path) -> dict[str, Any]:
-    """Read a log directory: ``{"meta": dict, "events": list, "steps": {key: array}}``.
+    """Read a log directory: ``{"meta": dict, "events": list, "steps": {key: array}, "odometry": {key: array}}``
+    (``odometry``: the recorded samples, :data:`deploy.odometry.SAMPLE_KEYS`; empty when none were recorded).
 
     Unreadable chunks (e.g. cut by a crash during the rename-less part of a write) are skipped with their names
     listed under ``"skipped"``; a trailing partial line in events.jsonl is ignored.
@@ -168,7 +201,16 @@ def read_log(directory: str | Path) -> dict[str, Any]:
         for k, v in data.items():
             parts.setdefault(k, []).append(v)
     steps = {k: np.concatenate(v) for k, v in parts.items()}
-    return {"meta": meta, "events": events, "steps": steps, "skipped": skipped}
+    odom: dict[str, list[np.ndarray]] = {}
+    for p in sorted(d.glob(f"{ODOM_PREFIX}*.npz")):
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                for k in z.files:
+                    odom.setdefault(k, []).append(z[k])
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+            skipped.append(p.name)
+    odometry = {k: np.concatenate(v) for k, v in odom.items()}
+    return {"meta": meta, "events": events, "steps": steps, "skipped": skipped, "odometry": odometry}
 
 
 def episodes(steps: dict[str, np.ndarray], run_mode: int = 3) -> list[tuple[int, np.ndarray]]:
@@ -186,22 +228,67 @@ def episodes(steps: dict[str, np.ndarray], run_mode: int = 3) -> list[tuple[int,
     return out
 
 
-def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
+ROOT_CHOICES = ("odometry", "estimate", "columns")
+"""What :func:`log_to_motions` can take the root from (None: what the log's meta says)."""
+
+
+def _episode_root(
+    meta: dict[str, Any], s: dict[str, np.ndarray], rows: np.ndarray, odom: dict[str, np.ndarray], want: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The root of one episode's rows from the source ``want`` (see :func:`log_to_motions`): arrays ``pos``,
+    ``quat``, ``lin_vel``, ``ang_vel`` (None: derive from the poses) and the Motion meta entries that describe it."""
+    if want == "odometry":
+        if odom and "state_wall" in s:
+            from deploy.odometry import interpolate_root, sample_times
+
+            times, clock = sample_times(odom)
+            r = interpolate_root(times, odom, s["state_wall"][rows].astype(np.float64))
+            if r["valid"].all():
+                lin_ok = bool(np.abs(odom["lin_vel"]).max() > 0)  # many bridges leave the twist empty
+                arrays = {"pos": r["pos"], "quat": r["quat"], "lin_vel": r["lin_vel"] if lin_ok else None,
+                          "ang_vel": r["ang_vel"] if lin_ok else None}  # fmt: skip
+                return arrays, {"root_source": "odometry", "root_topic": meta.get("root_topic"), "root_clock": clock}
+        print(f"[log] episode rows {int(rows[0])}-{int(rows[-1])}: no odometry covers them; root estimated from "
+              "the IMU and leg kinematics instead", flush=True)  # fmt: skip
+        want = "estimate"
+    if want == "columns" and "root_valid" in s and bool(np.all(s["root_valid"][rows])):
+        source = meta.get("root_source")
+        if source not in ("mocap", "simulator"):
+            source = "simulator" if meta.get("virtual") else "mocap"  # logs from before the odometry stream
+        return ({"pos": s["root_pos"][rows], "quat": s["root_quat"][rows], "lin_vel": s["root_lin_vel"][rows],
+                 "ang_vel": s["root_ang_vel"][rows]}, {"root_source": source})  # fmt: skip
+    from deploy.root_estimate import estimate_root
+
+    gyro = s["imu_gyro"][rows] if "imu_gyro" in s else np.zeros((len(rows), 3))
+    e = estimate_root(s["q"][rows], s["imu_quat"][rows], gyro, float(meta["control_dt"]))
+    return ({"pos": e["pos"], "quat": e["quat"], "lin_vel": e["lin_vel"],
+             "ang_vel": e["ang_vel"] if "imu_gyro" in s else None}, {"root_source": "estimate"})  # fmt: skip
+
+
+def log_to_motions(directory: str | Path, min_frames: int = 2, root_source: str | None = None) -> list[Any]:
     """Convert each RUN episode of a log into an :class:`asap.motion.Motion` with ``action``.
 
     Frame f holds the state measured at control step f and, as ``action[f]``, the raw policy output computed from
     it and applied until step f+1 (:data:`asap.control.ACTION_ALIGNMENT`, the convention of every Motion with
     ``action``; ``asap play`` writes the same). The frame after the last policy step is kept with action 0, so a
-    clip of K policy steps has K+1 frames. Root pose/velocity come from the mocap/ground-truth topic; without it
-    the root is the IMU orientation at a fixed height and ``meta["root_source"]`` says so (``simulator``: the
-    virtual G1's ground truth; ``mocap``: a motion-capture stream; ``imu_only``). ``meta`` also carries the policy
-    contract's target shaping (``target_clamp``, ``target_max_step``) and clip fingerprints when the log has them.
+    clip of K policy steps has K+1 frames.
+
+    The root comes from ``root_source`` (one of :data:`ROOT_CHOICES`; None: the log's ``meta["root_source"]``):
+    ``odometry``, the recorded stream interpolated to each step's state time (``state_wall``; slerp for the
+    orientation); ``estimate``, the proprioceptive estimate (:mod:`deploy.root_estimate`); ``columns``, the
+    logged root columns (a mocap file attached to the log, or logs from before the stream). An episode the chosen
+    source does not cover falls back to the estimate (said on stdout). ``meta["root_source"]`` of each Motion names
+    what it got (the names of :data:`asap.root_source.ROOT_TRUST`). ``meta`` also carries the policy contract's
+    target shaping (``target_clamp``, ``target_max_step``) and clip fingerprints when the log has them.
     """
     from asap.control import ACTION_ALIGNMENT
     from asap.motion.motion import Motion  # the converter is not part of the onboard runtime
 
+    if root_source is not None and root_source not in ROOT_CHOICES:
+        raise ValueError(f"unknown root source {root_source!r}; choose one of {list(ROOT_CHOICES)}")
     log = read_log(directory)
     meta, s = log["meta"], log["steps"]
+    want = root_source or {"odometry": "odometry", "estimate": "estimate"}.get(str(meta.get("root_source")), "columns")
     names = tuple(meta["joint_names"])
     motor_index = np.asarray(meta["joint_motor_index"], dtype=np.int64)
     out = []
@@ -211,17 +298,8 @@ def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
         run = s["mode"][rows] == 3
         act = np.zeros((len(rows), len(names)))
         act[run] = s["action"][rows][run]  # row f: the state the policy saw and the action it computed from it
-        valid = bool(np.all(s["root_valid"][rows]))
-        if valid:
-            root_pos, root_quat = s["root_pos"][rows], s["root_quat"][rows]
-            lin, ang = s["root_lin_vel"][rows], s["root_ang_vel"][rows]
-            source = "simulator" if meta.get("virtual") else "mocap"  # the virtual G1 publishes its ground truth
-        else:
-            q = s["imu_quat"][rows].astype(np.float64)
-            root_quat = q / np.linalg.norm(q, axis=-1, keepdims=True)
-            root_pos = np.tile([0.0, 0.0, 0.79], (len(rows), 1))
-            lin = ang = None
-            source = "imu_only"
+        root, root_meta = _episode_root(meta, s, rows, log["odometry"], want)
+        root_pos, root_quat, lin, ang = root["pos"], root["quat"], root["lin_vel"], root["ang_vel"]
         m = Motion(
             fps=round(1.0 / float(meta["control_dt"]), 6),
             joint_names=names,
@@ -238,7 +316,7 @@ def log_to_motions(directory: str | Path, min_frames: int = 2) -> list[Any]:
                 "episode": e,
                 "motion_name": meta.get("motion_name"),
                 "policy": meta.get("policy"),
-                "root_source": source,
+                **root_meta,
                 "robot": meta.get("robot"),
                 "action_alignment": ACTION_ALIGNMENT,
                 "completed": bool(run.sum() >= int(meta.get("steps_per_motion", 0))),

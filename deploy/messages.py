@@ -1,4 +1,4 @@
-"""DDS message types of the G1 (``unitree_hg``) plus the project's own mocap and sim-control topics.
+"""DDS message types of the G1 (``unitree_hg``), ROS 2's ``nav_msgs/Odometry`` (mocap), and the sim-control topic.
 
 The ``unitree_hg`` structs are declared here field for field and with the same IDL type names as Unitree's SDK
 (``unitree_hg.msg.dds_.LowCmd_`` ...), so the wire format and the type information exchanged at discovery are
@@ -201,18 +201,113 @@ for _cls, _dt, _sl in ((LowCmd_, LOWCMD_C, (_CMD_MODE0_C, _CMD_MODE0_X, _CMD_RES
     _cls.from_raw = classmethod(_FastMixin.from_raw.__func__)
 
 
+# ROS 2 messages as DDS sees them (ROS 2's name mangling: type ``pkg/msg/T`` is ``pkg::msg::dds_::T_``, topic
+# ``/name`` is ``rt/name``), field for field the standard layout, so a mocap bridge's nav_msgs/Odometry stream is read
+# (and the virtual G1's ground truth written) by plain Cyclone DDS without a ROS install.
 @dataclass
 @annotate.final
 @annotate.autoid("sequential")
-class RootState_(idl.IdlStruct, typename="asap_msgs.msg.dds_.RootState_"):
-    """Root (pelvis) pose and velocity in the world: motion capture, or a simulator's ground truth."""
+class Time_(idl.IdlStruct, typename="builtin_interfaces::msg::dds_::Time_"):
+    """builtin_interfaces/Time: seconds and nanoseconds (ROS time: the publisher's clock, usually UNIX time)."""
 
-    tick: types.uint32
-    stamp: types.float64
-    pos: types.array[types.float64, 3]
-    quat: types.array[types.float64, 4]
-    lin_vel: types.array[types.float64, 3]
-    ang_vel: types.array[types.float64, 3]
+    sec: types.int32
+    nanosec: types.uint32
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class Header_(idl.IdlStruct, typename="std_msgs::msg::dds_::Header_"):
+    """std_msgs/Header: capture time and the frame the data is expressed in."""
+
+    stamp: Time_
+    frame_id: str
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class Point_(idl.IdlStruct, typename="geometry_msgs::msg::dds_::Point_"):
+    """geometry_msgs/Point (m)."""
+
+    x: types.float64
+    y: types.float64
+    z: types.float64
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class Quaternion_(idl.IdlStruct, typename="geometry_msgs::msg::dds_::Quaternion_"):
+    """geometry_msgs/Quaternion: **x, y, z, w** on the wire (the project is wxyz inside: convert at the boundary)."""
+
+    x: types.float64
+    y: types.float64
+    z: types.float64
+    w: types.float64
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class Vector3_(idl.IdlStruct, typename="geometry_msgs::msg::dds_::Vector3_"):
+    """geometry_msgs/Vector3."""
+
+    x: types.float64
+    y: types.float64
+    z: types.float64
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class Pose_(idl.IdlStruct, typename="geometry_msgs::msg::dds_::Pose_"):
+    """geometry_msgs/Pose."""
+
+    position: Point_
+    orientation: Quaternion_
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class PoseWithCovariance_(idl.IdlStruct, typename="geometry_msgs::msg::dds_::PoseWithCovariance_"):
+    """geometry_msgs/PoseWithCovariance (covariance row-major over x, y, z, rot x, rot y, rot z)."""
+
+    pose: Pose_
+    covariance: types.array[types.float64, 36]
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class Twist_(idl.IdlStruct, typename="geometry_msgs::msg::dds_::Twist_"):
+    """geometry_msgs/Twist: linear (m/s) and angular (rad/s) velocity."""
+
+    linear: Vector3_
+    angular: Vector3_
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class TwistWithCovariance_(idl.IdlStruct, typename="geometry_msgs::msg::dds_::TwistWithCovariance_"):
+    """geometry_msgs/TwistWithCovariance."""
+
+    twist: Twist_
+    covariance: types.array[types.float64, 36]
+
+
+@dataclass
+@annotate.final
+@annotate.autoid("sequential")
+class Odometry_(idl.IdlStruct, typename="nav_msgs::msg::dds_::Odometry_"):
+    """nav_msgs/Odometry: pose in ``header.frame_id`` (the world), twist in ``child_frame_id`` (the body)."""
+
+    header: Header_
+    child_frame_id: str
+    pose: PoseWithCovariance_
+    twist: TwistWithCovariance_
 
 
 @dataclass
@@ -242,7 +337,8 @@ SIM_COMMANDS = {
 
 TOPIC_LOWCMD = "rt/lowcmd"
 TOPIC_LOWSTATE = "rt/lowstate"
-TOPIC_MOCAP = "asap/mocap"
+TOPIC_ODOMETRY = "rt/odom"
+"""Default odometry topic (ROS 2 ``/odom``): the virtual G1 publishes its ground truth there."""
 TOPIC_SIMCTRL = "asap/sim/ctrl"
 
 
@@ -312,3 +408,51 @@ def _to_dataclass(msg: Any) -> Any:
 def plain(msg: Any) -> Any:
     """A dataclass-only copy of a message (useful for printing/comparing with the SDK's objects)."""
     return _to_dataclass(msg) if "raw" in msg.__dict__ else msg
+
+
+def ros_topic(name: str) -> str:
+    """The DDS topic of a ROS 2 topic name: ``/odom`` or ``odom`` -> ``rt/odom`` (names already ``rt/...`` kept)."""
+    n = name.strip()
+    if not n or n == "/":
+        raise ValueError("empty topic name: give e.g. /odom or rt/odom")
+    return n if n.startswith("rt/") else "rt/" + n.lstrip("/")
+
+
+def odometry_msg(
+    stamp: float, pos: np.ndarray, quat: np.ndarray, lin_vel_body: np.ndarray, ang_vel_body: np.ndarray,
+    frame_id: str = "world", child_frame_id: str = "pelvis",
+) -> Odometry_:  # fmt: skip
+    """An Odometry message: ``stamp`` capture time (s, UNIX), ``pos`` (3,) m and ``quat`` (4,) **wxyz** of the body in
+    ``frame_id``, velocities (3,) in the body frame ``child_frame_id`` (ROS convention); zero covariances."""
+    sec = int(np.floor(stamp))
+    nsec = min(int(round((stamp - sec) * 1e9)), 999_999_999)
+    w, x, y, z = (float(v) for v in quat)
+    return Odometry_(
+        header=Header_(stamp=Time_(sec=sec, nanosec=nsec), frame_id=frame_id),
+        child_frame_id=child_frame_id,
+        pose=PoseWithCovariance_(pose=Pose_(position=Point_(*(float(v) for v in pos)),
+                                            orientation=Quaternion_(x=x, y=y, z=z, w=w)), covariance=[0.0] * 36),
+        twist=TwistWithCovariance_(twist=Twist_(linear=Vector3_(*(float(v) for v in lin_vel_body)),
+                                                angular=Vector3_(*(float(v) for v in ang_vel_body))),
+                                   covariance=[0.0] * 36),
+    )  # fmt: skip
+
+
+def odometry_arrays(msg: Odometry_) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(stamp s, pos (3,), quat (4,) wxyz, linear (3,), angular (3,))`` of an Odometry message, in the message's own
+    frames (pose in ``header.frame_id``, twist in ``child_frame_id``); the quaternion is normalised (a zero one
+    raises ``ValueError``)."""
+    st = msg.header.stamp
+    p, o = msg.pose.pose.position, msg.pose.pose.orientation
+    t = msg.twist.twist
+    q = np.array([o.w, o.x, o.y, o.z], dtype=np.float64)
+    n = float(np.linalg.norm(q))
+    if not n > 1e-9:
+        raise ValueError(f"odometry message at {st.sec}.{st.nanosec:09d} has a zero orientation quaternion")
+    return (
+        st.sec + st.nanosec * 1e-9,
+        np.array([p.x, p.y, p.z], dtype=np.float64),
+        q / n,
+        np.array([t.linear.x, t.linear.y, t.linear.z], dtype=np.float64),
+        np.array([t.angular.x, t.angular.y, t.angular.z], dtype=np.float64),
+    )

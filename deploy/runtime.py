@@ -34,7 +34,8 @@ from deploy.contract import OnnxPolicy
 from deploy.controller import BUTTON_EVENTS, KEY_EVENTS, Command, Controller, ControllerConfig, Mode, RobotState
 from deploy.dds import ArrivalClock, Node, take_latest
 from deploy.logger import RolloutLogger, control_row
-from deploy.messages import TOPIC_LOWCMD, TOPIC_LOWSTATE, TOPIC_MOCAP, LowCmd_, LowState_, RootState_, new_lowcmd
+from deploy.messages import TOPIC_LOWCMD, TOPIC_LOWSTATE, LowCmd_, LowState_, new_lowcmd
+from deploy.odometry import OdometryRecorder, parse_root_source
 from deploy.remote import ButtonEdges
 
 
@@ -56,6 +57,10 @@ class RuntimeConfig:
     """SCHED_FIFO priority for the loop thread (0: normal scheduling)."""
     check_crc: bool = True
     """Drop LowStates whose CRC is wrong."""
+    root_source: str = "odometry"
+    """Where the logged root comes from: ``odometry[:TOPIC]`` (a ROS 2 nav_msgs/Odometry topic, default rt/odom:
+    mocap, or the virtual G1's ground truth; every sample is logged with its stamps) or ``estimate`` (IMU and leg
+    kinematics, computed when the log is converted). Episodes without odometry fall back to the estimate."""
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     """State machine and safety settings."""
 
@@ -83,7 +88,10 @@ class Runtime:
         self.state_clock = ArrivalClock()
         self.state_reader, self.state_match = self.node.reader(TOPIC_LOWSTATE, LowState_, listener=self.state_clock)
         self._arrivals_seen = 0
-        self.mocap_reader, _ = self.node.reader(TOPIC_MOCAP, RootState_)
+        root_kind, root_topic = parse_root_source(self.cfg.root_source)
+        self.odometry = OdometryRecorder(self.node, root_topic) if root_topic else None
+        """The odometry stream's recorder (None with ``root_source: estimate``)."""
+        self._wall_offset = time.time() - time.monotonic()
         self.cmd_writer = None if dry_run else self.node.writer(TOPIC_LOWCMD, LowCmd_)[0]
         self.cmd = new_lowcmd()
         self.edges = ButtonEdges()
@@ -94,7 +102,6 @@ class Runtime:
         self.bad_crc = 0
         self.periods: list[float] = []
         self.compute_times: list[float] = []
-        self.mocap: RootState_ | None = None
         self.logger = None
         self._n_transitions = 0
         self.exit_cause: str | None = None
@@ -108,7 +115,8 @@ class Runtime:
                 "joint_motor_index": self.contract.motor_index.tolist(), "control_dt": self.contract.control_dt,
                 "steps_per_motion": self.ctrl.steps_per_motion, "robot": self.contract.robot_variant,
                 "domain_id": self.cfg.domain_id, "interface": self.cfg.interface, "cmd_hz": self.cfg.cmd_hz,
-                "dry_run": dry_run, "pid": os.getpid(), "start_wall": time.time(), **(extra_meta or {}),
+                "dry_run": dry_run, "pid": os.getpid(), "start_wall": time.time(), "root_source": root_kind,
+                "root_topic": root_topic, **(extra_meta or {}),
             }  # fmt: skip
             self.logger = RolloutLogger(log_dir, meta, self.cfg.chunk_steps)
 
@@ -147,9 +155,10 @@ class Runtime:
                 for b in sorted(self.edges.update(st.remote)):
                     if b in BUTTON_EVENTS:
                         self.ctrl.request(BUTTON_EVENTS[b], now, f"remote {b}")
-        m = take_latest(self.mocap_reader)
-        if m is not None:
-            self.mocap = m
+        if self.odometry is not None:
+            samples = self.odometry.poll()
+            if samples and self.logger is not None:
+                self.logger.log_samples(samples)
         while not self.keys.empty():
             k = self.keys.get_nowait()
             if k in KEY_EVENTS:
@@ -186,8 +195,10 @@ class Runtime:
         st = self.ctrl.state
         if self.logger is None or st is None:
             return
-        self.logger.log(control_row(now - t0, st, info, self.ctrl.command(now), self.mocap, self.contract.num_joints,
-                                    self.contract.obs_dim, period, compute))  # fmt: skip
+        root = None if self.odometry is None else self.odometry.latest
+        wall = st.recv_time + self._wall_offset  # when the state arrived, on the clock odometry stamps use
+        self.logger.log(control_row(now - t0, st, info, self.ctrl.command(now), root, self.contract.num_joints,
+                                    self.contract.obs_dim, period, compute, wall))  # fmt: skip
 
     def _drain_transitions(self, t0: float) -> None:
         tr = self.ctrl.transitions

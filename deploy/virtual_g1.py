@@ -5,9 +5,10 @@ ones are counted and ignored; the command takes effect ``latency_s`` after arriv
 (:class:`deploy.gap.ActuatorLaw`: ``tau = s * (kp (q* - q) + kd (dq* - dq)) + tau_ff`` with the profile's
 Kp/Kd/strength factors, clipped to the saturated effort limits), steps the physics and publishes ``rt/lowstate``
 (running ``tick`` in ms, IMU wxyz quaternion, body-frame gyro, accelerometer, motor states, remote bytes, CRC) and
-the ground-truth root on ``asap/mocap``. ``asap/sim/ctrl`` lets tests and ``asap collect`` press remote buttons,
-pause the state stream, hold the robot in a support (a spring-damper on the pelvis, for start-up), push or tip it,
-and reset it.
+its ground-truth root as ROS 2 ``nav_msgs/Odometry`` on ``rt/odom`` (rate, latency and noise configurable:
+:class:`deploy.odometry.OdometryPublishConfig`, as a mocap bridge would). ``asap/sim/ctrl`` lets tests and
+``asap collect`` press remote buttons, pause the state stream, hold the robot in a support (a spring-damper on the
+pelvis, for start-up), push or tip it, and reset it.
 The physics is an engine of :mod:`deploy.engine` (``mujoco``, the reference, or ``genesis``,
 :mod:`deploy.genesis_engine`); everything above is shared by both.
 
@@ -38,14 +39,13 @@ from deploy.messages import (
     SIM_COMMANDS,
     TOPIC_LOWCMD,
     TOPIC_LOWSTATE,
-    TOPIC_MOCAP,
     TOPIC_SIMCTRL,
     LowCmd_,
     LowState_,
-    RootState_,
     SimCtrl_,
     new_lowstate,
 )
+from deploy.odometry import OdometryPublishConfig, OdometryPublisher
 from deploy.remote import encode
 
 __all__ = ["GRAVITY", "SimClient", "SupportParams", "VirtualG1", "main", "main_from_args", "spawn", "support_wrench"]
@@ -76,6 +76,7 @@ class VirtualG1:
     def __init__(
         self, gap: RealGapConfig | None = None, domain_id: int = 1, interface: str | None = "lo",
         support: bool = True, mode_machine: int = 5, seed: int = 0, engine: str = "mujoco",
+        odometry: OdometryPublishConfig | None = None,
     ) -> None:  # fmt: skip
         self.gap = gap or RealGapConfig()
         rs = get_spec("g1_29dof")
@@ -91,7 +92,9 @@ class VirtualG1:
         self.rng = np.random.default_rng(seed)
         self.node = Node(domain_id, interface)
         self.state_writer, _ = self.node.writer(TOPIC_LOWSTATE, LowState_)
-        self.mocap_writer, _ = self.node.writer(TOPIC_MOCAP, RootState_)
+        odom_rng = np.random.default_rng(seed + 1)
+        self.odometry = OdometryPublisher(self.node, odometry or OdometryPublishConfig(), odom_rng)
+        """The ground-truth root as nav_msgs/Odometry (a mocap stand-in)."""
         self.cmd_reader, _ = self.node.reader(TOPIC_LOWCMD, LowCmd_)
         self.ctrl_reader, _ = self.node.reader(TOPIC_SIMCTRL, SimCtrl_, qos=RELIABLE)
         self.state = new_lowstate()
@@ -218,11 +221,7 @@ class VirtualG1:
             r["wireless_remote"] = self.remote
             crc.seal(self.state)
             self.state_writer.write(self.state)
-        m = RootState_(
-            tick=tick, stamp=self.step_count * self.dt, pos=s.pos.tolist(), quat=quat.tolist(),
-            lin_vel=s.lin_vel.tolist(), ang_vel=s.ang_vel.tolist(),
-        )  # fmt: skip
-        self.mocap_writer.write(m)
+        self.odometry.update(time.time(), s.pos, quat, s.lin_vel, s.ang_vel)
 
     # ------------------------------------------------------------------------------------------ loop
     def run(self, duration: float | None = None, rt_priority: int = 0) -> dict[str, float]:
@@ -287,9 +286,15 @@ class SimClient:
 def spawn(
     gap: str | Path | None = None, domain_id: int = 1, interface: str = "lo", support: bool = True,
     duration: float | None = None, log: str | Path | None = None, rt_priority: int = 0, engine: str = "mujoco",
+    odometry: OdometryPublishConfig | None = None,
 ) -> subprocess.Popen:  # fmt: skip
-    """Start a virtual G1 in a child process (``python -m deploy.virtual_g1``)."""
+    """Start a virtual G1 in a child process (``python -m deploy.virtual_g1``); ``odometry``: how it publishes its
+    ground-truth root (default :class:`deploy.odometry.OdometryPublishConfig`)."""
     cmd = [sys.executable, "-m", "deploy.virtual_g1", "--domain-id", str(domain_id), "--net", interface]
+    if odometry is not None:
+        o = odometry
+        cmd += ["--odom-topic", o.topic, "--odom-hz", repr(o.rate_hz), "--odom-latency", repr(o.latency_s),
+                "--odom-noise", repr(o.pos_noise_m), "--odom-rot-noise", repr(o.rot_noise_rad)]  # fmt: skip
     if engine != "mujoco":
         cmd += ["--engine", engine]
     if gap:
@@ -312,8 +317,15 @@ def main_from_args(args: argparse.Namespace) -> int:
     """Run the virtual G1 from parsed arguments."""
     gap = load_gap(args.gap)
     engine = getattr(args, "engine", "mujoco")
+    odom = OdometryPublishConfig(
+        topic=getattr(args, "odom_topic", OdometryPublishConfig.topic),
+        rate_hz=getattr(args, "odom_hz", OdometryPublishConfig.rate_hz),
+        latency_s=getattr(args, "odom_latency", OdometryPublishConfig.latency_s),
+        pos_noise_m=getattr(args, "odom_noise", OdometryPublishConfig.pos_noise_m),
+        rot_noise_rad=getattr(args, "odom_rot_noise", OdometryPublishConfig.rot_noise_rad),
+    )
     sim = VirtualG1(gap, args.domain_id, args.net, support=not args.no_support, mode_machine=args.mode_machine,
-                    seed=args.seed, engine=engine)  # fmt: skip
+                    seed=args.seed, engine=engine, odometry=odom)  # fmt: skip
     print(f"[virtual_g1] {engine} engine, domain {args.domain_id} on {args.net}, gap {gap.name!r}, support "
           f"{'on' if sim.support else 'off'}; 200 Hz", flush=True)  # fmt: skip
     stats = sim.run(args.duration, args.rt_priority)
