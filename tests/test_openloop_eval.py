@@ -74,3 +74,21 @@ def test_openloop_eval_rows_follow_what_is_known(logs, tmp_path):
     assert rec["metrics"]["0.25"]["Oracle"] == pytest.approx(both["metrics"]["0.25"]["Oracle"])
     with pytest.raises(ValueError, match="given twice"):
         openloop_eval([str(logs)], tmp_path / "x", methods={"OpenLoop": replay}, horizons=(0.25,), threads=1)
+
+
+def test_cli_open_loop_adds_the_sysid_row_from_a_dynamics_file(tmp_path, capsys):
+    """`asap eval --open-loop LOGS --sysid DIR`: a dynamics.yaml of the logs' exact gap replays them near exactly."""
+    from asap.cli import main
+    from asap.sim.dynamics import SimDynamics, save_dynamics
+
+    logs = tmp_path / "logs"
+    make_gapped_log(steps=56, seed=3).save(logs / "ep.npz")  # > 1.0 s: every default horizon has a window
+    save_dynamics(SimDynamics(kp_scale={"ankle": 0.65}), tmp_path / "sysid" / "dynamics.yaml")
+    out = tmp_path / "cli"
+    assert main(["eval", "--open-loop", str(logs), "--sysid", str(tmp_path / "sysid"), "--out", str(out)]) == 0
+    table = json.loads((out / "metrics.json").read_text())
+    assert list(table["1"]) == ["OpenLoop", "SysID"]
+    for h in table.values():
+        assert h["SysID"]["E_g_mpjpe"] < 0.1 * h["OpenLoop"]["E_g_mpjpe"]
+    assert main(["eval", "--open-loop", str(logs), "--sysid", str(tmp_path / "nothing"), "--out", str(out)]) != 0
+    assert "asap sysid" in capsys.readouterr().err

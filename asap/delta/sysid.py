@@ -43,7 +43,7 @@ from asap.config import save_config, to_dict
 from asap.control import TargetShaping
 from asap.delta.logs import gather_logs, load_logs, replay_shaping
 from asap.delta.train import split_episodes
-from asap.eval.openloop import METRIC_KEYS, openloop_eval, replay
+from asap.eval.openloop import METRIC_KEYS, ReplayFn, openloop_eval, replay
 from asap.motion.motion import Motion
 from asap.motion.motionlib import MotionLib
 from asap.robot.model import ModelOptions
@@ -451,15 +451,12 @@ class SysID:
         dyn = self.space.dynamics(best["values"], description=desc)
         path = save_dynamics(dyn, self.out / "dynamics.yaml")
 
-        def sysid_row(logs: MotionLib, make_sim: Any, shaping: TargetShaping, h: float, s: float) -> dict[str, Any]:
-            return replay(logs, lambda n: apply_dynamics(make_sim(n), dyn), shaping, h, s)
-
         idx = self.held_idx or self.train_idx
         which = "held-out" if self.held_idx else "training (only one episode was given)"
         rep = openloop_eval(
             [str(self.files[i]) for i in idx], self.out, gap=c.gap, horizons=c.horizons_s, sim=c.sim,
             variant=c.variant, shaping=self.shaping, stride_s=c.report_stride_s, physics=c.physics,
-            threads=c.threads, device=c.device, methods={"SysID": sysid_row},
+            threads=c.threads, device=c.device, methods={"SysID": sysid_replay(dyn)},
             title=f"Open-loop replay error on {len(idx)} {which} episode(s)",
             files=("openloop.json", "openloop.md", "openloop.png"),
         )  # fmt: skip
@@ -471,6 +468,16 @@ class SysID:
                    "gap": rep["gap"], "history": st["history"]}  # fmt: skip
         (self.out / "sysid.json").write_text(json.dumps(summary, indent=1))
         return summary
+
+
+def sysid_replay(dyn: SimDynamics) -> ReplayFn:
+    """The open-loop report's SysID row: :func:`asap.eval.openloop.replay` in the simulator with the identified
+    dynamics ``dyn`` applied to every env."""
+
+    def row(logs: MotionLib, make_sim: Any, shaping: TargetShaping, h: float, s: float) -> dict[str, Any]:
+        return replay(logs, lambda n: apply_dynamics(make_sim(n), dyn), shaping, h, s)
+
+    return row
 
 
 def sysid(cfg: SysIDConfig) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def _eval(args: argparse.Namespace) -> int:
                         f"{len(r['seeds'])} seed(s), mean ± std over seeds")  # fmt: skip
     if args.open_loop:
         res = open_loop(args.open_loop, out / "openloop" if args.policies else out, delta=args.delta, gap=args.gap,
-                        sim=args.target, threads=args.threads)  # fmt: skip
+                        sim=args.target, threads=args.threads, sysid=args.sysid, dynamics=args.dynamics)  # fmt: skip
         print(f"open loop on {res['episodes']} episode(s): {res['files']['markdown']}")
     return 0
 
@@ -61,11 +61,27 @@ def _print_table(r: dict, title: str) -> None:
             print(f"video: {path}")
 
 
-def open_loop(logs: list[str], out: Path, delta: str | None, gap: str | None, sim: str, threads: int) -> dict:
-    """`--open-loop`: :func:`asap.eval.openloop.openloop_eval` on ``logs``."""
-    from asap.eval.openloop import openloop_eval
+def open_loop(logs: list[str], out: Path, delta: str | None, gap: str | None, sim: str, threads: int,
+              sysid: str | None = None, dynamics: str | None = None) -> dict:  # fmt: skip
+    """`--open-loop`: :func:`asap.eval.openloop.openloop_eval` on ``logs``, with a SysID row for ``sysid`` (a
+    ``dynamics.yaml`` of `asap sysid`, or its output folder) and a DeltaDynamics row for ``dynamics`` (a model of
+    `asap train-dynamics`, or its output folder)."""
+    from asap.eval.openloop import ReplayFn, openloop_eval
 
-    return openloop_eval(logs, out, delta=delta, gap=gap, sim=sim, threads=threads)
+    rows: dict[str, ReplayFn] = {}
+    if sysid:
+        from asap.delta.sysid import sysid_replay
+        from asap.sim.dynamics import load_dynamics
+
+        p = Path(sysid)
+        rows["SysID"] = sysid_replay(load_dynamics(p / "dynamics.yaml" if p.is_dir() else p))
+    if dynamics:
+        from asap.delta.delta_dynamics import load_dynamics_model
+        from asap.delta.delta_dynamics_train import dynamics_replay
+
+        d = Path(dynamics)
+        rows["DeltaDynamics"] = dynamics_replay(load_dynamics_model(d / "dynamics_model.pt" if d.is_dir() else d))
+    return openloop_eval(logs, out, delta=delta, gap=gap, sim=sim, threads=threads, methods=rows)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,6 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--logs", nargs="+", metavar="DIR", help="closed loop from a robot's logs: `asap collect` output "
                    "folders (one row each) scored against the one clip of --motions")  # fmt: skip
     p.add_argument("--delta", help="open loop: delta model (delta.pt or oracle:<gap.yaml>) for the ASAP row")
+    p.add_argument("--sysid", help="open loop: identified dynamics (`asap sysid` output: dynamics.yaml or its folder)")
+    p.add_argument("--dynamics", help="open loop: DeltaDynamics model (`asap train-dynamics` output or its folder)")
     p.add_argument(
         "--video",
         action="store_true",
