@@ -65,6 +65,13 @@ class MotionState:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+_LINEAR = ("root_pos", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "body_pos", "body_lin_vel",
+           "body_ang_vel")  # fmt: skip
+"""Fields interpolated linearly between frames."""
+_ROTATIONS = ("root_quat", "body_quat")
+"""Fields interpolated by slerp."""
+
+
 def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter1d(x, sigma, axis=0, mode="nearest") if sigma > 0 else x
 
@@ -134,6 +141,17 @@ class MotionLib:
             fps.append(float(m.fps))
         kw = {"device": self.device, "dtype": dtype}
         self._data = {k: torch.as_tensor(np.concatenate(v, axis=0), **kw) for k, v in cols.items()}
+        f = self._data["root_pos"].shape[0]
+        self._lin = torch.cat([self._data[k].reshape(f, -1) for k in _LINEAR], dim=1)
+        """(F, D) every linearly interpolated field of every frame side by side (one gather per query)."""
+        self._quat = torch.cat([self._data[k].reshape(f, -1) for k in _ROTATIONS], dim=1)
+        """(F, 4 + 4B) root and body quaternions of every frame (one gather per query)."""
+        self._lin_cols: dict[str, tuple[int, int]] = {}
+        off = 0
+        for k in _LINEAR:
+            width = self._data[k][0].numel()
+            self._lin_cols[k] = (off, off + width)
+            off += width
         self.has_action = all(has_action)
         """True when every clip carries ``action`` (needed by :meth:`get_action`)."""
         self.motion_num_frames = torch.tensor(num_frames, device=self.device, dtype=torch.long)
@@ -229,34 +247,38 @@ class MotionLib:
         ``offset`` (N, 3), optional, is added to root and body positions (e.g. env origins).
         """
         g0, g1, w, phase = self._frames(motion_ids, times)
-        d = self._data
-        w1 = w[:, None]
-        w2 = w[:, None, None]
-
-        def lerp(key: str, wt: torch.Tensor) -> torch.Tensor:
-            a, b = d[key][g0], d[key][g1]
-            return a + (b - a) * wt
-
-        root_pos = lerp("root_pos", w1)
-        body_pos = lerp("body_pos", w2)
+        a, b = self._lin[g0], self._lin[g1]
+        lin = self._split(a + (b - a) * w[:, None])
+        root_pos, body_pos = lin["root_pos"], lin["body_pos"]
         if offset is not None:
             off = torch.as_tensor(offset, device=self.device, dtype=self.dtype)
             root_pos = root_pos + off
             body_pos = body_pos + off[:, None, :]
-        bw = w1.expand(-1, self.num_bodies)
+        # one slerp of root and body quaternions side by side (elementwise: the same values as two separate ones)
+        nq = self.num_bodies + 1
+        quat = slerp(self._quat[g0].view(-1, nq, 4), self._quat[g1].view(-1, nq, 4), w[:, None].expand(-1, nq))
         return MotionState(
             root_pos=root_pos,
-            root_quat=slerp(d["root_quat"][g0], d["root_quat"][g1], w),
-            root_lin_vel=lerp("root_lin_vel", w1),
-            root_ang_vel=lerp("root_ang_vel", w1),
-            dof_pos=lerp("dof_pos", w1),
-            dof_vel=lerp("dof_vel", w1),
+            root_quat=quat[:, 0],
+            root_lin_vel=lin["root_lin_vel"],
+            root_ang_vel=lin["root_ang_vel"],
+            dof_pos=lin["dof_pos"],
+            dof_vel=lin["dof_vel"],
             body_pos=body_pos,
-            body_quat=slerp(d["body_quat"][g0], d["body_quat"][g1], bw),
-            body_lin_vel=lerp("body_lin_vel", w2),
-            body_ang_vel=lerp("body_ang_vel", w2),
+            body_quat=quat[:, 1:],
+            body_lin_vel=lin["body_lin_vel"],
+            body_ang_vel=lin["body_ang_vel"],
             phase=phase.clamp(0.0, 1.0),
         )
+
+    def _split(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of (N, D) rows of :attr:`_lin` as the fields' shapes ((N, 3), (N, J), (N, B, 3))."""
+        n = rows.shape[0]
+        out = {}
+        for k, (lo, hi) in self._lin_cols.items():
+            x = rows[:, lo:hi]
+            out[k] = x.view(n, self.num_bodies, 3) if k.startswith("body_") else x
+        return out
 
     def frame_state(self, motion_ids: torch.Tensor, frames: torch.Tensor) -> MotionState:
         """State of clip ``motion_ids[i]`` exactly at frame ``frames[i]`` (clamped to the clip), no interpolation.
@@ -266,12 +288,14 @@ class MotionLib:
         m = motion_ids.to(self.device).long()
         f = torch.minimum(frames.to(self.device).long().clamp(min=0), self.motion_num_frames[m] - 1)
         g = self._start[m] + f
-        d = self._data
+        lin = self._split(self._lin[g])
+        quat = self._quat[g]
         return MotionState(
-            root_pos=d["root_pos"][g], root_quat=d["root_quat"][g], root_lin_vel=d["root_lin_vel"][g],
-            root_ang_vel=d["root_ang_vel"][g], dof_pos=d["dof_pos"][g], dof_vel=d["dof_vel"][g],
-            body_pos=d["body_pos"][g], body_quat=d["body_quat"][g], body_lin_vel=d["body_lin_vel"][g],
-            body_ang_vel=d["body_ang_vel"][g], phase=(f.to(self.dtype) / (self.motion_num_frames[m] - 1).clamp(min=1)),
+            root_pos=lin["root_pos"], root_quat=quat[:, :4], root_lin_vel=lin["root_lin_vel"],
+            root_ang_vel=lin["root_ang_vel"], dof_pos=lin["dof_pos"], dof_vel=lin["dof_vel"],
+            body_pos=lin["body_pos"], body_quat=quat[:, 4:].view(-1, self.num_bodies, 4),
+            body_lin_vel=lin["body_lin_vel"], body_ang_vel=lin["body_ang_vel"],
+            phase=(f.to(self.dtype) / (self.motion_num_frames[m] - 1).clamp(min=1)),
         )  # fmt: skip
 
     def frame_action(self, motion_ids: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
