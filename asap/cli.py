@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "asap.delta.dynamics_commands",
     "asap.eval.commands",
     "deploy.commands",
+    "deploy.log_commands",
     "asap.pipeline",
 )
 
