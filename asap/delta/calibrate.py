@@ -25,11 +25,13 @@ from asap.sim.base import Simulator
 def calibrate_gain(
     model: DeltaModel, logs: MotionLib, make_sim: Callable[[int], Simulator], shaping: TargetShaping,
     gains: Sequence[float], horizon_s: float = 1.0, stride_s: float = 0.5, max_gain: float = 4.0,
+    metric: str = "E_g_mpjpe",
 ) -> tuple[float, dict[float, float]]:  # fmt: skip
-    """The gain of ``gains`` with the lowest open-loop E_g-mpjpe (mm) over ``logs``' windows of ``horizon_s``
-    (starting every ``stride_s``), and the error of each gain ``{gain: mm}``. When the best gain is the grid's
-    largest, gains 1.25x further up are tried while they improve (up to ``max_gain``). ``model``'s own gain is
-    replaced, not multiplied. Raises ``ValueError`` for an empty grid or logs without a window of ``horizon_s``."""
+    """The gain of ``gains`` with the lowest open-loop ``metric`` (mm; ``E_mpjpe`` for logs whose root has no
+    trustworthy global position) over ``logs``' windows of ``horizon_s`` (starting every ``stride_s``), and the
+    error of each gain ``{gain: mm}``. When the best gain is the grid's largest, gains 1.25x further up are tried
+    while they improve (up to ``max_gain``). ``model``'s own gain is replaced, not multiplied. Raises ``ValueError``
+    for an empty grid or logs without a window of ``horizon_s``."""
     if not gains:
         raise ValueError("gain calibration needs at least one gain")
     errors: dict[float, float] = {}
@@ -37,7 +39,7 @@ def calibrate_gain(
     def score(g: float) -> None:
         candidate = DeltaModel(model.net, replace(model.meta, gain=g))
         rep = replay(logs, make_sim, shaping, horizon_s, stride_s, candidate)
-        errors[g] = float(rep["metrics"]["E_g_mpjpe"])
+        errors[g] = float(rep["metrics"][metric])
 
     for g in gains:
         score(float(g))

@@ -26,7 +26,9 @@ from asap.delta.logs import gather_logs, load_logs, replay_shaping
 from asap.delta.model import DeltaModel, save_delta
 from asap.eval.openloop import openloop_eval
 from asap.motion.motionlib import MotionLib
+from asap.rl import distributed as dist
 from asap.rl.config import rsl_train_cfg
+from asap.root_source import trusted
 from asap.sim.base import SimConfig, make_simulator
 from envs.delta.env import DeltaEnv
 
@@ -44,10 +46,12 @@ class DeltaTrainer:
     """Builds the replay simulator, the delta env and PPO; trains; writes the model and the report."""
 
     def __init__(self, cfg: DeltaTrainConfig) -> None:
-        from rsl_rl.runners import OnPolicyRunner
-
         from asap.rl.vecenv import RslTrackingEnv
 
+        self.dist = dist.setup(cfg.device)
+        """This process' rank layout (data-parallel PPO: :mod:`asap.rl.distributed`; world_size 1 otherwise)."""
+        saved_cfg = cfg
+        cfg = dist.per_rank(cfg, self.dist)  # seed + rank, cuda:<local_rank>, its share of the cores
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(max(1, cfg.torch_threads))
@@ -60,16 +64,21 @@ class DeltaTrainer:
         self.motions = motions
         names = [f.stem for f in self.files]
         split = {"train": [names[i] for i in self.train_idx], "held_out": [names[i] for i in self.held_idx]}
-        (self.out / "split.json").write_text(json.dumps(split, indent=1))
+        if self.dist.is_main:
+            (self.out / "split.json").write_text(json.dumps(split, indent=1))
         self.train_lib = MotionLib([motions[i] for i in self.train_idx], spec=cfg.variant, device=cfg.device)
         self.sim = make_simulator(self._sim_cfg(cfg.num_envs))
-        self.env = DeltaEnv(replace(cfg.env, seed=cfg.seed), self.sim, self.train_lib, cfg.shaping)
+        self.root_sources = [motions[i].meta.get("root_source") for i in self.train_idx]
+        """Each training episode's root source: what its reward terms may trust (:mod:`asap.root_source`)."""
+        self.env = DeltaEnv(replace(cfg.env, seed=cfg.seed), self.sim, self.train_lib, cfg.shaping,
+                            self.root_sources)  # fmt: skip
         self.vec = RslTrackingEnv(self.env)  # type: ignore[arg-type]  # same step/obs interface as the tracking env
-        save_config(cfg, self.out / "config.yaml")
+        if self.dist.is_main:
+            save_config(saved_cfg, self.out / "config.yaml")
         self.train_cfg = rsl_train_cfg(cfg)  # type: ignore[arg-type]  # reads only .ppo and .run
         log_dir = None if cfg.run.logger == "none" else str(self.out)
         with contextlib.redirect_stdout(io.StringIO()):
-            self.runner = OnPolicyRunner(self.vec, self.train_cfg, log_dir=log_dir, device=cfg.device)
+            self.runner = dist.make_runner(self.vec, self.train_cfg, log_dir, cfg.device)
         self.train_time = 0.0
         self.history: list[dict[str, float]] = []
         if cfg.run.resume:
@@ -77,7 +86,9 @@ class DeltaTrainer:
             self.train_time = float(infos.get("train_time_s", 0.0))
             self.history = list(infos.get("history", []))
             self.runner.current_learning_iteration += 1
-            print(f"resumed from {cfg.run.resume} at iteration {self.runner.current_learning_iteration}", flush=True)
+            if self.dist.is_main:
+                it = self.runner.current_learning_iteration
+                print(f"resumed from {cfg.run.resume} at iteration {it}", flush=True)
 
     def _sim_cfg(self, n: int) -> SimConfig:
         c = self.cfg
@@ -85,16 +96,19 @@ class DeltaTrainer:
                          model=c.physics)  # fmt: skip
 
     def save(self, path: Path) -> Path:
-        """rsl-rl checkpoint plus the run's history and time (resumable)."""
-        self.runner.save(str(path), infos={"train_time_s": self.train_time, "history": self.history})
+        """rsl-rl checkpoint plus the run's history and time (resumable); written by rank 0 only."""
+        if self.dist.is_main:
+            self.runner.save(str(path), infos={"train_time_s": self.train_time, "history": self.history})
         return path
 
     def train(self) -> Path:
-        """PPO until ``run.max_iterations`` or ``run.max_time_s``; returns the last checkpoint."""
+        """PPO until ``run.max_iterations`` or ``run.max_time_s`` (rank 0's clock); returns the last checkpoint."""
         cfg, rn, alg = self.cfg, self.runner, self.runner.alg
         logger = rn.logger
         obs = self.vec.get_observations().to(cfg.device)
         alg.train_mode()
+        dist.sync_parameters(alg)  # rank 0's networks on every rank
+        main = self.dist.is_main
         logger.init_logging_writer()
         if logger.writer is None:  # logging off: still keep the reward statistics of the progress line
             from asap.rl.runner import _NullWriter
@@ -119,12 +133,13 @@ class DeltaTrainer:
             std = float(alg.get_policy().output_std.mean().detach())
             self.history.append({"iteration": it, "time_s": self.train_time, "mean_reward": rew, "action_std": std,
                                  "value_loss": float(loss["value"])})  # fmt: skip
-            if cfg.run.progress_every > 0 and it % cfg.run.progress_every == 0:
+            if main and cfg.run.progress_every > 0 and it % cfg.run.progress_every == 0:
                 print(f"it {it:5d} | {1 / max(time.time() - t0, 1e-9):5.2f} it/s | reward {rew:8.3f} | "
                       f"std {std:.3f} | {self.train_time / 60:5.1f} min", flush=True)  # fmt: skip
             if it > start_it and cfg.run.save_interval > 0 and it % cfg.run.save_interval == 0:
                 self.save(self.out / f"model_{it}.pt")
-            if cfg.run.max_time_s > 0 and self.train_time >= cfg.run.max_time_s:
+            stop = int(cfg.run.max_time_s > 0 and self.train_time >= cfg.run.max_time_s)
+            if dist.agree(stop, cfg.device) if self.dist.distributed else stop:
                 break
         return self.save(self.out / f"model_{it}.pt")
 
@@ -145,14 +160,17 @@ class DeltaTrainer:
             return {"gain": model.meta.gain, "errors_mm": {}}
         horizon = max(c.horizons_s)
         stride = max(c.report_stride_s, 0.5 * horizon)
+        # episodes whose root has no trustworthy global position are scored on root-relative positions
+        metric = "E_g_mpjpe" if all(trusted(s, "global_position") for s in self.root_sources) else "E_mpjpe"
         gain, errors = calibrate_gain(model, self.train_lib, lambda n: make_simulator(self._sim_cfg(n)), c.shaping,
-                                      c.gain_grid, horizon, stride)  # fmt: skip
+                                      c.gain_grid, horizon, stride, metric=metric)  # fmt: skip
         ck = torch.load(str(delta_path), map_location="cpu", weights_only=False)
         extra = {k: v for k, v in ck.items() if k not in ("delta_meta", "actor_cfg", "actor_state_dict", "obs_dim")}
         save_delta(delta_path, replace(model.meta, gain=gain), ck["actor_cfg"], ck["actor_state_dict"], extra=extra)
-        out = {"gain": gain, "horizon_s": horizon, "errors_mm": {f"{g:g}": e for g, e in errors.items()}}
+        out = {"gain": gain, "horizon_s": horizon, "metric": metric,
+               "errors_mm": {f"{g:g}": e for g, e in errors.items()}}  # fmt: skip
         (self.out / "gain.json").write_text(json.dumps(out, indent=1))
-        print(f"gain calibration on the training episodes ({horizon:g} s, E_g-mpjpe mm): "
+        print(f"gain calibration on the training episodes ({horizon:g} s, {metric.replace('_', '-')} mm): "
               + ", ".join(f"{g:g}: {e:.1f}" for g, e in errors.items()) + f" -> gain {gain:g}", flush=True)  # fmt: skip
         return out
 
@@ -170,8 +188,9 @@ class DeltaTrainer:
         )  # fmt: skip
 
     def close(self) -> None:
-        """Release the simulator."""
+        """Release the simulator; wait for every rank and leave the process group."""
         self.sim.close()
+        dist.teardown()
 
 
 def train_delta(cfg: DeltaTrainConfig) -> dict[str, Any]:
@@ -179,6 +198,8 @@ def train_delta(cfg: DeltaTrainConfig) -> dict[str, Any]:
     tr = DeltaTrainer(cfg)
     try:
         ck = tr.train()
+        if not tr.dist.is_main:  # rank 0 exports, calibrates and reports
+            return {"rank": tr.dist.rank, "network_sha256": dist.network_digest(tr.runner.alg)}
         delta = tr.export(ck)
         cal = tr.calibrate(delta)
         rep = tr.report(delta)

@@ -46,12 +46,57 @@ class TermContext:
     """(J,) joint velocity limits, rad/s."""
     effort_limit: torch.Tensor
     """(J,) torque limits, N m."""
+    root_trust: dict[str, torch.Tensor] | None = None
+    """Per env (N,) bool, whether the reference's root can be trusted for a quantity of
+    :data:`asap.root_source.QUANTITIES` (None: for everything, e.g. a retargeted clip). Terms on an untrusted
+    quantity fall back to a root-relative form (:data:`ROOT_RELATIVE`) or are switched off (:data:`TERM_QUANTITY`)."""
+
+
+TERM_QUANTITY: dict[str, str] = {
+    "body_pos": "global_position", "vr_3point": "global_position", "feet_pos": "global_position",
+    "body_vel": "linear_velocity", "body_rot": "orientation", "body_ang_vel": "orientation",
+    "joint_pos": "joints", "joint_vel": "joints",
+}  # fmt: skip
+"""Tracking term -> what of the reference's root it relies on (:data:`asap.root_source.QUANTITIES`)."""
+ROOT_RELATIVE = frozenset({"body_pos", "vr_3point", "feet_pos", "body_vel"})
+"""Terms that compare root-relative quantities (body position minus root position, body velocity minus root velocity,
+world-aligned axes) for the envs whose reference root is not trusted for their quantity; the others are zeroed."""
+
+
+def _trusted(c: TermContext, quantity: str) -> torch.Tensor | None:
+    return None if c.root_trust is None else c.root_trust.get(quantity)
+
+
+def _positions(c: TermContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sim, ref) body positions (N, B, 3): global, or relative to each one's root where global is not trusted."""
+    ok = _trusted(c, "global_position")
+    sim, ref = c.state.body_pos, c.ref.body_pos
+    if ok is None or bool(ok.all()):
+        return sim, ref
+    keep = ok[:, None, None]
+    sim = torch.where(keep, sim, sim - c.state.root_pos[:, None])
+    return sim, torch.where(keep, ref, ref - c.ref.root_pos[:, None])
+
+
+def _body_vel(c: TermContext, sigma: float = 1.0) -> torch.Tensor:
+    ok = _trusted(c, "linear_velocity")
+    sim, ref = c.state.body_lin_vel, c.ref.body_lin_vel
+    if ok is not None and not bool(ok.all()):
+        keep = ok[:, None, None]
+        sim = torch.where(keep, sim, sim - c.state.root_lin_vel[:, None])
+        ref = torch.where(keep, ref, ref - c.ref.root_lin_vel[:, None])
+    return R.body_velocity(sim, ref, sigma)
 
 
 def _body_pos(c: TermContext, sigma_upper: float = 0.03, sigma_lower: float = 0.1, weight_upper: float = 1.0,
               weight_lower: float = 0.5) -> torch.Tensor:  # fmt: skip
-    return R.body_position_extend(c.state.body_pos, c.ref.body_pos, c.upper_mask, sigma_upper, sigma_lower,
-                                  weight_upper, weight_lower)  # fmt: skip
+    sim, ref = _positions(c)
+    return R.body_position_extend(sim, ref, c.upper_mask, sigma_upper, sigma_lower, weight_upper, weight_lower)
+
+
+def _subset(c: TermContext, idx: torch.Tensor, sigma: float) -> torch.Tensor:
+    sim, ref = _positions(c)
+    return R.body_position_subset(sim, ref, idx, sigma)
 
 
 def _action_norm(c: TermContext) -> torch.Tensor:
@@ -61,10 +106,10 @@ def _action_norm(c: TermContext) -> torch.Tensor:
 
 REWARD_TERMS: dict[str, Callable[..., torch.Tensor]] = {
     "body_pos": _body_pos,
-    "vr_3point": lambda c, sigma=0.03: R.body_position_subset(c.state.body_pos, c.ref.body_pos, c.vr_idx, sigma),
-    "feet_pos": lambda c, sigma=0.03: R.body_position_subset(c.state.body_pos, c.ref.body_pos, c.feet_idx, sigma),
+    "vr_3point": lambda c, sigma=0.03: _subset(c, c.vr_idx, sigma),
+    "feet_pos": lambda c, sigma=0.03: _subset(c, c.feet_idx, sigma),
     "body_rot": lambda c, sigma=1.0: R.body_rotation(c.state.body_quat, c.ref.body_quat, sigma),
-    "body_vel": lambda c, sigma=1.0: R.body_velocity(c.state.body_lin_vel, c.ref.body_lin_vel, sigma),
+    "body_vel": _body_vel,
     "body_ang_vel": lambda c, sigma=1.0: R.body_velocity(c.state.body_ang_vel, c.ref.body_ang_vel, sigma),
     "joint_pos": lambda c, sigma=1.0: R.joint_tracking(c.state.q, c.ref.dof_pos, sigma),
     "joint_vel": lambda c, sigma=1.0: R.joint_tracking(c.state.qd, c.ref.dof_vel, sigma),
@@ -108,7 +153,11 @@ class RewardTable:
         out = {}
         for name, (w, p) in self.terms.items():
             kw = {**p, **params[name]} if name in params else p
-            out[name] = (w * scales.get(name, 1.0)) * REWARD_TERMS[name](ctx, **kw)
+            v = (w * scales.get(name, 1.0)) * REWARD_TERMS[name](ctx, **kw)
+            ok = _trusted(ctx, TERM_QUANTITY.get(name, ""))
+            if ok is not None and name not in ROOT_RELATIVE:
+                v = v * ok.to(v.dtype)  # a term on a quantity the reference's root cannot be trusted for
+            out[name] = v
         return out
 
 

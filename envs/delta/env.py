@@ -6,11 +6,17 @@ starting at a random frame f0 of a logged segment: the simulator is put in the l
 (frame f = f0 + k) applies the *logged* action a_f, shaped into joint targets exactly as the robot runtime shaped
 it, plus ``delta_scale * Δa`` (:func:`asap.delta.model.apply_delta`); the reward compares the simulated state with
 the logged s_{f+1} (Table II terms). π^Δ observes s_f and the applied action a_f (:mod:`asap.delta.obs`).
+
+Each logged clip's root source (``Motion.meta["root_source"]``) decides which terms it is scored on
+(:data:`asap.root_source.ROOT_TRUST`): a clip whose root is not trusted for global position (the proprioceptive
+estimate) is scored on root-relative body positions instead of global ones
+(:data:`envs.common.reward_terms.ROOT_RELATIVE`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -19,6 +25,7 @@ from asap.delta import obs as dobs
 from asap.delta.model import DeltaMeta, apply_delta, expand_delta
 from asap.motion.motionlib import MotionLib
 from asap.robot.spec import FEET, VR_3POINT
+from asap.root_source import QUANTITIES, trusted
 from asap.sim.base import Simulator
 from asap.sim.state import SimState
 from envs.common.reward_terms import RewardTable, TermContext, episode_reward_means
@@ -30,7 +37,11 @@ from envs.tracking.env import TrackingStepResult
 class DeltaEnv:
     """N envs replaying logged windows through ``sim`` with Δa from the policy being trained (see module doc)."""
 
-    def __init__(self, cfg: DeltaEnvConfig, sim: Simulator, logs: MotionLib, shaping: TargetShaping) -> None:
+    def __init__(
+        self, cfg: DeltaEnvConfig, sim: Simulator, logs: MotionLib, shaping: TargetShaping,
+        root_sources: Sequence[str | None] | None = None,
+    ) -> None:  # fmt: skip
+        """``root_sources``: each clip's ``meta["root_source"]`` in ``logs``' order (None: all trusted)."""
         if not logs.has_action:
             raise ValueError("every delta-training motion must carry 'action' (a log from `asap collect`)")
         self.cfg, self.sim, self.logs = cfg, sim, logs
@@ -66,6 +77,12 @@ class DeltaEnv:
             "vel_limit": torch.as_tensor(self.spec.velocity_limit, **f32),
             "effort_limit": torch.as_tensor(self.spec.effort_limit, **f32),
         }
+        self.clip_trust: dict[str, torch.Tensor] | None = None
+        """(M,) bool per quantity: what each clip's root can be trusted for (None: everything)."""
+        if root_sources is not None:
+            if len(root_sources) != logs.num_motions:
+                raise ValueError(f"{len(root_sources)} root sources for {logs.num_motions} logged clips")
+            self.clip_trust = {q: torch.tensor([trusted(s, q) for s in root_sources], device=dev) for q in QUANTITIES}
         self.motion_ids = torch.zeros(n, dtype=torch.long, device=dev)
         self.frame0 = torch.zeros(n, dtype=torch.long, device=dev)
         self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=dev)
@@ -140,9 +157,10 @@ class DeltaEnv:
         self.episode_length_buf += 1
         st = self._read_state()
         ref = self.logs.frame_state(self.motion_ids, self.frame())
+        trust = None if self.clip_trust is None else {q: v[self.motion_ids] for q, v in self.clip_trust.items()}
         ctx = TermContext(state=st, ref=ref, actions=self.delta, last_actions=self.last_delta,
                           upper_mask=self.upper_mask, vr_idx=self.vr_idx, feet_idx=self.feet_idx,
-                          **self.limits)  # fmt: skip
+                          root_trust=trust, **self.limits)  # fmt: skip
         terms = self.rewards(ctx)
         reward = torch.zeros(self.num_envs, device=self.device)
         for v in terms.values():
