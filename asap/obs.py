@@ -305,6 +305,18 @@ class _Backend:
     def clip(self, x: Array, c: float) -> Array:
         return x.clamp(-c, c) if self.kind == "torch" else np.clip(x, -c, c)
 
+    def tensor(self, x: np.ndarray) -> Array:
+        """A constant (index or float32 table) on the backend's device."""
+        if self.kind == "torch":
+            return self.torch.as_tensor(x, device=self.device)
+        return x
+
+    def take(self, x: Array, index: Array, axis: int) -> Array:
+        """Entries of ``x`` at ``index`` along ``axis`` (``index`` 1-D), or of 1-D ``x`` at an N-D ``index``."""
+        if self.kind == "torch":
+            return x[index] if x.ndim == 1 else x.index_select(axis, index)
+        return x[index] if x.ndim == 1 else np.take(x, index, axis=axis)
+
 
 # --------------------------------------------------------------------------------------------------------------
 # History and builder
@@ -313,7 +325,11 @@ class _Backend:
 
 @dataclass
 class HistoryBuffer:
-    """Per-env ring of the last ``length`` processed (noisy, scaled) values of some terms, newest first."""
+    """Per-env ring of the last ``length`` processed (noisy, scaled) values of some terms, newest first.
+
+    Stored as one (N, length, D) array (D = the terms' widths side by side, in ``terms`` order): a step is one
+    shift and one write, and a history block is one gather.
+    """
 
     terms: tuple[str, ...]
     """Terms kept (sorted)."""
@@ -326,30 +342,84 @@ class HistoryBuffer:
     backend: _Backend
     """Array backend."""
     data: dict[str, Array] = field(default_factory=dict)
-    """Term -> (N, length, d) array; index 0 = the previous step."""
+    """Term -> (N, length, d) view of the ring; index 0 = the previous step."""
 
     def __post_init__(self) -> None:
-        self.data = {t: self.backend.zeros(self.num_envs, self.length, self.dims[t]) for t in self.terms}
+        self.cols: dict[str, tuple[int, int]] = {}
+        off = 0
+        for t in self.terms:
+            self.cols[t] = (off, off + self.dims[t])
+            off += self.dims[t]
+        self.width = off
+        """D: the width of one step of every term."""
+        self.ring = self.backend.zeros(self.num_envs, self.length, self.width)
+        """(N, length, D) every term's history side by side."""
+        self.data = {t: self.ring[:, :, lo:hi] for t, (lo, hi) in self.cols.items()}
+        self._flat_index: dict[tuple[str, ...], Array] = {}
 
     def reset(self, env_ids: Array | None = None) -> None:
         """Zero the history of ``env_ids`` (all envs when None)."""
-        for buf in self.data.values():
-            if env_ids is None:
-                buf[:] = 0
-            else:
-                buf[env_ids] = 0
+        if env_ids is None:
+            self.ring[:] = 0
+        else:
+            self.ring[env_ids] = 0
 
     def push(self, values: dict[str, Array]) -> None:
         """Shift every term's history by one step and insert ``values[term]`` (N, d) as the newest entry."""
-        for t in self.terms:
-            buf = self.data[t]
-            if self.length > 1:
-                buf[:, 1:] = buf[:, :-1].clone() if self.backend.kind == "torch" else buf[:, :-1].copy()
-            buf[:, 0] = values[t]
+        self.push_flat(self.backend.cat([values[t] for t in self.terms]) if self.terms else None)
+
+    def push_flat(self, row: Array | None) -> None:
+        """:meth:`push` of the terms' values side by side, (N, D) in ``terms`` order."""
+        if row is None:
+            return
+        if self.length > 1:
+            older = self.ring[:, :-1]
+            self.ring[:, 1:] = older.clone() if self.backend.kind == "torch" else older.copy()
+        self.ring[:, 0] = row
 
     def flat(self, terms: tuple[str, ...]) -> Array:
         """(N, length * sum(d)) block: for each term (in the given order) its frames, newest first."""
-        return self.backend.cat([self.data[t].reshape(self.num_envs, -1) for t in terms])
+        index = self._flat_index.get(terms)
+        if index is None:
+            cols = [step * self.width + c for t in terms for step in range(self.length) for c in range(*self.cols[t])]
+            index = self._flat_index[terms] = self.backend.tensor(np.asarray(cols, dtype=np.int64))
+        return self.backend.take(self.ring.reshape(self.num_envs, -1), index, axis=1)
+
+
+class _Processing:
+    """How :meth:`ObsBuilder.process` turns a fixed list of raw terms into one (N, D) array at one noise level.
+
+    The noisy terms' uniform samples are drawn as one array, in term order (the same draws as one call per term),
+    scaled by each element's half-width and spread onto the terms' columns by one gather; columns without noise
+    receive -0.0, which leaves every value (and the sign of a zero) as it is. The scale is one row multiply (a
+    factor 1 leaves a value unchanged).
+    """
+
+    def __init__(self, builder: ObsBuilder, terms: tuple[str, ...]) -> None:
+        xp, n, lay = builder.xp, builder.num_envs, builder.layout
+        self.terms = terms
+        self.cols: dict[str, tuple[int, int]] = {}
+        off = 0
+        for t in terms:
+            self.cols[t] = (off, off + builder.dims[t])
+            off += builder.dims[t]
+        width = off
+        half, index, drawn = [], np.full((n, width), -1, dtype=np.int64), 0
+        for t in terms:
+            h = lay.noise.get(t, 0.0) * builder.noise_level
+            if h > 0:
+                lo, hi = self.cols[t]
+                size = n * (hi - lo)
+                index[:, lo:hi] = drawn + np.arange(size).reshape(n, hi - lo)
+                half.append(np.full(size, h, dtype=np.float64).astype(np.float32))
+                drawn += size
+        index[index < 0] = drawn
+        self.num_draws = drawn
+        self.half = xp.tensor(np.concatenate(half)) if half else None
+        self.index = xp.tensor(index)
+        self.minus_zero = xp.tensor(np.array([-0.0], dtype=np.float32))
+        scale = np.concatenate([np.full(builder.dims[t], lay.scales.get(t, 1.0)) for t in terms]) if terms else None
+        self.scale = None if scale is None or np.all(scale == 1.0) else xp.tensor(scale.astype(np.float32))
 
 
 class ObsBuilder:
@@ -382,6 +452,21 @@ class ObsBuilder:
                        if t.startswith(HISTORY_PREFIX)}  # fmt: skip
         hist_terms = tuple(sorted({k for b in hist_blocks for k in self.layout.history[b]}))
         self.history = HistoryBuffer(hist_terms, self.dims, num_envs, self.layout.history_length, self.xp)
+        self._required = self.required_terms()
+        self._plans: dict[str, tuple[tuple[str, ...], list[tuple[str, Any]]]] = {}
+        for g in self.groups:
+            base = tuple(t for t in self.layout.group_terms(g) if not t.startswith(HISTORY_PREFIX))
+            pieces: list[tuple[str, Any]] = []
+            for t in self.layout.group_terms(g):
+                if t.startswith(HISTORY_PREFIX):
+                    pieces.append(("history", tuple(sorted(self.layout.history[t[len(HISTORY_PREFIX) :]]))))
+                elif pieces and pieces[-1][0] == "terms":
+                    pieces[-1] = ("terms", (pieces[-1][1][0], pieces[-1][1][1] + 1))
+                else:
+                    i = base.index(t)
+                    pieces.append(("terms", (i, i + 1)))
+            self._plans[g] = (base, pieces)
+        self._processing: dict[tuple[tuple[str, ...], float], _Processing] = {}
 
     def dim(self, group: str) -> int:
         """Width of ``group``."""
@@ -398,40 +483,55 @@ class ObsBuilder:
         """Zero the history of ``env_ids`` (all when None)."""
         self.history.reset(env_ids)
 
-    def process(self, raw: dict[str, Array], terms: tuple[str, ...] | None = None) -> dict[str, Array]:
-        """Noisy, scaled copies of ``terms`` (default: all of ``raw``): ``(raw + U(-n, n)*level) * scale``."""
-        out = {}
-        for t in terms if terms is not None else tuple(raw):
+    def _plan(self, terms: tuple[str, ...]) -> _Processing:
+        key = (terms, self.noise_level)
+        plan = self._processing.get(key)
+        if plan is None:
+            plan = self._processing[key] = _Processing(self, terms)
+        return plan
+
+    def _process_flat(self, raw: dict[str, Array], terms: tuple[str, ...]) -> tuple[Array, _Processing]:
+        """(N, D) noisy, scaled ``terms`` side by side (see :class:`_Processing`) and the plan of their columns."""
+        plan = self._plan(terms)
+        xs = []
+        for t in terms:
             x = self.xp.asarray(raw[t])
             if x.shape != (self.num_envs, self.dims[t]):
                 raise ValueError(f"term {t!r} must have shape {(self.num_envs, self.dims[t])}, got {tuple(x.shape)}")
-            n = self.layout.noise.get(t, 0.0) * self.noise_level
-            if n > 0:
-                x = x + n * self.xp.uniform(tuple(x.shape))
-            s = self.layout.scales.get(t, 1.0)
-            out[t] = x * s if s != 1.0 else x
-        return out
+            xs.append(x)
+        out = self.xp.cat(xs)
+        if plan.num_draws:
+            noise = plan.half * self.xp.uniform((plan.num_draws,))
+            out = out + self.xp.take(self.xp.cat([noise, plan.minus_zero]), plan.index, axis=0)
+        if plan.scale is not None:
+            out = out * plan.scale
+        return out, plan
+
+    def process(self, raw: dict[str, Array], terms: tuple[str, ...] | None = None) -> dict[str, Array]:
+        """Noisy, scaled copies of ``terms`` (default: all of ``raw``): ``(raw + U(-n, n)*level) * scale``."""
+        terms = terms if terms is not None else tuple(raw)
+        out, plan = self._process_flat(raw, terms)
+        return {t: out[:, lo:hi] for t, (lo, hi) in plan.cols.items()}
 
     def build(self, raw: dict[str, Array], update_history: bool = True) -> dict[str, Array]:
         """Every selected group ``{group: (N, dim)}`` from raw terms; then push this step into the history.
 
         Each group draws its own noise sample (as the reference does); the history stores a third sample.
         """
-        missing = [t for t in self.required_terms() if t not in raw]
+        missing = [t for t in self._required if t not in raw]
         if missing:
             raise KeyError(f"missing observation terms {missing}")
         out = {}
         for g in self.groups:
-            base = [t for t in self.layout.group_terms(g) if not t.startswith(HISTORY_PREFIX)]
-            proc = self.process(raw, tuple(base))
+            base, pieces = self._plans[g]
+            proc, plan = self._process_flat(raw, base)
             parts = []
-            for t in self.layout.group_terms(g):
-                if t.startswith(HISTORY_PREFIX):
-                    keys = tuple(sorted(self.layout.history[t[len(HISTORY_PREFIX) :]]))
-                    parts.append(self.history.flat(keys))
+            for kind, what in pieces:
+                if kind == "history":
+                    parts.append(self.history.flat(what))
                 else:
-                    parts.append(proc[t])
+                    parts.append(proc[:, plan.cols[base[what[0]]][0] : plan.cols[base[what[1] - 1]][1]])
             out[g] = self.xp.clip(self.xp.cat(parts), self.layout.clip)
         if update_history and self.history.terms:
-            self.history.push(self.process(raw, self.history.terms))
+            self.history.push_flat(self._process_flat(raw, self.history.terms)[0])
         return out
