@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check asap envs deploy scripts tests setup.py runtime
 	$(VENV)/bin/ruff format --check asap envs deploy scripts tests setup.py runtime
 	# the robot runtime (runtime/files.txt) must run on Python 3.8 (the G1's onboard computer)
-	$(VENV)/bin/vermin -q --no-tips --violations -t=3.8- runtime/setup.py $$(grep '\.py$$' runtime/files.txt)
+	$(VENV)/bin/vermin -q --no-tips --violations -t=3.8- runtime/setup.py scripts/bench_runtime.py $$(grep '\.py$$' runtime/files.txt)
 
 # `pip install .` (not editable) into a throwaway venv, then `asap retarget builtin:squat` outside the checkout.
 wheel-check: $(STAMP)

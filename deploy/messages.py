@@ -18,6 +18,8 @@ Cyclone's machinery, so both styles interoperate (checked in ``tests/test_deploy
 Cyclone's serializer, and the bytes and type names against the SDK's own classes when it is installed).
 """
 
+# No `from __future__ import annotations` here (the IDL classes' field types are their annotations), so function
+# annotations with `X | Y` or `tuple[...]` are quoted: the robot runtime runs on Python 3.8 (ruff FA102).
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +77,7 @@ def _c_to_xcdr(buf: bytes, mode0_c: int, mode0_x: int, rest_c: int) -> bytes:
     return _XCDR1_LE + buf[:mode0_x] + buf[mode0_c : mode0_c + 1] + b"\x00" + buf[rest_c:]
 
 
-def _xcdr_to_c(payload: bytes | memoryview, mode0_c: int, mode0_x: int, rest_c: int, size: int) -> bytes:
+def _xcdr_to_c(payload: "bytes | memoryview", mode0_c: int, mode0_x: int, rest_c: int, size: int) -> bytes:
     pad_a = b"\x00" * (mode0_c - mode0_x)
     out = bytes(payload[:mode0_x]) + pad_a + bytes(payload[mode0_x : mode0_x + 1]) + b"\x00\x00\x00"
     out += bytes(payload[mode0_x + 2 : mode0_x + 2 + size - rest_c])
@@ -136,7 +138,7 @@ class _FastMixin:
     _C_DTYPE = np.dtype("u1")
     _SLICES = (0, 0, 0)
 
-    def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: bool | None = None) -> bytes:
+    def serialize(self, buffer: Any = None, endianness: Any = None, use_version_2: "bool | None" = None) -> bytes:
         raw = self.__dict__.get("raw")
         if raw is None or use_version_2 or buffer is not None or endianness is not None:
             if raw is not None:
@@ -145,7 +147,7 @@ class _FastMixin:
         return _c_to_xcdr(raw.tobytes(), *self._SLICES)
 
     @classmethod
-    def deserialize(cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None) -> Any:
+    def deserialize(cls, data: bytes, has_header: bool = True, use_version_2: "bool | None" = None) -> Any:
         size = cls._C_DTYPE.itemsize
         if has_header and bytes(data[:4]) == _XCDR1_LE and len(data) >= size:
             c = _xcdr_to_c(memoryview(data)[4:], *cls._SLICES, size)
@@ -438,7 +440,7 @@ def odometry_msg(
     )  # fmt: skip
 
 
-def odometry_arrays(msg: Odometry_) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def odometry_arrays(msg: Odometry_) -> "tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]":
     """``(stamp s, pos (3,), quat (4,) wxyz, linear (3,), angular (3,))`` of an Odometry message, in the message's own
     frames (pose in ``header.frame_id``, twist in ``child_frame_id``); the quaternion is normalised (a zero one
     raises ``ValueError``)."""
