@@ -237,7 +237,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     motions, paths = export_motions(args.log_dir, args.out, keep=_ids(args.episodes), drop=_ids(args.exclude))
-    for m, p in zip(motions, paths, strict=True):
+    for m, p in zip(motions, paths):  # export_motions returns one path per motion
         print(f"  {p}  ({m.meta['policy_steps']} policy steps, root {m.meta['root_source']}"
               f"{'' if m.meta['completed'] else ', cut short'})")  # fmt: skip
     print(f"[log export] {len(paths)} Motion file(s) in {args.out}")
