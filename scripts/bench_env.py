@@ -10,8 +10,9 @@ machine hits both paths alike:
   load (contacts, falls) as the env block.
 
 The ratio ``env / raw`` (env steps per second) is what the task machinery around the simulator costs; 1.0 would be
-free. A second phase times the env alone with each part wrapped (exclusive wall time per part: ``sim`` step,
-``state`` read, ``reference`` query, ``obs``, ``rewards`` (+ terminations), ``resets``, ``other``). torch runs
+free. A second phase times the env alone with each part wrapped (exclusive time per part: ``sim`` step,
+``state`` read, ``reference`` query, ``obs``, ``rewards`` (+ terminations), ``resets``, ``other``), in wall time
+and in the main thread's CPU time (robust to other processes' load; the simulator's native threads excluded). torch runs
 on one thread, as in training (``RunnerConfig.env_torch_threads``). Example::
 
     nice python scripts/bench_env.py --envs 64 128 --threads 2 --seconds 20 --json run/bench_env.json
@@ -71,12 +72,24 @@ def make_env(task: str, num_envs: int, threads: int, motion: Path) -> Any:
 
 
 class PartTimer:
-    """Exclusive wall time of wrapped calls, by part (a call inside another pauses the outer one's clock)."""
+    """Exclusive time of wrapped calls, by part (a call inside another pauses the outer one's clocks), on two
+    clocks: wall time, and the calling thread's CPU time (which other processes' load barely changes; the
+    simulator's native threads are not in it)."""
 
     def __init__(self) -> None:
-        self.acc: dict[str, float] = defaultdict(float)
+        self.wall: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
         self._stack: list[list[Any]] = []
         self._undo: list[Callable[[], None]] = []
+
+    @staticmethod
+    def now() -> tuple[float, float]:
+        """(wall, thread CPU) seconds."""
+        return time.perf_counter(), time.thread_time()
+
+    def _charge(self, part: str, since: tuple[float, float], now: tuple[float, float]) -> None:
+        self.wall[part] += now[0] - since[0]
+        self.cpu[part] += now[1] - since[1]
 
     def wrap(self, owner: Any, attr: str, part: str) -> None:
         """Replace ``owner.attr`` (a function, bound method or callable object) by a timed call."""
@@ -86,16 +99,16 @@ class PartTimer:
         had = attr in vars(owner) if hasattr(owner, "__dict__") else False
 
         def timed(*args: Any, **kw: Any) -> Any:
-            t = time.perf_counter()
+            t = self.now()
             if self._stack:
-                self.acc[self._stack[-1][0]] += t - self._stack[-1][1]
+                self._charge(self._stack[-1][0], self._stack[-1][1], t)
             self._stack.append([part, t])
             try:
                 return fn(*args, **kw)
             finally:
-                t2 = time.perf_counter()
+                t2 = self.now()
                 p, s = self._stack.pop()
-                self.acc[p] += t2 - s
+                self._charge(p, s, t2)
                 if self._stack:
                     self._stack[-1][1] = t2
 
@@ -157,18 +170,21 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
     ctrl = np.zeros((block, num_envs, raw.decimation, sim.model.nu))
     k = 0
 
-    def env_block(record: bool) -> float:
+    def env_block(record: bool) -> tuple[float, float]:
+        """(wall, thread CPU) seconds of ``block`` env steps."""
         nonlocal k
-        t = 0.0
+        wall = cpu = 0.0
         for i in range(block):
             a = pool[k % len(pool)]
             k += 1
-            t0 = time.perf_counter()
+            t0 = PartTimer.now()
             env.step(a)
-            t += time.perf_counter() - t0
+            t1 = PartTimer.now()
+            wall += t1[0] - t0[0]
+            cpu += t1[1] - t0[1]
             if record:
                 ctrl[i][:, :, raw.act] = sim._ctrl[:, sim._act][:, None, :]
-        return t
+        return wall, cpu
 
     def raw_block(state: np.ndarray) -> float:
         t0 = time.perf_counter()
@@ -183,23 +199,27 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or blocks < 2:
         s0 = _full_state(sim, raw)
-        t_env += env_block(True)
+        t_env += env_block(True)[0]
         t_raw += raw_block(s0)
         blocks += 1
     steps = blocks * block * num_envs
 
     timer = PartTimer()
     wrap_env(env, timer)
-    t_prof, pblocks = 0.0, 0
+    t_prof = c_prof = 0.0
+    pblocks = 0
     start = time.perf_counter()
     while time.perf_counter() - start < profile_s or pblocks < 1:
-        t_prof += env_block(False)
+        w, c = env_block(False)
+        t_prof, c_prof = t_prof + w, c_prof + c
         pblocks += 1
     timer.unwrap()
     sim.close()
     psteps = pblocks * block
-    parts = {p: 1e3 * timer.acc.get(p, 0.0) / psteps for p in PARTS if p != "other"}
+    parts = {p: 1e3 * timer.wall.get(p, 0.0) / psteps for p in PARTS if p != "other"}
     parts["other"] = max(0.0, 1e3 * t_prof / psteps - sum(parts.values()))
+    cpu = {p: 1e3 * timer.cpu.get(p, 0.0) / psteps for p in PARTS if p != "other"}
+    cpu["other"] = max(0.0, 1e3 * c_prof / psteps - sum(cpu.values()))
     return {
         "task": task,
         "num_envs": num_envs,
@@ -209,6 +229,8 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
         "ratio": t_raw / t_env,
         "profiled_ms_per_step": 1e3 * t_prof / psteps,
         "parts_ms_per_step": parts,
+        "main_thread_cpu_ms_per_step": 1e3 * c_prof / psteps,
+        "parts_cpu_ms_per_step": cpu,
     }
 
 
@@ -241,6 +263,8 @@ def main() -> None:
             print(f"{task:8s} N={n:4d} threads={args.threads}: env {r['env_steps_per_s']:7.0f} env steps/s, "
                   f"raw rollout {r['raw_env_steps_per_s']:7.0f}, ratio {r['ratio']:.2f} | ms/step "
                   f"{r['profiled_ms_per_step']:.2f}: {parts}", flush=True)  # fmt: skip
+            cpu = " ".join(f"{p} {v:.2f}" for p, v in r["parts_cpu_ms_per_step"].items())
+            print(f"{'':8s} main-thread CPU ms/step {r['main_thread_cpu_ms_per_step']:.2f}: {cpu}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
