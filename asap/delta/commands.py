@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from asap.rl.commands import add_nproc_option
+
 
 def _overrides(args: argparse.Namespace, options: dict[str, str]) -> list[str]:
     """The dotted overrides plus ``key=value`` for each command-line option given (``options``: option -> key)."""
@@ -21,10 +23,13 @@ def _train_delta(args: argparse.Namespace) -> int:
     from asap.delta.config import DeltaTrainConfig
     from asap.delta.train import train_delta
     from asap.eval.openloop import summary_line
+    from asap.rl.distributed import run_ranks
 
     options = {"motions": "motions", "out": "run.out_dir", "resume": "run.resume", "gap": "gap"}
     cfg = load_config(DeltaTrainConfig, args.config, _overrides(args, options))
-    s = train_delta(cfg)
+    s = run_ranks(train_delta, cfg, args.nproc)
+    if s is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     for h in s["openloop"]:
         print(f"open loop {h} s, E_g-mpjpe (mm): {summary_line(s['openloop'], h)}")
     print(json.dumps({k: s[k] for k in ("delta", "checkpoint", "train_time_s", "episodes")}))
@@ -51,6 +56,7 @@ def register_train_delta(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML config (configs/delta/*.yaml)")
     p.add_argument("--gap", help="reality-gap profile the logs came from, when known (adds the Oracle row)")
     p.add_argument("--resume", help="rsl-rl checkpoint (model_*.pt) of this run to resume from")
+    add_nproc_option(p)
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. env.joints=ankles")
     p.set_defaults(func=_train_delta)
 
@@ -58,11 +64,14 @@ def register_train_delta(sub: argparse._SubParsersAction) -> None:
 def _finetune(args: argparse.Namespace) -> int:
     from asap.config import load_config
     from asap.delta.finetune import FinetuneConfig, finetune
+    from asap.rl.distributed import run_ranks
 
     options = {"checkpoint": "checkpoint", "delta": "delta", "dynamics": "dynamics", "resume": "resume",
                "out": "out_dir", "dynamics_model": "dynamics_model"}  # fmt: skip
     cfg = load_config(FinetuneConfig, args.config, _overrides(args, options))
-    r = finetune(cfg)
+    r = run_ranks(finetune, cfg, args.nproc)
+    if r is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     ev = r.get("final_eval", {})
     print(f"fine-tuned on the aligned simulator: success {100 * ev.get('success_rate', 0):.0f}%, "
           f"E_mpjpe {ev.get('E_mpjpe_mm', float('nan')):.1f} mm; policy: {r.get('onnx')}")  # fmt: skip
@@ -88,5 +97,6 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run directory (out_dir)")
     p.add_argument("--config", help="YAML config (configs/finetune/*.yaml)")
     p.add_argument("--resume", help="a fine-tuning checkpoint of this run to continue from")
+    add_nproc_option(p)
     p.add_argument("overrides", nargs="*", help="dotted overrides")
     p.set_defaults(func=_finetune)

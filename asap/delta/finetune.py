@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +146,14 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         if dyn is not None and (lost := overwritten(tr.sim, dyn)):
             raise ValueError(f"the tracking env's domain randomisation rewrites {lost} of {cfg.dynamics} at every "
                              "reset: turn those pretrain.env.domain_rand options off")  # fmt: skip
-        if model is not None:
-            draw_delta_options(tr.sim, cfg)  # type: ignore[arg-type]
+        if model is not None:  # each rank of a data-parallel run draws its own envs' options
+            draw_delta_options(tr.sim, replace(cfg, seed=cfg.seed + tr.dist.rank))  # type: ignore[arg-type]
         out = Path(cfg.out_dir)
-        save_config(cfg, out / "finetune.yaml")
+        if tr.dist.is_main:
+            save_config(cfg, out / "finetune.yaml")
         result = tr.train()
+        if not tr.dist.is_main:  # rank 0 writes the run's files (--nproc / torchrun, asap.rl.distributed)
+            return result
         if model is not None:
             result["delta_mean_abs"] = tr.sim.mean_abs_delta  # type: ignore[attr-defined]
         if corrected:

@@ -188,9 +188,8 @@ class DeltaTrainer:
         )  # fmt: skip
 
     def close(self) -> None:
-        """Release the simulator; wait for every rank and leave the process group."""
+        """Release the simulator."""
         self.sim.close()
-        dist.teardown()
 
 
 def train_delta(cfg: DeltaTrainConfig) -> dict[str, Any]:

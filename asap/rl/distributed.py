@@ -116,7 +116,8 @@ def setup(device: str) -> DistInfo:
 
 
 def teardown() -> None:
-    """Wait for every rank, then leave the process group (no-op when not distributed)."""
+    """Wait for every rank, then leave the process group (no-op when not distributed). Once per process, at its
+    end: a process group cannot be joined again on the same rendezvous."""
     if tdist.is_available() and tdist.is_initialized():
         tdist.barrier()
         tdist.destroy_process_group()
@@ -207,7 +208,15 @@ def launch(fn: Callable[..., T], nproc: int, *args: Any) -> dict[int, T]:
     cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=int(nproc), run_id=str(uuid.uuid4()),
                        rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn",
                        monitor_interval=0.5)  # fmt: skip
-    return elastic_launch(cfg, fn)(*args)
+    return elastic_launch(cfg, _rank_main)(fn, *args)
+
+
+def _rank_main(fn: Callable[..., T], *args: Any) -> T:
+    """One launched rank: ``fn(*args)``, then leave the process group."""
+    try:
+        return fn(*args)
+    finally:
+        teardown()
 
 
 def run_ranks(fn: Callable[[Any], dict[str, Any]], cfg: Any, nproc: int) -> dict[str, Any] | None:
@@ -219,7 +228,7 @@ def run_ranks(fn: Callable[[Any], dict[str, Any]], cfg: Any, nproc: int) -> dict
     if info().distributed:
         if nproc > 1:
             raise ValueError("--nproc starts local ranks itself: drop it under torchrun (use --nproc_per_node)")
-        r = fn(cfg)
+        r = _rank_main(fn, cfg)
         return r if info().is_main else None
     if nproc <= 1:
         return fn(cfg)

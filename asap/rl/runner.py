@@ -359,11 +359,10 @@ class Trainer:
         return path
 
     def close(self) -> None:
-        """Release simulators; wait for every rank and leave the process group."""
+        """Release simulators."""
         self.sim.close()
         if self._eval_env is not None:
             self._eval_env.sim.close()
-        dist.teardown()
 
 
 class _NullWriter:
