@@ -188,3 +188,20 @@ def test_virtual_g1_ground_truth_over_odometry_is_logged_within_5mm_and_1deg(tmp
     # velocities: the body-frame twist turned back into the world frame
     lin = np.stack([truth[int(k)][2] for k in ticks])
     assert m.root_lin_vel is not None and np.abs(m.root_lin_vel - lin).mean() < 0.05
+
+
+def test_collect_and_deploy_take_the_root_source_flag() -> None:
+    """`--root-source` reaches the runtime config; a malformed one is refused before anything starts."""
+    import argparse
+
+    from deploy.commands import _runtime_config, register
+
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    argv = ["collect", "--policy", "p.onnx", "--out", "o", "--virtual", "--root-source", "odometry:/mocap/g1"]
+    args = p.parse_args(argv)
+    cfg = _runtime_config(args, 1, "lo")
+    assert cfg.root_source == "odometry:/mocap/g1" and parse_root_source(cfg.root_source)[1] == "rt/mocap/g1"
+    assert _runtime_config(p.parse_args(["deploy", "--policy", "p.onnx"]), 0, None).root_source == "odometry"
+    with pytest.raises(ValueError, match="unknown root source"):
+        _runtime_config(p.parse_args(["deploy", "--policy", "p.onnx", "--root-source", "gps"]), 0, None)
