@@ -1,7 +1,8 @@
 """The robot runtime: a fixed-rate loop around :class:`deploy.controller.Controller` over DDS.
 
 One thread, ticking at ``cmd_hz`` (default 100 Hz) on absolute deadlines: every tick it takes the newest
-LowState, applies remote/keyboard events, runs the safety checks and publishes a LowCmd (CRC set,
+LowState and every waiting root sample of the odometry topic (``root_source``, :mod:`deploy.odometry`; logged
+with their own stamps), applies remote/keyboard events, runs the safety checks and publishes a LowCmd (CRC set,
 ``mode_machine`` echoed); every ``cmd_hz * control_dt``-th tick it is a policy step (50 Hz), which measures its
 own period and logs one row. Between ticks it also wakes at the watchdog's deadline (the arrival time of the
 newest LowState, stamped by DDS's own thread, plus the watchdog time), so a robot that goes silent gets damping
