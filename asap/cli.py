@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 import warnings
 
@@ -36,10 +37,15 @@ def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.Argumen
 
 def command_modules(argv: list[str]) -> tuple[str, ...]:
     """The modules to load for a command line: a robot command (``asap deploy`` ...) loads only
-    ``deploy.commands``, so that it runs on the robot's computer without the training stack (torch, MuJoCo)."""
+    ``deploy.commands``, so that it runs on the robot's computer without the training stack (torch, MuJoCo); so
+    does every command line of the runtime-only install (``runtime/``, docs/onboard.md), which has no stages."""
     from deploy.commands import COMMANDS
 
-    return ("deploy.commands",) if argv and argv[0] in COMMANDS else COMMAND_MODULES
+    if argv and argv[0] in COMMANDS:
+        return ("deploy.commands",)
+    if importlib.util.find_spec("asap.rl") is None:  # the runtime-only install (runtime/): the robot commands alone
+        return ("deploy.commands",)
+    return COMMAND_MODULES
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,6 +161,10 @@ def test_runtime_install_has_no_training_stack(runtime_venv: Path, tmp_path: Pat
                        capture_output=True, text=True, cwd=tmp_path, env=_clean_env())  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert Path(r.stdout.strip()).is_relative_to(runtime_venv.parent), r.stdout
+    # its `asap` lists the robot commands (the training stages are not installed)
+    r = subprocess.run([str(runtime_venv / "asap"), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                       env=_clean_env())  # fmt: skip
+    assert r.returncode == 0 and "deploy" in r.stdout and "pretrain" not in r.stdout, r.stdout + r.stderr[-2000:]
 
 
 def _clean_env() -> dict[str, str]:
