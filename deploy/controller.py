@@ -63,6 +63,14 @@ class ControllerConfig:
     RETURN (back to the default pose after the motion) are RAMPs of a robot that already stood."""
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     """Safety thresholds."""
+    excitation_std: float = 0.0
+    """Standard deviation of Gaussian noise added to every policy action in RUN (action units, i.e. x action_scale
+    rad of target; 0 = off), for collecting delta-training data: a deterministic policy on a repeatable robot logs
+    nearly the same trajectory in every episode, and π^Δ then learns one trajectory; small noise spreads the logged
+    states. The noise goes through the safety checks and target shaping like any action, and the log records the
+    applied (noisy) action."""
+    excitation_seed: int = 0
+    """Seed of the excitation noise."""
 
 
 @dataclass
@@ -142,6 +150,8 @@ class Controller:
         self.c = contract
         self.policy = policy
         self.cfg = cfg or ControllerConfig()
+        self.excitation = np.random.default_rng(self.cfg.excitation_seed)
+        """Generator of the excitation noise (:attr:`ControllerConfig.excitation_std`)."""
         spec = get_spec(contract.robot_variant)
         table = spec.motor_table()
         self.joint_motors = contract.motor_index
@@ -300,6 +310,8 @@ class Controller:
         phase = policy_phase(k, self.c.control_dt, self.c.motion_length_s)
         obs = self.observe(st, phase)
         action = np.asarray(self.policy(obs), dtype=np.float64)
+        if self.cfg.excitation_std > 0:
+            action = action + self.excitation.normal(0.0, self.cfg.excitation_std, action.shape)
         info = PolicyStepRecord(Mode.RUN, phase, k, self.episode, action, obs)
         ev = self.safety.check_action(now, action, self.c.joint_names)
         if ev is None:

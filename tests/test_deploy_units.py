@@ -441,3 +441,40 @@ def test_start_pose_blend_before_run(tmp_path: Path) -> None:
     ctl.request("run", 0.2)
     ctl.request("stop", 0.21)  # stop during the blend: no run afterwards
     assert ctl.pending_run is None and ctl.mode == Mode.DAMPING
+
+
+def _run_infos(policy_path: Path, cfg) -> list:  # noqa: ANN001
+    """The PolicyStepRecords of one whole run (start -> hold -> run) of the policy on a still robot."""
+    from deploy.contract import OnnxPolicy
+    from deploy.controller import Controller, Mode
+
+    pol = OnnxPolicy(policy_path)
+    ctl = Controller(pol.contract, pol, cfg)
+    ctl.on_state(_fake_state(1, 0.0))
+    ctl.request("start", 0.0)
+    t, tick = 0.0, 1
+    while ctl.mode != Mode.HOLD:
+        t, tick = t + 0.02, tick + 1
+        ctl.on_state(_fake_state(tick, t))
+        ctl.policy_step(t)
+    ctl.request("run", t)
+    infos = []
+    for _ in range(ctl.steps_per_motion):
+        t, tick = t + 0.02, tick + 1
+        ctl.on_state(_fake_state(tick, t))
+        infos.append(ctl.policy_step(t))
+    return infos
+
+
+def test_excitation_noise_is_applied_and_logged(policy_path: Path) -> None:
+    """Collection excitation: the applied (and logged) action is the policy's plus N(0, std) noise, seeded."""
+    from deploy.controller import ControllerConfig
+
+    plain = _run_infos(policy_path, ControllerConfig(ramp_s=0.0, start_blend_s=0.0))
+    noisy = _run_infos(policy_path, ControllerConfig(ramp_s=0.0, start_blend_s=0.0, excitation_std=0.1))
+    again = _run_infos(policy_path, ControllerConfig(ramp_s=0.0, start_blend_s=0.0, excitation_std=0.1))
+    # the first step sees the same observation (no action applied yet): the difference is the noise alone
+    d = noisy[0].action - plain[0].action
+    assert 0.03 < d.std() < 0.2 and abs(d.mean()) < 0.06
+    assert not np.allclose(noisy[0].obs, noisy[1].obs)  # the noisy action reaches the next observation
+    np.testing.assert_array_equal(np.stack([i.action for i in noisy]), np.stack([i.action for i in again]))
