@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.controller import Mode
-from deploy.logger import log_to_motions
+from deploy.log_commands import export_motions
 from deploy.runtime import Runtime, RuntimeConfig
 
 
@@ -136,12 +136,7 @@ def collect(
                 proc.wait(10)
             except Exception:  # noqa: BLE001
                 proc.kill()
-    motions = log_to_motions(out / "log")
-    paths = []
-    mdir = out / "motions"
-    for m in motions:
-        name = f"{m.meta.get('motion_name') or 'motion'}_ep{int(m.meta['episode']):03d}.npz"
-        paths.append(str(m.save(mdir / name, overwrite=True)))
+    motions, paths = export_motions(out / "log", out / "motions")  # what `asap log export` writes
     summary["motions"] = paths
     summary["episodes_converted"] = len(paths)
     summary["completed"] = [bool(m.meta["completed"]) for m in motions]

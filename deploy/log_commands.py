@@ -33,15 +33,17 @@ def motion_file_name(meta: dict[str, Any]) -> str:
 
 
 def export_motions(
-    log_dir: str | Path, out_dir: str | Path, keep: set[int] | None = None, drop: set[int] | None = None
-) -> tuple[list[Any], list[str]]:
-    """Convert the log's RUN episodes (:func:`deploy.logger.log_to_motions`) and save them as
-    ``out_dir/<motion>_epNNN.npz``; ``keep``/``drop``: episode ids to keep only / to leave out.
-    Returns (motions, paths). What ``asap collect`` does at its end and ``asap log export`` does on demand."""
+    log_dir: str | Path, out_dir: str | Path, keep: set[int] | None = None, drop: set[int] | None = None,
+    root_source: str | None = None,
+) -> tuple[list[Any], list[str]]:  # fmt: skip
+    """Convert the log's RUN episodes (:func:`deploy.logger.log_to_motions`, root from ``root_source``: None = what
+    the log's meta says) and save them as ``out_dir/<motion>_epNNN.npz``; ``keep``/``drop``: episode ids to keep
+    only / to leave out. Returns (motions, paths). What ``asap collect`` does at its end and ``asap log export``
+    does on demand."""
     from deploy.logger import log_to_motions
 
     motions = [
-        m for m in log_to_motions(log_dir)
+        m for m in log_to_motions(log_dir, root_source=root_source)
         if (keep is None or int(m.meta["episode"]) in keep) and int(m.meta["episode"]) not in (drop or set())
     ]  # fmt: skip
     out = Path(out_dir)
@@ -49,14 +51,16 @@ def export_motions(
     return motions, paths
 
 
-def root_source(meta: dict[str, Any], valid: bool) -> str:
-    """The root source of an episode whose root columns are all valid (``valid``) or not: ``meta["root_source"]``
-    when the log names one, else the convention of :func:`deploy.logger.log_to_motions`."""
-    if meta.get("root_source"):
-        return str(meta["root_source"])
-    if not valid:
-        return "imu_only"
-    return "simulator" if meta.get("virtual") else "mocap"
+def episode_root(log: dict[str, Any], rows: np.ndarray) -> tuple[dict[str, Any], str]:
+    """The root the conversion gives the episode at ``rows`` (arrays ``pos``, ``quat`` ...) and its source name:
+    :func:`deploy.logger._episode_root` with the source the log's meta selects, so ``show`` plots what ``export``
+    writes."""
+    from deploy.logger import _episode_root
+
+    meta = log["meta"]
+    want = {"odometry": "odometry", "estimate": "estimate"}.get(str(meta.get("root_source")), "columns")
+    root, root_meta = _episode_root(meta, log["steps"], rows, log.get("odometry") or {}, want)
+    return root, str(root_meta["root_source"])
 
 
 def episode_spans(steps: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -100,19 +104,22 @@ def list_episodes(log: dict[str, Any]) -> list[dict[str, Any]]:
                   if ev.get("to") == "DAMPING" and t0 - 1e-6 <= float(ev.get("time", -1)) <= t1 + dt]  # fmt: skip
         run = int(np.count_nonzero(s["mode"][rows] == RUN))
         valid = s["root_valid"][rows].astype(bool) if "root_valid" in s else np.zeros(len(rows), bool)
+        _, source = episode_root(log, rows)
         out.append({
             "episode": e, "modes": _mode_sequence(s["mode"][span]), "faults": faults,
             "duration_s": round(t1 - t0 + dt, 3), "run_s": round(run * dt, 3), "policy_steps": run,
-            "completed": bool(run >= need), "root_source": root_source(meta, bool(valid.all())),
+            "completed": bool(run >= need), "root_source": source,
             "root_coverage": round(float(valid.mean()) if len(valid) else 0.0, 3),
         })  # fmt: skip
     return out
 
 
-def plot_episode(log: dict[str, Any], episode: int, span: np.ndarray, out_dir: str | Path) -> list[Path]:
-    """Write ``ep<NNN>_joints.png`` (q and q_target of the policy joints, RUN shaded), ``ep<NNN>_torques.png``
-    (tau_est with +-effort limits) and ``ep<NNN>_root.png`` (root x/y/z, top view, roll/pitch/yaw of the root, or
-    of the IMU when the root is invalid) for the rows ``span`` of ``log``; returns the paths."""
+def plot_episode(
+    log: dict[str, Any], episode: int, rows: np.ndarray, span: np.ndarray, out_dir: str | Path
+) -> list[Path]:
+    """Write ``ep<NNN>_joints.png`` (q and q_target of the policy joints over the episode's ``span``, RUN shaded),
+    ``ep<NNN>_torques.png`` (tau_est with +-effort limits) and ``ep<NNN>_root.png`` (the root the export gives the
+    RUN ``rows``: x/y/z, top view, roll/pitch/yaw; its source in the title); returns the paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,22 +170,21 @@ def plot_episode(log: dict[str, Any], episode: int, span: np.ndarray, out_dir: s
         fig.savefig(p, dpi=80)
         plt.close(fig)
         paths.append(p)
-    valid = s["root_valid"][span].astype(bool)
+    root, source = episode_root(log, rows)
+    tr = s["time"][rows] - s["time"][span[0]]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    pos = np.where(valid[:, None], s["root_pos"][span], np.nan)
+    pos = np.asarray(root["pos"], dtype=float)
     for k, lab in enumerate("xyz"):
-        axes[0].plot(t, pos[:, k], label=lab)
-    shade(axes[0])
-    axes[0].set(xlabel="s", ylabel="m", title=f"root position ({root_source(meta, bool(valid.all()))})")
+        axes[0].plot(tr, pos[:, k], label=lab)
+    axes[0].set(xlabel="s", ylabel="m", title=f"root position ({source})")
     axes[0].legend(fontsize=7)
     axes[1].plot(pos[:, 0], pos[:, 1])
-    axes[1].set(xlabel="x [m]", ylabel="y [m]", title="top view", aspect="equal")
-    quat = np.where(valid[:, None], s["root_quat"][span], s["imu_quat"][span].astype(float))
-    rpy = np.degrees(quat_to_rpy(quat_normalize(quat.astype(float))))
+    axes[1].plot(pos[:1, 0], pos[:1, 1], "o")
+    axes[1].set(xlabel="x [m]", ylabel="y [m]", title="top view (o: start)", aspect="equal")
+    rpy = np.degrees(quat_to_rpy(quat_normalize(np.asarray(root["quat"], dtype=float))))
     for k, lab in enumerate(("roll", "pitch", "yaw")):
-        axes[2].plot(t, rpy[:, k], label=lab)
-    shade(axes[2])
-    axes[2].set(xlabel="s", ylabel="deg", title="orientation (root, else IMU)")
+        axes[2].plot(tr, rpy[:, k], label=lab)
+    axes[2].set(xlabel="s", ylabel="deg", title="root orientation")
     axes[2].legend(fontsize=7)
     fig.suptitle(f"episode {episode}: root trajectory", fontsize=9)
     fig.tight_layout()
@@ -197,10 +203,11 @@ def show(log_dir: str | Path, out_dir: str | Path | None = None, plots: bool = T
     log = read_log(log_dir)
     eps = list_episodes(log)
     if plots:
-        spans = {e: span for e, _, span in episode_spans(log["steps"])}
+        spans = {e: (rows, span) for e, rows, span in episode_spans(log["steps"])}
         out = Path(out_dir) if out_dir is not None else Path(log_dir) / "plots"
         for rec in eps:
-            rec["plots"] = [str(p) for p in plot_episode(log, rec["episode"], spans[rec["episode"]], out)]
+            rows, span = spans[rec["episode"]]
+            rec["plots"] = [str(p) for p in plot_episode(log, rec["episode"], rows, span, out)]
     return eps
 
 
@@ -236,7 +243,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    motions, paths = export_motions(args.log_dir, args.out, keep=_ids(args.episodes), drop=_ids(args.exclude))
+    motions, paths = export_motions(args.log_dir, args.out, keep=_ids(args.episodes), drop=_ids(args.exclude),
+                                    root_source=args.root_source)  # fmt: skip
     for m, p in zip(motions, paths):  # export_motions returns one path per motion
         print(f"  {p}  ({m.meta['policy_steps']} policy steps, root {m.meta['root_source']}"
               f"{'' if m.meta['completed'] else ', cut short'})")  # fmt: skip
@@ -297,4 +305,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="output folder of <motion>_epNNN.npz")
     q.add_argument("--episodes", default=None, help="only these episode ids, comma-separated")
     q.add_argument("--exclude", default=None, help="leave out these episode ids, comma-separated")
+    q.add_argument(
+        "--root-source",
+        default=None,
+        choices=["odometry", "estimate", "columns"],
+        help="where the root comes from (default: the log's meta; columns = attached mocap/older logs)",
+    )
     q.set_defaults(func=_export)

@@ -35,8 +35,11 @@ RB_OFFSET_QUAT = np.array([math.cos(0.4), 0.0, 0.0, math.sin(0.4)])
 """Pelvis frame in the rigid body's frame (wxyz, 0.8 rad about z)."""
 
 
-def make_sim_log(log_dir: Path, seed: int = 0, episodes: int = 2) -> dict[str, np.ndarray]:
-    """Simulate and log (see module docstring). Returns the ground truth on the simulation clock: ``t`` (s; log
+def make_sim_log(
+    log_dir: Path, seed: int = 0, episodes: int = 2, fault_at: float | None = None
+) -> dict[str, np.ndarray]:
+    """Simulate and log (see module docstring); ``fault_at``: the last episode damps (a fall) that many seconds into
+    its run, as the runtime would, and stays in damping. Returns the ground truth on the simulation clock: ``t`` (s; log
     time 0 is simulation time 0.37 s), ``pos`` (T, 3), ``quat`` (T, 4) at every 5 ms physics step."""
     from asap.robot.spec import get_spec
     from deploy.engine import MujocoEngine
@@ -70,7 +73,7 @@ def make_sim_log(log_dir: Path, seed: int = 0, episodes: int = 2) -> dict[str, n
     n_steps = int(round((t_log_end + OFFSET + 0.6) / eng.dt))
     target = default.copy()
     k_kick, pulse, pulse_end = 0, np.zeros(3), -1.0
-    pending = None
+    pending, faulted = None, False
     for k in range(n_steps):
         ts = k * eng.dt
         tl = ts - OFFSET
@@ -82,6 +85,11 @@ def make_sim_log(log_dir: Path, seed: int = 0, episodes: int = 2) -> dict[str, n
                     mode, ep, run_t = m, e, tl - acc
                     break
                 acc += d
+            if fault_at is not None and mode == 3 and ep == episodes - 1 and run_t >= fault_at and not faulted:
+                faulted = True
+                logger.event({"time": tl, "from": "RUN", "to": "DAMPING", "cause": "fall: tilt 61 deg > 55 deg"})
+            if faulted:
+                mode = 4
             action = np.zeros(len(mi))
             if mode == 3:
                 action = 1.2 * np.sin(2 * np.pi * freq * run_t + phase0) * np.minimum(1.0, run_t / 0.3)
@@ -91,11 +99,13 @@ def make_sim_log(log_dir: Path, seed: int = 0, episodes: int = 2) -> dict[str, n
                                     gyro=s.gyro, acc=s.acc)  # fmt: skip
             info = SimpleNamespace(mode=mode, episode=ep, run_step=int(run_t / c.control_dt) if mode == 3 else -1,
                                    phase=0.0, action=action, obs=np.zeros(0, np.float32))  # fmt: skip
-            pending = (state, info, SimpleNamespace(q=target, kp=kp, kd=kd), mode == 3 and run_t >= 4.0 - 0.03)
+            gains = (np.zeros(29), np.full(29, 8.0)) if faulted else (kp, kd)
+            pending = (state, info, SimpleNamespace(q=target, kp=gains[0], kd=gains[1]),
+                       mode == 3 and run_t >= 4.0 - 0.03)  # fmt: skip
         while k_kick < len(kicks) and kicks[k_kick] <= ts:  # a shove: a torque pulse of 0.1 s on the pelvis
             pulse, pulse_end = rng.normal(0.0, 60.0, 3), ts + 0.1
             k_kick += 1
-        tau = kp * (target - s.q) - kd * s.dq
+        tau = -8.0 * s.dq if faulted else kp * (target - s.q) - kd * s.dq
         eng.set_torque(np.clip(tau, -mt["effort"], mt["effort"]))
         wrench = support_wrench(s, anchor, sp)
         if ts < pulse_end:
