@@ -103,12 +103,19 @@ def privileged_terms(root_pos: Array, root_quat: Array, body_pos: Array, ref_bod
     """
     n, b = body_pos.shape[0], body_pos.shape[1]
     hq = yaw_quat(root_quat)
-    hq_b = hq[:, None, :].expand(n, b, 4) if _is_torch(hq) else np.broadcast_to(hq[:, None, :], (n, b, 4))
-    dif = quat_rotate_inverse(hq_b, ref_body_pos - body_pos)
-    loc = quat_rotate_inverse(hq_b, ref_body_pos - root_pos[:, None, :])
+    # both vector sets rotated in one call (elementwise: the same values as two calls)
+    if _is_torch(hq):
+        import torch
+
+        vecs = torch.cat([ref_body_pos - body_pos, ref_body_pos - root_pos[:, None, :]], dim=1)
+        hq_b = hq[:, None, :].expand(n, 2 * b, 4)
+    else:
+        vecs = np.concatenate([ref_body_pos - body_pos, ref_body_pos - root_pos[:, None, :]], axis=1)
+        hq_b = np.broadcast_to(hq[:, None, :], (n, 2 * b, 4))
+    rot = quat_rotate_inverse(hq_b, vecs)
     return {
-        "dif_local_rigid_body_pos": dif.reshape(n, 3 * b),
-        "local_ref_rigid_body_pos": loc.reshape(n, 3 * b),
+        "dif_local_rigid_body_pos": rot[:, :b].reshape(n, 3 * b),
+        "local_ref_rigid_body_pos": rot[:, b:].reshape(n, 3 * b),
     }
 
 

@@ -382,15 +382,18 @@ class TrackingEnv:
         phase = policy_phase(self.episode_length_buf, self.dt, self.motion_len, self.motion_start)
         if self.cfg.residual_actions:
             self.ref_action = (ref.dof_pos - self.default_pos) / self.action_scale
+        # base-frame angular and linear velocity in one rotation (elementwise: the same values as two)
+        q = st.root_quat
+        vel = world_to_base(q[:, None, :].expand(-1, 2, 4), torch.stack([st.root_ang_vel, st.root_lin_vel], dim=1))
         raw = proprio_terms(
-            root_quat=st["root_quat"],
-            base_ang_vel=world_to_base(st["root_quat"], st["root_ang_vel"]),
-            dof_pos=st["q"],
-            dof_vel=st["qd"],
+            root_quat=q,
+            base_ang_vel=vel[:, 0],
+            dof_pos=st.q,
+            dof_vel=st.qd,
             default_dof_pos=self.default_pos,
             last_action=self.actions,
             phase=phase,
-            base_lin_vel=world_to_base(st["root_quat"], st["root_lin_vel"]),
+            base_lin_vel=vel[:, 1],
         )
         if "critic" in self.obs_builder.groups:
             raw.update(privileged_terms(st["root_pos"], st["root_quat"], st["body_pos"], ref.body_pos))
