@@ -86,13 +86,13 @@ class VirtualOperator(threading.Thread):
 def collect(
     policy: str | Path, out_dir: str | Path, episodes: int = 1, cfg: RuntimeConfig | None = None,
     virtual: bool = True, gap: str | Path | None = None, script: OperatorScript | None = None,
-    timeout_s: float | None = None, spawn_sim: bool = True, odometry: Any = None,
+    timeout_s: float | None = None, spawn_sim: bool = True, odometry: Any = None, engine: str = "mujoco",
 ) -> dict[str, Any]:  # fmt: skip
     """Run ``episodes`` episodes and convert them; returns a summary (also written to out_dir/summary.json).
 
     The root of the converted Motions comes from ``cfg.root_source`` (:class:`deploy.runtime.RuntimeConfig`);
     ``odometry`` (a :class:`deploy.odometry.OdometryPublishConfig`) sets how a spawned virtual G1 publishes its
-    ground truth.
+    ground truth; ``engine``: the spawned virtual G1's physics engine (``mujoco`` or ``genesis``).
     """
     from deploy import virtual_g1
 
@@ -102,10 +102,11 @@ def collect(
     proc = None
     if virtual and spawn_sim:
         proc = virtual_g1.spawn(gap, cfg.domain_id, cfg.interface or "lo", log=out / "virtual_g1.log",
-                                odometry=odometry)  # fmt: skip
+                                odometry=odometry, engine=engine)  # fmt: skip
     try:
         rt = Runtime(policy, cfg, log_dir=out / "log",
-                     extra_meta={"gap": str(gap) if gap else None, "virtual": virtual})  # fmt: skip
+                     extra_meta={"gap": str(gap) if gap else None, "virtual": virtual,
+                                 "engine": engine if virtual else None})  # fmt: skip
         op = None
         if virtual:
             cli = virtual_g1.SimClient(cfg.domain_id, cfg.interface)

@@ -101,6 +101,7 @@ def _collect(args: argparse.Namespace) -> int:
     summary = collect(
         args.policy, args.out, args.episodes, cfg, virtual=args.virtual, gap=args.gap,
         script=OperatorScript(keep_support=args.keep_support), timeout_s=args.timeout, spawn_sim=not args.no_spawn,
+        engine=args.engine,
     )  # fmt: skip
     print(json.dumps({k: summary[k] for k in ("episodes_converted", "completed", "mode", "fault", "jitter_ms_p99")},
                      default=str))  # fmt: skip
@@ -181,6 +182,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gap", default=None, help="reality-gap profile for the virtual G1")
     p.add_argument("--no-spawn", action="store_true", help="use an already running `asap robot-sim`")
     p.add_argument("--keep-support", action="store_true", help="virtual G1: keep the support during the motion")
+    p.add_argument(
+        "--engine",
+        default="mujoco",
+        choices=["mujoco", "genesis"],
+        help="virtual G1: physics engine of the spawned simulator (an engine gap when it is genesis)",
+    )
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--motion", default=None, help="refuse to start unless this motion file is the policy's clip")
     _common(p)

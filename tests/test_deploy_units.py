@@ -478,3 +478,20 @@ def test_excitation_noise_is_applied_and_logged(policy_path: Path) -> None:
     assert 0.03 < d.std() < 0.2 and abs(d.mean()) < 0.06
     assert not np.allclose(noisy[0].obs, noisy[1].obs)  # the noisy action reaches the next observation
     np.testing.assert_array_equal(np.stack([i.action for i in noisy]), np.stack([i.action for i in again]))
+
+
+def test_collect_spawns_the_virtual_g1_on_the_requested_engine(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """`asap collect --virtual --engine genesis` hands the engine to the spawned virtual G1 (an engine gap)."""
+    from deploy import virtual_g1
+    from deploy.collect import collect
+
+    seen = {}
+
+    def spawn(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.update(kwargs)
+        raise RuntimeError("spawned")
+
+    monkeypatch.setattr(virtual_g1, "spawn", spawn)
+    with pytest.raises(RuntimeError, match="spawned"):
+        collect("policy.onnx", tmp_path, engine="genesis")
+    assert seen["engine"] == "genesis"
