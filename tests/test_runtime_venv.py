@@ -301,3 +301,22 @@ def test_runtime_venv_episode_matches_full_install(runtime_venv: Path, tmp_path:
     print(f"[episodes] mean |q_runtime_venv - q_full| over the motion: {dq:.4f} rad")
     assert dq < 0.05, dq
     assert any("Before sending torque commands" in line for line in venv_out)  # the checklist was printed
+    # the conversion a real robot runs at the end of `asap collect` without an odometry stream: the root estimated
+    # from the IMU and leg kinematics, with the robot model copied from the workstation (ASAP_G1_MJCF)
+    from asap.robot.assets import g1_mjcf_path
+    from deploy.logger import log_to_motions
+
+    env = _clean_env()
+    env["ASAP_G1_MJCF"] = str(g1_mjcf_path())
+    code = (
+        "import sys, numpy as np; from deploy.logger import log_to_motions; "
+        "m = log_to_motions(sys.argv[1], root_source='estimate')[0]; "
+        "np.savez(sys.argv[2], root_pos=m.root_pos, root_quat=m.root_quat, dof_pos=m.dof_pos, action=m.action)"
+    )
+    r = subprocess.run([str(runtime_venv / "python"), "-c", code, str(venv_dir), str(tmp_path / "onboard.npz")],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-1000:] + r.stderr[-2000:]
+    onboard = np.load(tmp_path / "onboard.npz")
+    ref = log_to_motions(venv_dir, root_source="estimate")[0]
+    for k in ("root_pos", "root_quat", "dof_pos", "action"):
+        np.testing.assert_allclose(onboard[k], getattr(ref, k), atol=1e-9, err_msg=k)

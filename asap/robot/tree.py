@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +189,7 @@ def parse_tree(path: str | Path) -> KinematicTree:
     return KinematicTree(bodies)
 
 
-@cache
+@lru_cache(maxsize=None)  # functools.cache: Python >= 3.9 (the robot runtime runs on 3.8)
 def g1_tree(path: str | None = None) -> KinematicTree:
     """The tree of the G1 MJCF the simulator uses (:func:`asap.robot.assets.g1_mjcf_path`), parsed once."""
     from asap.robot.assets import g1_mjcf_path
