@@ -311,3 +311,13 @@ def test_reader_errors_name_the_fix(tmp_path: Path) -> None:
         read_mocap(p, MocapConfig(format="c3d"))
     with pytest.raises(ValueError, match="Frame,Time"):
         read_mocap(p, MocapConfig(format="optitrack"))
+
+
+def test_real_g1_doc_quotes_the_defaults() -> None:
+    """docs/real_g1.md's figures are MocapConfig's defaults."""
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "real_g1.md").read_text().split())
+    cfg = MocapConfig()
+    for phrase in (f"correlation below {cfg.min_correlation:g}", f"`max_gap_s` ({cfg.max_gap_s * 1e3:.0f} ms)",
+                   f"on a {cfg.grid_hz:.0f} Hz grid", "at least half of the shorter one"):  # fmt: skip
+        assert phrase in doc, phrase
+    assert cfg.min_overlap_fraction == 0.5
