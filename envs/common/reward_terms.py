@@ -175,3 +175,38 @@ def episode_reward_means(
         return {}
     steps = lengths[ended].float().clamp(min=1)
     return {f"rew_{k}": (v[ended] / steps).mean() / dt for k, v in sums.items()}
+
+
+class EpisodeSums:
+    """Running per-episode sums of a task's (N,) reward terms, kept as one (T, N) array: a step adds every term in
+    one operation and a reset zeroes every term of the reset envs in one; the same values as
+    :func:`episode_reward_means` on a dict of sums."""
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] = ()
+        """Term names, in the order of the rows of :attr:`sums`."""
+        self.sums: torch.Tensor | None = None
+        """(T, N) sum of each term over each env's current episode."""
+
+    def add(self, terms: dict[str, torch.Tensor], done: torch.Tensor, lengths: torch.Tensor, dt: float
+            ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Add this step's terms; return each term's mean reward per second over the episodes that ended
+        (``done`` (N,) bool, ``lengths`` (N,) their step counts), as ``rew_<term>`` (empty when none ended)."""
+        names = tuple(terms)
+        if names != self.names or self.sums is None:
+            old = dict(zip(self.names, self.sums, strict=True)) if self.sums is not None else {}
+            first = next(iter(terms.values()))
+            self.sums = torch.stack([old.get(k, torch.zeros_like(first)) for k in names])
+            self.names = names
+        self.sums += torch.stack(list(terms.values()))
+        ended = done.nonzero().flatten()
+        if ended.numel() == 0:
+            return {}
+        steps = lengths[ended].float().clamp(min=1)
+        means = (self.sums[:, ended] / steps).mean(dim=1) / dt
+        return {f"rew_{k}": means[i] for i, k in enumerate(self.names)}
+
+    def reset(self, env_ids: torch.Tensor) -> None:
+        """Zero the sums of the given envs (their episodes restart)."""
+        if self.sums is not None:
+            self.sums[:, env_ids] = 0

@@ -28,7 +28,7 @@ from asap.robot.spec import FEET, VR_3POINT
 from asap.root_source import QUANTITIES, trusted
 from asap.sim.base import Simulator
 from asap.sim.state import SimState
-from envs.common.reward_terms import RewardTable, TermContext, episode_reward_means
+from envs.common.reward_terms import EpisodeSums, RewardTable, TermContext
 from envs.common.state import has_fused_read, read_sim_state
 from envs.delta.config import DeltaEnvConfig
 from envs.tracking.env import TrackingStepResult
@@ -95,7 +95,7 @@ class DeltaEnv:
         self.obs: dict[str, torch.Tensor] = {}
         self.eval_mode = False
         self._ended_stats: dict[str, torch.Tensor] = {}
-        self._ep_sums: dict[str, torch.Tensor] = {}
+        self._ep_sums = EpisodeSums()
         self.reset()
 
     # ------------------------------------------------------------------------------------------ windows
@@ -134,8 +134,7 @@ class DeltaEnv:
         self.delta[ids] = 0.0
         self.last_delta[ids] = 0.0
         self.delta_full[ids] = 0.0
-        for v in self._ep_sums.values():
-            v[ids] = 0.0
+        self._ep_sums.reset(ids)
 
     def _shape(self, action: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """Logged raw actions (n, J) -> the joint targets the runtime sent (:func:`asap.control.shape_targets`)."""
@@ -189,7 +188,7 @@ class DeltaEnv:
         return read_sim_state(self.sim, self._fused_read)
 
     def _episode_stats(self, terms: dict[str, torch.Tensor], done: torch.Tensor) -> None:
-        self._ended_stats = episode_reward_means(self._ep_sums, terms, done, self.episode_length_buf, self.dt)
+        self._ended_stats = self._ep_sums.add(terms, done, self.episode_length_buf, self.dt)
 
     # ---------------------------------------------------------------------------------------- observations
     def _compute_obs(self, st: SimState) -> None:

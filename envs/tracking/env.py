@@ -30,7 +30,7 @@ from asap.sim.base import DYNAMICS_BODIES, DynamicsParams, Simulator
 from asap.sim.state import SimState
 from asap.utils.rotations import axis_angle_to_quat, quat_mul, quat_normalize
 from envs.common.curricula import TrackingCurricula
-from envs.common.reward_terms import RewardTable, TermContext, episode_reward_means
+from envs.common.reward_terms import EpisodeSums, RewardTable, TermContext
 from envs.common.state import has_fused_read, read_sim_state
 from envs.common.terminations import tracking_terminations
 from envs.tracking.config import TrackingEnvConfig
@@ -114,7 +114,7 @@ class TrackingEnv:
         self.eval_mode = False
         """Evaluation: no noise, no curricula updates, no random resets (see :meth:`set_eval`)."""
         self._step_count = 0
-        self._ep_sums: dict[str, torch.Tensor] = {}
+        self._ep_sums = EpisodeSums()
         self.ref_now: MotionState | None = None
         self.ref_next: MotionState | None = None
         self.obs: dict[str, torch.Tensor] = {}
@@ -233,8 +233,7 @@ class TrackingEnv:
         if dr.push:
             lo, hi = (int(round(s / self.dt)) for s in dr.push_interval_s)
             self.push_countdown[env_ids] = torch.randint(lo, max(hi, lo + 1), (n,), generator=self.gen).to(self.device)
-        for v in self._ep_sums.values():
-            v[env_ids] = 0
+        self._ep_sums.reset(env_ids)
 
     def _randomize(self, env_ids: torch.Tensor) -> None:
         dr = self.cfg.domain_rand
@@ -358,7 +357,7 @@ class TrackingEnv:
                                      self.target_excess)  # fmt: skip
 
     def _episode_stats(self, terms: dict[str, torch.Tensor], done: torch.Tensor) -> None:
-        self._ended_stats = episode_reward_means(self._ep_sums, terms, done, self.episode_length_buf, self.dt)
+        self._ended_stats = self._ep_sums.add(terms, done, self.episode_length_buf, self.dt)
 
     def _after_episodes(self, done: torch.Tensor, terminated: torch.Tensor, t: torch.Tensor) -> None:
         """Failure statistics, curricula (at every reset event, as the reference)."""
