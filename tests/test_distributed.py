@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 import torch
 
 from asap.config import load_config
@@ -35,12 +36,8 @@ def test_rank_layout_threads_and_seeds(monkeypatch):
     cfg = dist.per_rank(PretrainConfig(seed=7, threads=0, torch_threads=64), d)
     assert (cfg.seed, cfg.threads, cfg.torch_threads, cfg.device) == (8, share, min(64, share), "cpu")
     if not torch.cuda.is_available():
-        try:
+        with pytest.raises(RuntimeError, match="set device=cpu"):
             dist.per_rank(PretrainConfig(device="cuda"), d)
-        except RuntimeError as e:
-            assert "device=cpu" in str(e)
-        else:
-            raise AssertionError("cuda without a GPU must fail")
 
 
 def _sequence(pre: PretrainConfig, ft: Any, delta: Any) -> list[dict[str, Any]]:
@@ -95,3 +92,14 @@ def test_two_gloo_ranks_stay_identical_resume_finetune_and_train_delta(tmp_path)
     # train-delta: rank 0 exports delta.pt and the report; rank 1's networks equal rank 0's last checkpoint
     assert d1["network_sha256"] == _checkpoint_digest(d0["checkpoint"])
     assert (tmp_path / "delta" / "delta.pt").is_file() and d0["episodes"] == {"train": 1, "held_out": 1}
+
+
+def test_genesis_engine_follows_the_device():
+    from asap.sim.genesis_backend import engine_backend
+
+    assert engine_backend("cpu", "cpu") == "cpu" and engine_backend("cpu", "gpu") == "gpu"
+    if torch.cuda.is_available():
+        assert engine_backend("cuda", "cpu") == "cuda" and engine_backend("cuda:0", "vulkan") == "vulkan"
+    else:
+        with pytest.raises(RuntimeError, match="set sim.device=cpu"):
+            engine_backend("cuda", "cpu")

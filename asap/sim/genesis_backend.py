@@ -6,8 +6,12 @@ spec's step and integrator). PD is Genesis' own position control (``kp``, ``kv``
 same law, recomputed at each 0.005 s step); a control step is ``decimation`` calls of ``scene.step()``. Genesis
 quaternions are wxyz like ours; its free joint's angular velocity is converted at the boundary (see
 ``_ROOT_ANG_LOCAL``). ``genesis`` is imported when the simulator is built (importing it takes ~20 s), and
-``gs.init`` runs once per process with ``cfg.genesis_backend``. The first scene build compiles kernels
-(~100-170 s on 2 CPU cores, cached in ``~/.cache/genesis`` and ``~/.cache/quadrants``).
+``gs.init`` runs once per process with the backend :func:`engine_backend` picks. The first scene build compiles
+kernels (~100-170 s on 2 CPU cores, cached in ``~/.cache/genesis`` and ``~/.cache/quadrants``).
+
+GPU: ``device=cuda`` (or ``cuda:K``) runs Genesis on CUDA (``gs.cuda``, on torch's current CUDA device, which a
+data-parallel rank sets to ``cuda:<local_rank>``) with every tensor of the protocol on that device; without a CUDA
+GPU visible to torch it fails in one line.
 """
 
 from __future__ import annotations
@@ -37,8 +41,25 @@ _ROOT_ANG_LOCAL = True
 """Genesis' free-joint angular velocity dofs are in the root link frame (as MuJoCo's); world at our boundary."""
 
 
+def engine_backend(device: str, requested: str) -> str:
+    """The ``gs.init`` backend for a simulator whose tensors live on ``device``: ``requested``, except that a CUDA
+    ``device`` with the default ``'cpu'`` engine runs the engine on CUDA too (no host round trip per step).
+
+    Raises ``RuntimeError`` (one line, naming the fix) when ``device`` is CUDA and torch sees no CUDA GPU.
+    """
+    if torch.device(device).type != "cuda":
+        return requested
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"sim.device={device} but torch {torch.__version__} sees no CUDA GPU (torch.cuda.is_available() is "
+            "False): set sim.device=cpu (device=cpu for training), or run on a machine with a GPU and a CUDA torch"
+        )
+    return "cuda" if requested == "cpu" else requested
+
+
 class GenesisSimulator:
-    """The :class:`asap.sim.base.Simulator` protocol on Genesis (``gs.cpu`` by default)."""
+    """The :class:`asap.sim.base.Simulator` protocol on Genesis (``gs.cpu`` by default, ``gs.cuda`` for a CUDA
+    ``device``: :func:`engine_backend`)."""
 
     def __init__(self, cfg: SimConfig) -> None:
         if not AVAILABLE:
@@ -51,7 +72,7 @@ class GenesisSimulator:
         self.num_joints = self.spec.num_joints
         self.device = torch.device(cfg.device)
         rs = self.spec
-        gs = import_genesis(cfg.genesis_backend)
+        gs = import_genesis(engine_backend(cfg.device, cfg.genesis_backend))
         self._gs = gs
 
         floor = cfg.model.floor_friction if cfg.model.floor else None
