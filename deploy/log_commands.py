@@ -264,7 +264,8 @@ def _attach(args: argparse.Namespace) -> int:
     r = attach_mocap(args.log_dir, args.mocap, cfg)
     print(f"[attach-mocap] offset {r['offset_s']:+.4f} s (mocap clock = log clock + offset; coarse "
           f"{r['coarse_offset_s']:+.3f} s, correlation {r['correlation']:.3f}); halves "
-          f"{r['offset_first_half_s']:+.4f} / {r['offset_second_half_s']:+.4f} s")  # fmt: skip
+          f"{r['offset_first_half_s']:+.4f} / {r['offset_second_half_s']:+.4f} s"
+          + (f", clock drift {r['drift_ppm']:+.0f} ppm fitted" if r["drift_used"] else ", no drift fit"))  # fmt: skip
     print(f"[attach-mocap] residual: |w| {r['speed_rms']:.3f} rad/s rms, gyro vector {r['gyro_vector_rms']:.3f} "
           f"rad/s rms, tilt {r['tilt_deg_median']:.2f} deg median / {r['tilt_deg_p95']:.2f} p95; "
           f"{r['steps_with_mocap']}/{r['steps']} steps with mocap")  # fmt: skip

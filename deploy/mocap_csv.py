@@ -12,7 +12,9 @@ such a recording into a rollout log (:mod:`deploy.logger`) after the fact:
    ``|gyro|`` (rad/s, from LowState, in the log) and the mocap's angular speed (from successive orientations) are
    the same physical signal whatever the frames, so the offset is the lag that maximises their normalised
    cross-correlation on a common grid (coarse, one grid step), refined to sub-millisecond by a bounded scalar
-   minimisation of ``1 - correlation`` with the mocap signal interpolated at the shifted times.
+   minimisation of ``1 - correlation`` with the mocap signal interpolated at the shifted times. The same fit on
+   each half of the log gives the clock drift; with ``fit_drift`` the clocks are related by
+   ``t_mocap = offset_at_log_zero + rate * t_log`` through the two halves' offsets.
 3. **Resample** (:func:`resample`) to the log's control steps: position (linear), orientation (slerp), world-frame
    linear velocity (Savitzky-Golay derivative of position) and angular velocity (from orientation differences).
    Steps outside the recording or inside a gap longer than ``max_gap_s`` keep ``root_valid = False``.
@@ -31,6 +33,7 @@ import json
 import math
 import os
 import re
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,11 @@ class MocapConfig:
     """Savitzky-Golay window of the mocap velocities (s)."""
     max_gap_s: float = 0.05
     """Longest gap in the recording (occlusion) bridged by interpolation (s); longer gaps leave steps invalid."""
+    fit_drift: bool = True
+    """Also fit a clock rate difference: offsets fitted on each half of the log, joined by a line in time (used
+    when both lie within ``max_drift_s`` of the whole log's offset; otherwise one constant offset)."""
+    max_drift_s: float = 0.05
+    """Largest difference between a half's offset and the whole log's for the drift fit to be used (s)."""
     min_correlation: float = 0.8
     """Below this peak correlation the alignment is refused (wrong file, rigid body or a log without motion)."""
 
@@ -593,20 +601,39 @@ def attach_mocap(log_dir: str | Path, mocap_path: str | Path, cfg: MocapConfig |
     track = read_mocap(mocap_path, cfg)
     u = uniform_track(track, cfg)
     t = s["time"].astype(float)
-    fit = estimate_offset(t, s["imu_gyro"].astype(float), u, cfg)
-    halves = []
+    gyro = s["imu_gyro"].astype(float)
+    fit = estimate_offset(t, gyro, u, cfg)
+    # clock drift: the offset fitted on each half of the log, placed at the time its information comes from (the
+    # half's times weighted by the squared rate of change of the smoothed angular speed)
+    from scipy.ndimage import gaussian_filter1d
+
+    speed = gaussian_filter1d(np.linalg.norm(np.nan_to_num(gyro), axis=1), cfg.smooth_s / max(np.median(np.diff(t)),
+                              1e-6), mode="nearest")  # fmt: skip
+    weight = np.gradient(speed, t) ** 2 + 1e-12
+    halves, centres = [], []
     mid = t[0] + 0.5 * (t[-1] - t[0])
     for sel in (t <= mid, t > mid):
+        centres.append(float(np.average(t[sel], weights=weight[sel])))
         try:
             h = MocapConfig(**{**asdict(cfg), "max_offset_s": None})
-            halves.append(estimate_offset(t, s["imu_gyro"].astype(float), u, h, log_ok=sel).offset_s)
+            halves.append(estimate_offset(t, gyro, u, h, log_ok=sel).offset_s)
         except ValueError:
             halves.append(float("nan"))
-    root = resample(u, t + fit.offset_s)
+    a, b = fit.offset_s, 0.0
+    drift_ok = bool(np.isfinite(halves).all()) and max(abs(h - fit.offset_s) for h in halves) <= cfg.max_drift_s
+    if drift_ok:
+        b = (halves[1] - halves[0]) / (centres[1] - centres[0])
+        a = halves[0] - b * centres[0]
+    if cfg.fit_drift and drift_ok:
+        clock = {"offset_at_log_zero_s": a, "rate": 1.0 + b, "drift_used": True}
+    else:
+        clock = {"offset_at_log_zero_s": fit.offset_s, "rate": 1.0, "drift_used": False}
+    # t_mocap = offset_at_log_zero + rate * t_log
+    root = resample(u, clock["offset_at_log_zero_s"] + clock["rate"] * t)
     report: dict[str, Any] = {
         "file": str(Path(mocap_path).resolve()), **track.source, **{k: getattr(fit, k) for k in asdict(fit)},
         "offset_first_half_s": halves[0], "offset_second_half_s": halves[1],
-        "drift_ppm": (halves[1] - halves[0]) / max(mid - t[0], 1e-9) * 1e6 if np.isfinite(halves).all() else None,
+        "drift_ppm": b * 1e6 if drift_ok else None, **clock,
         "steps": int(len(t)), "steps_with_mocap": int(root["root_valid"].sum()),
         **residual_report(s, root),
         "body_offset_pos": list(cfg.body_offset_pos), "body_offset_quat": list(cfg.body_offset_quat),
@@ -623,7 +650,7 @@ def attach_mocap(log_dir: str | Path, mocap_path: str | Path, cfg: MocapConfig |
         try:
             with np.load(p, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             continue  # read_log skipped it too
         n = len(data["time"])
         bp = backup / p.name

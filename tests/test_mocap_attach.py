@@ -321,3 +321,23 @@ def test_real_g1_doc_quotes_the_defaults() -> None:
                    f"on a {cfg.grid_hz:.0f} Hz grid", "at least half of the shorter one"):  # fmt: skip
         assert phrase in doc, phrase
     assert cfg.min_overlap_fraction == 0.5
+
+
+def test_clock_drift_is_fitted(sim: dict, tmp_path: Path) -> None:
+    """A mocap clock running 2000 ppm fast (24 ms over the log): one offset is off by ~±10 ms at the ends, the
+    offset + rate model fitted from the two halves stays within 2 ms everywhere."""
+    rho = 2e-3
+    m = dict(sim["mocap"])
+    m["t"] = m["t"] * (1.0 + rho)
+    path = write_export(tmp_path / "drift.csv", "plain", m)
+    t = np.concatenate([np.load(p)["time"] for p in sorted((sim["dir"] / "log").glob("chunk_*.npz"))])
+    truth = (t + OFFSET) * (1.0 + rho)
+    errs = {}
+    for drift in (True, False):
+        log = _copy_log(sim["dir"] / "log", tmp_path / f"log_{drift}")
+        cfg = _cfg("plain")
+        cfg.fit_drift = drift
+        r = attach_mocap(log, path, cfg)
+        assert r["drift_used"] is drift and r["drift_ppm"] == pytest.approx(rho * 1e6, abs=300)
+        errs[drift] = np.abs(r["offset_at_log_zero_s"] + r["rate"] * t - truth).max()
+    assert errs[True] < 0.002 < 0.008 < errs[False], errs
