@@ -98,19 +98,20 @@ class Budget:
     eval_episodes: int
 
     @staticmethod
-    def of(quick: bool, episodes: int, eval_episodes: int) -> Budget:
-        """The full budgets (pretrain 20 min, 10-minute fine-tunes) or the quick ones (tens of seconds each)."""
+    def of(quick: bool, episodes: int, eval_episodes: int, finetune_s: float = 600.0) -> Budget:
+        """The full budgets (pretraining: configs/pretrain/demo.yaml; fine-tunes of ``finetune_s`` seconds) or the
+        quick ones (tens of seconds each)."""
         if quick:
             return Budget(["run.max_time_s=60", "num_envs=32"], min(episodes, 4), ["generations=2", "population=4"],
                           ["max_time_s=20", "num_envs=32"], ["run.max_time_s=20", "num_envs=32"],
                           ["max_time_s=20", "pretrain.num_envs=32"], min(eval_episodes, 2))  # fmt: skip
-        return Budget([], episodes, [], [], [], [], eval_episodes)
+        return Budget([], episodes, [], [], [], [f"max_time_s={finetune_s:g}"], eval_episodes)
 
 
 def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, Any]]:
     """Every step of the benchmark and the layout the report reads (``{target: {clip: paths}}``)."""
     out = Path(args.out)
-    b = Budget.of(args.quick, args.episodes, args.eval_episodes)
+    b = Budget.of(args.quick, args.episodes, args.eval_episodes, args.finetune_s)
     given = dict(s.split("=", 1) for s in args.pretrain)
     jobs: list[Job] = []
     layout: dict[str, Any] = {}
@@ -384,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain", nargs="*", default=[], metavar="CLIP=DIR", help="reuse a pretraining run per clip")
     ap.add_argument("--episodes", type=int, default=16, help="logged episodes per target and clip (default 16)")
     ap.add_argument("--eval-episodes", type=int, default=4, help="closed-loop episodes per seed (default 4)")
+    ap.add_argument("--finetune-s", type=float, default=600.0, help="seconds per fine-tune (default 600)")
     ap.add_argument("--seeds", type=int, default=3, help="closed-loop seeds (default 3)")
     ap.add_argument("--init-noise", type=float, default=0.3, help="closed-loop initial-state noise level")
     ap.add_argument("--jobs", type=int, default=1, help="steps run at once as separate processes (default 1)")

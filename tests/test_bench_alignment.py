@@ -18,7 +18,7 @@ import bench_alignment as ba  # noqa: E402
 def _args(tmp_path: Path, **kw) -> argparse.Namespace:
     base = dict(out=str(tmp_path / "bench"), quick=True, episodes=16, eval_episodes=4, pretrain=[],
                 clips=["arm_wave"], targets=["ankle_weak", "genesis"], methods=list(ba.METHODS), seeds=3,
-                init_noise=0.3)  # fmt: skip
+                init_noise=0.3, finetune_s=600.0)  # fmt: skip
     base.update(kw)
     return argparse.Namespace(**base)
 
