@@ -287,6 +287,7 @@ def _read_qualisys(rows: list[list[str]], cfg: MocapConfig) -> dict[str, Any]:
     elif cfg.matrix_order != "rows":
         raise ValueError(f"matrix_order must be 'columns' or 'rows', not {cfg.matrix_order!r}")
     ok = np.isfinite(m).all((1, 2))
+    ok[ok] = np.abs(np.linalg.det(m[ok]) - 1.0) < 0.1  # some exports write zeros for a body they lost
     quat = np.full((len(a), 4), np.nan)
     if ok.any():
         quat[ok] = matrix_to_quat(m[ok])
