@@ -199,8 +199,9 @@ def write_export(path: Path, fmt: str, m: dict[str, np.ndarray]) -> Path:
             w.writerow(head + [f"Rot[{k}]" for k in range(9)])
             for i in range(len(t)):
                 cols = rm[i].T.reshape(-1)  # column by column
+                lost = ["0"] * 16 if t[i] < 6.0 else ["NaN"] * 16  # QTM variants write zeros or NaN
                 body = (
-                    ["NaN"] * 16
+                    lost
                     if gap[i]
                     else [f"{v:.5f}" for v in 1000.0 * p[i]] + ["0", "0", "0", "0.5"] + [f"{v:.7f}" for v in cols]
                 )
