@@ -342,3 +342,15 @@ def test_clock_drift_is_fitted(sim: dict, tmp_path: Path) -> None:
         assert r["drift_used"] is drift and r["drift_ppm"] == pytest.approx(rho * 1e6, abs=300)
         errs[drift] = np.abs(r["offset_at_log_zero_s"] + r["rate"] * t - truth).max()
     assert errs[True] < 0.002 < 0.008 < errs[False], errs
+
+
+def test_shipped_mocap_config_is_the_defaults() -> None:
+    """configs/deploy/mocap.yaml lists every MocapConfig field with its default (a template to copy and edit)."""
+    import yaml
+
+    from asap.config import load_config, to_dict
+    from asap.paths import repo_path
+
+    raw = yaml.safe_load(repo_path("configs/deploy/mocap.yaml").read_text())
+    assert set(raw) == set(to_dict(MocapConfig()))
+    assert load_config(MocapConfig, "configs/deploy/mocap.yaml") == MocapConfig()
