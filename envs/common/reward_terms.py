@@ -10,7 +10,7 @@ task asks (the reference scales every reward by dt).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -50,6 +50,42 @@ class TermContext:
     """Per env (N,) bool, whether the reference's root can be trusted for a quantity of
     :data:`asap.root_source.QUANTITIES` (None: for everything, e.g. a retargeted clip). Terms on an untrusted
     quantity fall back to a root-relative form (:data:`ROOT_RELATIVE`) or are switched off (:data:`TERM_QUANTITY`)."""
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Intermediate results several terms share within this step (filled on first use; see :func:`shared`)."""
+
+
+def shared(c: TermContext, key: str, make: Callable[[], Any]) -> Any:
+    """``make()`` computed once per context under ``key`` (e.g. the body position errors three terms use)."""
+    if key not in c.cache:
+        c.cache[key] = make()
+    return c.cache[key]
+
+
+_SPLITS: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def _mask_split(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices where ``mask``, indices where not) of a (B,) bool mask, computed once per mask tensor."""
+    hit = _SPLITS.get(id(mask))
+    if hit is None or hit[0] is not mask:
+        if len(_SPLITS) > 32:
+            _SPLITS.clear()
+        hit = _SPLITS[id(mask)] = (mask, mask.nonzero().flatten(), (~mask).nonzero().flatten())
+    return hit[1], hit[2]
+
+
+_SOFT: dict[tuple[int, int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def _soft_range(lower: torch.Tensor, upper: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`envs.tracking.rewards.soft_range`, computed once per (limits, fraction)."""
+    key = (id(lower), id(upper), float(fraction))
+    hit = _SOFT.get(key)
+    if hit is None or hit[0] is not lower or hit[1] is not upper:
+        if len(_SOFT) > 64:
+            _SOFT.clear()
+        hit = _SOFT[key] = (lower, upper, *R.soft_range(lower, upper, fraction))
+    return hit[2], hit[3]
 
 
 TERM_QUANTITY: dict[str, str] = {
@@ -88,15 +124,30 @@ def _body_vel(c: TermContext, sigma: float = 1.0) -> torch.Tensor:
     return R.body_velocity(sim, ref, sigma)
 
 
+def _position_errors(c: TermContext) -> torch.Tensor:
+    """(N, B, 3) ref - sim body positions of :func:`_positions`, once per step (body_pos, vr_3point, feet_pos)."""
+
+    def make() -> torch.Tensor:
+        sim, ref = _positions(c)
+        return ref - sim
+
+    return shared(c, "position_errors", make)
+
+
 def _body_pos(c: TermContext, sigma_upper: float = 0.03, sigma_lower: float = 0.1, weight_upper: float = 1.0,
               weight_lower: float = 0.5) -> torch.Tensor:  # fmt: skip
-    sim, ref = _positions(c)
-    return R.body_position_extend(sim, ref, c.upper_mask, sigma_upper, sigma_lower, weight_upper, weight_lower)
+    up, low = _mask_split(c.upper_mask)
+    return R.body_position_extend_diff(_position_errors(c), up, low, sigma_upper, sigma_lower, weight_upper,
+                                       weight_lower)  # fmt: skip
 
 
 def _subset(c: TermContext, idx: torch.Tensor, sigma: float) -> torch.Tensor:
-    sim, ref = _positions(c)
-    return R.body_position_subset(sim, ref, idx, sigma)
+    # ref[:, idx] - sim[:, idx] of body_position_subset is (ref - sim)[:, idx], elementwise the same values
+    return torch.exp(-R.mse(_position_errors(c)[:, idx]) / sigma)
+
+
+def _feet_quat(c: TermContext) -> torch.Tensor:
+    return shared(c, "feet_quat", lambda: c.state.body_quat[:, c.feet_idx])
 
 
 def _action_norm(c: TermContext) -> torch.Tensor:
@@ -116,10 +167,10 @@ REWARD_TERMS: dict[str, Callable[..., torch.Tensor]] = {
     "torques": lambda c: R.torques(c.state.tau),
     "action_rate": lambda c: R.action_rate(c.actions, c.last_actions),
     "action_norm": _action_norm,
-    "feet_ori": lambda c: R.feet_orientation(c.state.body_quat[:, c.feet_idx]),
-    "feet_heading": lambda c: R.feet_heading(c.state.body_quat[:, c.feet_idx], c.state.root_quat),
+    "feet_ori": lambda c: R.feet_orientation(_feet_quat(c)),
+    "feet_heading": lambda c: R.feet_heading(_feet_quat(c), c.state.root_quat),
     "slippage": lambda c, threshold=1.0: R.slippage(c.state.body_lin_vel[:, c.feet_idx], c.state.feet_force, threshold),
-    "limits_dof_pos": lambda c, soft=1.0: R.dof_pos_limits(c.state.q, *R.soft_range(c.pos_lower, c.pos_upper, soft)),
+    "limits_dof_pos": lambda c, soft=1.0: R.dof_pos_limits(c.state.q, *_soft_range(c.pos_lower, c.pos_upper, soft)),
     "limits_dof_vel": lambda c, soft=1.0: R.magnitude_limits(c.state.qd, c.vel_limit, soft),
     "limits_torque": lambda c, soft=1.0: R.magnitude_limits(c.state.tau, c.effort_limit, soft),
 }

@@ -12,7 +12,7 @@ import torch
 from asap.utils.rotations import projected_gravity, quat_angle, wrap_to_pi, yaw_from_quat
 
 
-def _mse(diff: torch.Tensor) -> torch.Tensor:
+def mse(diff: torch.Tensor) -> torch.Tensor:
     """Mean of squares over the last two axes (N, B, 3) -> (N,)."""
     return diff.square().mean(dim=(-1, -2))
 
@@ -27,17 +27,31 @@ def body_position_extend(
     weight_lower: float = 0.5,
 ) -> torch.Tensor:
     """w_u exp(-mse_upper/s_u) + w_l exp(-mse_lower/s_l) over the 27 bodies split by ``upper_mask`` (B,) bool."""
-    d = ref_body_pos - body_pos
-    upper = torch.exp(-_mse(d[:, upper_mask]) / sigma_upper)
-    lower = torch.exp(-_mse(d[:, ~upper_mask]) / sigma_lower)
-    return weight_upper * upper + weight_lower * lower
+    return body_position_extend_diff(ref_body_pos - body_pos, upper_mask, ~upper_mask, sigma_upper, sigma_lower,
+                                     weight_upper, weight_lower)  # fmt: skip
+
+
+def body_position_extend_diff(
+    diff: torch.Tensor,
+    upper: torch.Tensor,
+    lower: torch.Tensor,
+    sigma_upper: float = 0.03,
+    sigma_lower: float = 0.1,
+    weight_upper: float = 1.0,
+    weight_lower: float = 0.5,
+) -> torch.Tensor:
+    """:func:`body_position_extend` of ``diff`` = ref - body (N, B, 3), the two body sets given as (B,) bool masks
+    or as index tensors (the same values either way)."""
+    up = torch.exp(-mse(diff[:, upper]) / sigma_upper)
+    low = torch.exp(-mse(diff[:, lower]) / sigma_lower)
+    return weight_upper * up + weight_lower * low
 
 
 def body_position_subset(
     body_pos: torch.Tensor, ref_body_pos: torch.Tensor, idx: torch.Tensor, sigma: float = 0.03
 ) -> torch.Tensor:
     """exp(-mse/sigma) of the bodies ``idx`` (VR 3-point: hands + head; feet: ankle-roll links)."""
-    return torch.exp(-_mse(ref_body_pos[:, idx] - body_pos[:, idx]) / sigma)
+    return torch.exp(-mse(ref_body_pos[:, idx] - body_pos[:, idx]) / sigma)
 
 
 def body_rotation(body_quat: torch.Tensor, ref_body_quat: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -48,7 +62,7 @@ def body_rotation(body_quat: torch.Tensor, ref_body_quat: torch.Tensor, sigma: f
 
 def body_velocity(vel: torch.Tensor, ref_vel: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """exp(-mse/sigma) of body linear (or angular) velocities (N, B, 3)."""
-    return torch.exp(-_mse(ref_vel - vel) / sigma)
+    return torch.exp(-mse(ref_vel - vel) / sigma)
 
 
 def joint_tracking(x: torch.Tensor, ref_x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
