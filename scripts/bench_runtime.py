@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     res["budget"] = {
         "policy_period_ms": 20.0, "tick_p99_fraction_of_period": lat["tick_ms_p99"] / 20.0,
         "headroom_x": 20.0 / lat["tick_ms_p99"],
-        "inference_gflops_per_s": res["flops"].get("flops", 0) / (lat["inference_ms_p50"] * 1e-3) / 1e9,
+        "inference_gflops_per_s": res["flops"]["flops"] / (lat["inference_ms_p50"] * 1e-3) / 1e9
+        if "flops" in res["flops"] else None,
     }  # fmt: skip
     print(json.dumps(lat), flush=True)
     print(json.dumps(res["budget"]), flush=True)
