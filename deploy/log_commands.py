@@ -232,6 +232,11 @@ def _show(args: argparse.Namespace) -> int:
     src = meta.get("root_source") or "-"
     print(f"{args.log_dir}: motion {meta.get('motion_name')}, robot {meta.get('robot')}, root_source {src}, "
           f"{len(eps)} episode(s)")  # fmt: skip
+    mc = meta.get("mocap")
+    if isinstance(mc, dict) and "offset_s" in mc:
+        print(f"  mocap {Path(str(mc.get('file', '?'))).name} ({mc.get('format')}): offset {mc['offset_s']:+.4f} s, "
+              f"gyro residual {mc.get('gyro_vector_rms', float('nan')):.3f} rad/s, tilt "
+              f"{mc.get('tilt_deg_median', float('nan')):.2f} deg")  # fmt: skip
     for r in eps:
         faults = "; ".join(r["faults"]) or "none"
         print(f"  ep {r['episode']:3d}  {r['duration_s']:6.2f} s  run {r['run_s']:5.2f} s  "

@@ -53,6 +53,7 @@ def test_show_lists_episodes_and_writes_plots(log_dir: tuple[Path, dict], tmp_pa
     out = capsys.readouterr().out
     offset = float(re.search(r"offset ([+-][0-9.]+) s", out).group(1))
     assert abs(offset - 0.37) <= 0.005 and "fall: tilt 61 deg" in out and "root mocap (100 %)" in out
+    assert "mocap m.csv (plain): offset +0.3" in out
 
 
 def test_export_writes_what_collect_writes(log_dir: tuple[Path, dict], tmp_path: Path) -> None:
