@@ -212,11 +212,11 @@ def launch(fn: Callable[..., T], nproc: int, *args: Any) -> dict[int, T]:
 
 
 def _rank_main(fn: Callable[..., T], *args: Any) -> T:
-    """One launched rank: ``fn(*args)``, then leave the process group."""
-    try:
-        return fn(*args)
-    finally:
-        teardown()
+    """One launched rank: ``fn(*args)``, then leave the process group. A rank that fails raises at once (no
+    barrier: the others may be inside a collective); the launcher then stops the other ranks."""
+    r = fn(*args)
+    teardown()
+    return r
 
 
 def run_ranks(fn: Callable[[Any], dict[str, Any]], cfg: Any, nproc: int) -> dict[str, Any] | None:
