@@ -134,6 +134,8 @@ class MujocoSimulator:
 
         n, j = self.num_envs, self.num_joints
         self._queue = ActionDelayQueue(n, j, cfg.max_action_delay, self.device)
+        self._hold = torch.as_tensor(self.spec.default_pos, dtype=torch.float32, device=self.device)
+        """(J,) the command queued on reset in PD mode (hold the default pose)."""
         self._torque_mode = False
         self._torques = np.zeros((n, j))  # torques applied in torque mode (policy order)
         self._stale_acc = np.zeros(n, dtype=bool)  # contact/torque readouts invalid since a state write
@@ -177,7 +179,9 @@ class MujocoSimulator:
 
     def set_root_state(self, env_ids: torch.Tensor | Sequence[int] | None, root_state: torch.Tensor) -> None:
         """Write (n, 13) root states of the given envs."""
-        ids = as_env_ids(env_ids, self.num_envs).numpy()
+        self._set_root(as_env_ids(env_ids, self.num_envs).numpy(), root_state)
+
+    def _set_root(self, ids: np.ndarray, root_state: torch.Tensor | np.ndarray) -> None:
         rs = _np(root_state, (len(ids), ROOT_STATE_DIM))
         quat = rs[:, 3:7] / np.linalg.norm(rs[:, 3:7], axis=1, keepdims=True)
         self._qpos[ids, 0:3] = rs[:, 0:3]
@@ -192,7 +196,9 @@ class MujocoSimulator:
 
     def set_joint_state(self, env_ids: torch.Tensor | Sequence[int] | None, q: torch.Tensor, qd: torch.Tensor) -> None:
         """Write (n, J) joint positions and velocities of the given envs."""
-        ids = as_env_ids(env_ids, self.num_envs).numpy()
+        self._set_joints(as_env_ids(env_ids, self.num_envs).numpy(), q, qd)
+
+    def _set_joints(self, ids: np.ndarray, q: torch.Tensor | np.ndarray, qd: torch.Tensor | np.ndarray) -> None:
         shape = (len(ids), self.num_joints)
         self._qpos[np.ix_(ids, self._qadr)] = _np(q, shape)
         self._qvel[np.ix_(ids, self._vadr)] = _np(qd, shape)
@@ -212,17 +218,16 @@ class MujocoSimulator:
         if root_state is None:
             root = np.zeros((n, ROOT_STATE_DIM))
             root[:, 0:7] = self.default_qpos[0:7]
-            self.set_root_state(ids_t, torch.from_numpy(root))
+            self._set_root(ids, root)
         else:
-            self.set_root_state(ids_t, root_state)
+            self._set_root(ids, root_state)
         q = torch.from_numpy(self.spec.default_pos) if q is None else q
         qd = torch.zeros(self.num_joints) if qd is None else qd
-        self.set_joint_state(ids_t, q, qd)
+        self._set_joints(ids, q, qd)
         self._warm[ids] = 0.0
         self._qfrc[ids] = 0.0
         self._torques[ids] = 0.0
-        hold = torch.as_tensor(self.spec.default_pos, dtype=torch.float32, device=self.device)
-        self._queue.fill(ids_t, 0.0 if self._torque_mode else hold)
+        self._queue.fill(ids_t, 0.0 if self._torque_mode else self._hold)
         self._ctrl[np.ix_(ids, self._act)] = self.spec.default_pos
 
     # ------------------------------------------------------------------ stepping
