@@ -205,10 +205,12 @@ def read_log(directory: str | Path) -> dict[str, Any]:
     for p in sorted(d.glob(f"{ODOM_PREFIX}*.npz")):
         try:
             with np.load(p, allow_pickle=False) as z:
-                for k in z.files:
-                    odom.setdefault(k, []).append(z[k])
+                got = {k: z[k] for k in z.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError):
             skipped.append(p.name)
+            continue
+        for k, v in got.items():
+            odom.setdefault(k, []).append(v)
     odometry = {k: np.concatenate(v) for k, v in odom.items()}
     return {"meta": meta, "events": events, "steps": steps, "skipped": skipped, "odometry": odometry}
 
