@@ -67,13 +67,15 @@ def proprio_terms(
     last_action: Array,
     phase: Array,
     base_lin_vel: Array | None = None,
+    gravity: Array | None = None,
 ) -> dict[str, Array]:
     """Raw proprioceptive terms (what the robot itself measures).
 
     ``root_quat`` (N,4) wxyz is the base (IMU/pelvis) orientation; ``base_ang_vel`` (N,3) and ``base_lin_vel`` (N,3)
     are in the **base frame** (the IMU gyro is; a simulator's world-frame velocities go through
     :func:`world_to_base`); ``dof_pos``/``dof_vel`` (N,J) measured joints; ``default_dof_pos`` (J,) the default pose;
-    ``last_action`` (N,J) the last clipped raw action; ``phase`` (N,) or (N,1) the motion phase t / length.
+    ``last_action`` (N,J) the last clipped raw action; ``phase`` (N,) or (N,1) the motion phase t / length;
+    ``gravity`` (N,3), optional, ``projected_gravity(root_quat)`` when the caller already has it.
     """
     ph = phase if phase.ndim == 2 else phase[:, None]
     out = {
@@ -81,7 +83,7 @@ def proprio_terms(
         "base_ang_vel": base_ang_vel,
         "dof_pos": dof_pos - default_dof_pos,
         "dof_vel": dof_vel,
-        "projected_gravity": projected_gravity(root_quat),
+        "projected_gravity": projected_gravity(root_quat) if gravity is None else gravity,
         "ref_motion_phase": ph,
     }
     if base_lin_vel is not None:

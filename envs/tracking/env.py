@@ -28,7 +28,7 @@ from asap.obs import ObsBuilder, privileged_terms, proprio_terms, world_to_base
 from asap.robot.spec import FEET, VR_3POINT
 from asap.sim.base import DYNAMICS_BODIES, DynamicsParams, Simulator
 from asap.sim.state import SimState
-from asap.utils.rotations import axis_angle_to_quat, quat_mul, quat_normalize
+from asap.utils.rotations import axis_angle_to_quat, projected_gravity, quat_mul, quat_normalize
 from envs.common.curricula import TrackingCurricula
 from envs.common.reward_terms import EpisodeSums, RewardTable, TermContext
 from envs.common.state import has_fused_read, read_sim_state
@@ -119,6 +119,8 @@ class TrackingEnv:
         self.ref_next: MotionState | None = None
         self.obs: dict[str, torch.Tensor] = {}
         self.last_info: TrackingStepResult | None = None
+        self._gravity: torch.Tensor | None = None
+        """(N, 3) projected gravity of the last state read (shared by terminations and observations)."""
         if any((cfg.domain_rand.friction, cfg.domain_rand.kp_kd, cfg.domain_rand.control_delay,
                 cfg.domain_rand.com_offset, cfg.domain_rand.link_mass)):  # fmt: skip
             self._nominal = sim.default_dynamics(1)
@@ -205,10 +207,10 @@ class TrackingEnv:
         n = env_ids.numel()
         nz = self.cfg.init_noise
         lvl = 0.0 if self.eval_mode else nz.level
-        root_pos, root_quat = ref.root_pos.clone(), ref.root_quat.clone()
-        lin, ang = ref.root_lin_vel.clone(), ref.root_ang_vel.clone()
-        q, qd = ref.dof_pos.clone(), ref.dof_vel.clone()
+        root_pos, root_quat, lin, ang = ref.root_pos, ref.root_quat, ref.root_lin_vel, ref.root_ang_vel
+        q, qd = ref.dof_pos, ref.dof_vel
         if lvl > 0:
+            root_pos, root_quat, lin, ang, q, qd = (x.clone() for x in (root_pos, root_quat, lin, ang, q, qd))
 
             def g(*shape: int) -> torch.Tensor:
                 return torch.randn(*shape, generator=self.gen).to(self.device)
@@ -300,6 +302,7 @@ class TrackingEnv:
         t = self.motion_time()
         k = self.episode_length_buf
         time_out = (k >= self.episode_steps) | (k >= self.max_episode_length)
+        self._gravity = projected_gravity(st.root_quat)
         terminated = self._terminations(st, ref) & ~time_out
         if self.termination_weight != 0.0:
             terms["termination"] = self.termination_weight * terminated.float()
@@ -354,7 +357,7 @@ class TrackingEnv:
 
     def _terminations(self, st: SimState, ref: MotionState) -> torch.Tensor:
         return tracking_terminations(st, ref, self.cfg.termination, self.far_threshold, self.eval_mode,
-                                     self.target_excess)  # fmt: skip
+                                     self.target_excess, self._gravity)  # fmt: skip
 
     def _episode_stats(self, terms: dict[str, torch.Tensor], done: torch.Tensor) -> None:
         self._ended_stats = self._ep_sums.add(terms, done, self.episode_length_buf, self.dt)
@@ -374,7 +377,10 @@ class TrackingEnv:
 
     # ---------------------------------------------------------------------------------------- observations
     def _compute_obs(self, st: SimState | None = None) -> None:
-        st = st if st is not None else self._read_state()
+        """Observations of state ``st`` (None: read it; a given ``st`` is the one :attr:`_gravity` belongs to)."""
+        if st is None:
+            st = self._read_state()
+            self._gravity = projected_gravity(st.root_quat)
         t_next = self.motion_time() + self.dt
         ref = self.motion_lib.get_state(self.motion_ids, t_next)
         self.ref_next = ref
@@ -393,6 +399,7 @@ class TrackingEnv:
             last_action=self.actions,
             phase=phase,
             base_lin_vel=vel[:, 1],
+            gravity=self._gravity,
         )
         if "critic" in self.obs_builder.groups:
             raw.update(privileged_terms(st["root_pos"], st["root_quat"], st["body_pos"], ref.body_pos))

@@ -122,8 +122,12 @@ def magnitude_limits(x: torch.Tensor, limit: torch.Tensor, fraction: float) -> t
 
 def gravity_tilt(root_quat: torch.Tensor, limit: float = 0.8) -> torch.Tensor:
     """True where |g_x| or |g_y| of the projected gravity exceeds ``limit`` (the robot fell or tilts badly)."""
-    g = projected_gravity(root_quat)
-    return (g[:, 0].abs() > limit) | (g[:, 1].abs() > limit)
+    return gravity_tilt_of(projected_gravity(root_quat), limit)
+
+
+def gravity_tilt_of(gravity: torch.Tensor, limit: float = 0.8) -> torch.Tensor:
+    """:func:`gravity_tilt` of an already projected gravity (N, 3)."""
+    return (gravity[:, 0].abs() > limit) | (gravity[:, 1].abs() > limit)
 
 
 def motion_far(body_pos: torch.Tensor, ref_body_pos: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
