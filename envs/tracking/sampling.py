@@ -33,6 +33,7 @@ class StartSampler:
         self.failures = torch.zeros(self.num_motions, self.max_bins)
         """(M, Bmax) exponential average of failures per bin per commit."""
         self._pending = torch.zeros(self.num_motions, self.max_bins)
+        self._probs: tuple[tuple, torch.Tensor] | None = None
 
     def bin_of(self, motion_ids: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """Bin index of each (motion, time)."""
@@ -68,7 +69,17 @@ class StartSampler:
         return w * self.mask
 
     def probabilities(self) -> torch.Tensor:
-        """(M, Bmax) probability of starting in each bin (uniform part + failure part)."""
+        """(M, Bmax) probability of starting in each bin (uniform part + failure part).
+
+        Recomputed only when :attr:`failures` changed (any in-place write bumps its version counter: a commit, a
+        checkpoint restore); the returned tensor must not be modified."""
+        c = self.cfg
+        key = (id(self.failures), self.failures._version, c.adaptive, c.uniform_ratio, c.kernel_size, c.kernel_decay)
+        if self._probs is None or self._probs[0] != key:
+            self._probs = (key, self._probabilities())
+        return self._probs[1]
+
+    def _probabilities(self) -> torch.Tensor:
         share = self.num_bins.float()[:, None].reciprocal() * self.mask / self.num_motions
         if not self.cfg.adaptive:
             return share
