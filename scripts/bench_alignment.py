@@ -180,9 +180,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, Any]]:
                 "Oracle": (["--delta", f"oracle:{gap}"], [], []) if gap else ([], [f"pretrain.sim={engine}"], []),
             }  # fmt: skip
             policies = {"Vanilla": pre / "policy.onnx"}
-            for method, (opts, overrides, needs) in finetune_from.items():
-                if method not in args.methods:
-                    continue
+            for method in args.methods:  # in the order given: the first ones run first
+                opts, overrides, needs = finetune_from[method]
                 f = t / "finetune" / method
                 cfg = [] if "--config" in opts else ["--config", "configs/finetune/demo.yaml"]
                 cmd = asap("finetune", *cfg, *opts, "--checkpoint", start_arg, "--out", str(f))
