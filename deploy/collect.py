@@ -32,6 +32,9 @@ class OperatorScript:
     """Keep the robot in its support during the motion (tests of the runtime, not of balance). Otherwise the
     support is released the moment the policy starts, as an operator lowers a gantry: the PD stand at the
     default pose alone is not balanced (the G1's ankles are too soft), so it must not stand free before."""
+    arm_attempts: int = 3
+    """Tries (reset, support, START) to bring the robot to HOLD before an episode: on a loaded computer the virtual
+    G1 can miss the runtime's 50 ms state deadline while ramping, the watchdog damps, and START re-arms it."""
 
 
 class VirtualOperator(threading.Thread):
@@ -63,12 +66,16 @@ class VirtualOperator(threading.Thread):
             for _ in range(self.episodes):
                 if self.stop:
                     return
-                self.cli.send("reset")
-                self.cli.send("support_on")
-                time.sleep(s.settle_s)
-                self.cli.press("START")
-                if not self._wait_mode((Mode.HOLD,), 10.0):
-                    self.error = f"robot did not reach HOLD (mode {self.rt.ctrl.mode.name})"
+                for _attempt in range(max(1, s.arm_attempts)):
+                    self.cli.send("reset")
+                    self.cli.send("support_on")
+                    time.sleep(s.settle_s)
+                    self.cli.press("START")
+                    if self._wait_mode((Mode.HOLD,), 10.0):
+                        break
+                else:
+                    self.error = (f"robot did not reach HOLD in {s.arm_attempts} tries (mode "
+                                  f"{self.rt.ctrl.mode.name}); see the runtime's transitions in the log")  # fmt: skip
                     return
                 time.sleep(s.hold_s)
                 if self.rt.ctrl.mode != Mode.HOLD:

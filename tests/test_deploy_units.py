@@ -495,3 +495,39 @@ def test_collect_spawns_the_virtual_g1_on_the_requested_engine(tmp_path: Path, m
     with pytest.raises(RuntimeError, match="spawned"):
         collect("policy.onnx", tmp_path, engine="genesis")
     assert seen["engine"] == "genesis"
+
+
+def test_virtual_operator_re_arms_when_the_first_start_fails() -> None:
+    """A watchdog fault while ramping (a loaded computer) does not end the collection: the operator resets and
+    presses START again, up to ``arm_attempts`` times, then reports the error."""
+    from types import SimpleNamespace
+
+    from deploy.collect import OperatorScript, VirtualOperator
+    from deploy.controller import Mode
+
+    class Robot:
+        def __init__(self, fail_starts: int) -> None:
+            self.fail_starts, self.presses = fail_starts, []
+            self.ctrl = SimpleNamespace(mode=Mode.ZERO_TORQUE, cfg=SimpleNamespace(start_blend_s=0.0))
+            self.contract = SimpleNamespace(motion_length_s=0.1)
+
+        def send(self, what: str) -> None:
+            pass
+
+        def press(self, button: str) -> None:
+            self.presses.append(button)
+            if button == "START":
+                ok = self.presses.count("START") > self.fail_starts
+                self.ctrl.mode = Mode.HOLD if ok else Mode.DAMPING
+            elif button == "A":
+                self.ctrl.mode = Mode.RAMP  # the run ended at once
+
+    script = OperatorScript(settle_s=0.0, hold_s=0.0, arm_attempts=3)
+    for fails, error in ((2, None), (3, "did not reach HOLD in 3 tries")):
+        robot = Robot(fails)
+        op = VirtualOperator(robot, robot, 1, script)  # type: ignore[arg-type]
+        op._wait_mode = lambda modes, timeout, r=robot: r.ctrl.mode in modes  # type: ignore[method-assign]
+        op.run()
+        assert robot.presses.count("START") == min(fails + 1, 3)
+        assert (op.error is None) if error is None else (error in op.error)
+        assert ("A" in robot.presses) == (error is None)
