@@ -96,15 +96,19 @@ def world_to_base(root_quat: Array, v_world: Array) -> Array:
     return quat_rotate_inverse(root_quat, v_world)
 
 
-def privileged_terms(root_pos: Array, root_quat: Array, body_pos: Array, ref_body_pos: Array) -> dict[str, Array]:
+def privileged_terms(
+    root_pos: Array, root_quat: Array, body_pos: Array, ref_body_pos: Array, heading: Array | None = None
+) -> dict[str, Array]:
     """Raw privileged (critic) body terms.
 
     ``root_pos`` (N,3), ``root_quat`` (N,4) wxyz: the robot's root; ``body_pos`` (N,B,3) the robot's tracked points;
     ``ref_body_pos`` (N,B,3) the reference's. Both results are in the robot's heading (yaw-only) frame and
     flattened to (N, 3B): ``dif_local_rigid_body_pos`` = ref - current, ``local_ref_rigid_body_pos`` = ref - root.
+    ``heading`` (N,4), optional: ``yaw_quat(root_quat)`` when the caller has it (of the same array kind as the
+    positions; the rest is plain arithmetic, so NumPy float32 and torch float32 give the same values).
     """
     n, b = body_pos.shape[0], body_pos.shape[1]
-    hq = yaw_quat(root_quat)
+    hq = yaw_quat(root_quat) if heading is None else heading
     # both vector sets rotated in one call (elementwise: the same values as two calls)
     if _is_torch(hq):
         import torch
