@@ -51,6 +51,10 @@ class PipelineConfig:
     """Runtime config for the target (configs/deploy/*.yaml; empty: the virtual G1's loopback defaults)."""
     deploy_overrides: list[str] = field(default_factory=list)
     """Dotted overrides of the runtime config, e.g. ['interface=enp3s0'] for the robot's network."""
+    collect_excitation: float = 0.0
+    """Excitation noise on the policy's actions while collecting the delta-training episodes (std in action units,
+    :attr:`deploy.controller.ControllerConfig.excitation_std`; never in the evaluations): spreads the logged states
+    of a repeatable policy on a repeatable robot so that π^Δ does not learn one trajectory (docs/delta.md)."""
     delta_config: str = ""
     """train-delta config (configs/delta/*.yaml); empty: stop after collecting."""
     delta_overrides: list[str] = field(default_factory=list)
@@ -127,14 +131,22 @@ def _target_name(cfg: PipelineConfig) -> str:
     raise ValueError(f"robot must be 'virtual' or 'real', not {cfg.robot!r}")
 
 
-def stage_target_episodes(cfg: PipelineConfig, policy: Path, motion: Path, out: Path, episodes: int) -> dict[str, Any]:
+def stage_target_episodes(
+    cfg: PipelineConfig, policy: Path, motion: Path, out: Path, episodes: int, excitation: float = 0.0
+) -> dict[str, Any]:
     """``episodes`` episodes of ``policy`` on the target through the robot runtime over DDS (skipped when
-    ``out/summary.json`` exists), scored against ``motion``: success rate and mean errors."""
+    ``out/summary.json`` exists), scored against ``motion``: success rate and mean errors. ``excitation``: noise
+    std on the policy's actions (collection only)."""
     from asap.eval.closed_loop import evaluate_over_dds
     from deploy.runtime import RuntimeConfig
 
-    rcfg = load_config(RuntimeConfig, repo_path(cfg.deploy_config), cfg.deploy_overrides) if cfg.deploy_config else None
     virtual = cfg.robot == "virtual"
+    overrides = [*cfg.deploy_overrides, *([f"controller.excitation_std={excitation}"] if excitation > 0 else [])]
+    rcfg = None
+    if cfg.deploy_config or overrides:  # the virtual G1's loopback defaults unless a runtime config says otherwise
+        base = [] if cfg.deploy_config or not virtual else ["domain_id=1", "interface=lo"]
+        path = repo_path(cfg.deploy_config) if cfg.deploy_config else None
+        rcfg = load_config(RuntimeConfig, path, [*base, *overrides])
     gap = str(repo_path(cfg.gap)) if (virtual and cfg.gap) else None
     res = evaluate_over_dds(policy, motion, out, episodes, gap, cfg=rcfg, virtual=virtual)
     res["gap"] = cfg.gap if virtual else None
@@ -239,7 +251,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         t = _stage(f"5. collect {cfg.episodes} episode(s) on {where}")
         col_dir = run / "collect"
         report["virtual_g1" if cfg.robot == "virtual" else "real_g1"] = stage_target_episodes(
-            cfg, onnx, motion_path, col_dir, cfg.episodes
+            cfg, onnx, motion_path, col_dir, cfg.episodes, excitation=cfg.collect_excitation
         )
         _done(t, f"episodes -> {col_dir / 'motions'}")
 

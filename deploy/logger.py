@@ -324,7 +324,11 @@ def log_to_motions(directory: str | Path, min_frames: int = 2, root_source: str 
                 "completed": bool(run.sum() >= int(meta.get("steps_per_motion", 0))),
                 # how the runtime turned these actions into targets, and which clip the policy tracked: a replay
                 # (the delta model's open-loop task) must shape the logged actions the same way
-                **{k: meta[k] for k in ("target_clamp", "target_max_step", "clips", "clip_index") if k in meta},
+                **{
+                    k: meta[k]
+                    for k in ("target_clamp", "target_max_step", "clips", "clip_index", "excitation_std")
+                    if k in meta
+                },
                 "gap": meta.get("gap"),
                 "policy_steps": int(run.sum()),
             },

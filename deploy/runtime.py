@@ -117,7 +117,7 @@ class Runtime:
                 "steps_per_motion": self.ctrl.steps_per_motion, "robot": self.contract.robot_variant,
                 "domain_id": self.cfg.domain_id, "interface": self.cfg.interface, "cmd_hz": self.cfg.cmd_hz,
                 "dry_run": dry_run, "pid": os.getpid(), "start_wall": time.time(), "root_source": root_kind,
-                "root_topic": root_topic, **(extra_meta or {}),
+                "root_topic": root_topic, "excitation_std": self.ctrl.cfg.excitation_std, **(extra_meta or {}),
             }  # fmt: skip
             self.logger = RolloutLogger(log_dir, meta, self.cfg.chunk_steps)
 

@@ -44,7 +44,8 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
     cfg = PipelineConfig(
         run_dir=str(tmp_path / "run"), source="builtin:balance", render=False,
         pretrain_config="configs/pretrain/demo.yaml", pretrain_overrides=TINY_PRETRAIN, collect=True,
-        gap="configs/real_gap/ankle_weak.yaml", episodes=2, delta_config="configs/delta/demo.yaml",
+        gap="configs/real_gap/ankle_weak.yaml", episodes=2, collect_excitation=0.05,
+        delta_config="configs/delta/demo.yaml",
         delta_overrides=TINY_DELTA, finetune_overrides=TINY_FINETUNE, eval_episodes=1,
         # an untrained policy's targets run far past the joint limits: let its episodes last a few steps anyway
         deploy_config="configs/deploy/virtual.yaml", deploy_overrides=["controller.safety.limit_margin=100"],
@@ -58,6 +59,10 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
     assert report["virtual_g1"]["rollouts"] == 2 and report["virtual_g1"]["gap"].endswith("ankle_weak.yaml")
     episode = json.loads((run / "collect" / "summary.json").read_text())["motions"][0]
     assert load_motion(episode).action is not None  # logged actions, ready for the delta action model
+    assert load_motion(episode).meta["excitation_std"] == 0.05  # excited while collecting, never in the evaluation
+    for key in ("pretrained", "asap"):
+        evaluated = json.loads((run / "eval" / key / "summary.json").read_text())["motions"][0]
+        assert load_motion(evaluated).meta["excitation_std"] == 0.0
     assert (run / "delta" / "delta.pt").exists() and set(report["openloop"]["0.1"]) == {"OpenLoop", "ASAP", "Oracle"}
     assert (run / "finetune" / "policy.onnx").exists()
     summary = json.loads((run / "summary.json").read_text())
