@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -68,6 +69,8 @@ class Job:
     """Files that exist once the step has finished."""
     deps: list[str] = field(default_factory=list)
     """Names of the steps that must finish first."""
+    clean: Path | None = None
+    """A folder to delete before (re)running the step (what a failed attempt left behind)."""
 
     def finished(self) -> bool:
         """Whether every output file exists."""
@@ -139,7 +142,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, Any]]:
                        str(b.collect_episodes), "--out", str(t / "collect"), *gap_args)  # fmt: skip
             if engine != "mujoco":
                 cmd += ["--engine", engine]
-            jobs.append(Job(f"{ck}/collect", cmd, [t / "collect" / "summary.json"], deps))
+            first = t / "collect" / "motions" / f"{name}_ep000.npz"  # a collection without episodes has failed
+            jobs.append(Job(f"{ck}/collect", cmd, [t / "collect" / "summary.json", first], deps, clean=t / "collect"))
             col = [f"{ck}/collect"]
             jobs.append(Job(f"{ck}/sysid", asap("sysid", "--motions", str(logs), "--out", str(t / "sysid"),
                                                  *gap_args, *b.sysid), [t / "sysid" / "sysid.json"], col))  # fmt: skip
@@ -244,6 +248,8 @@ def run_jobs(jobs: list[Job], n: int, logs: Path, progress: bool = True) -> dict
                 bar.update()
                 continue
             if all(status.get(d) in ("done", "skipped") for d in j.deps):
+                if j.clean is not None and j.clean.exists():
+                    shutil.rmtree(j.clean)
                 log = logs / f"{j.name.replace('/', '__')}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
                 try:

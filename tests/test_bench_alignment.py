@@ -30,6 +30,7 @@ def test_plan_orders_every_step_and_reuses_a_pretraining_run(tmp_path):
     for t in ("ankle_weak", "genesis"):
         ck = f"{t}/arm_wave"
         assert names[f"{ck}/collect"].deps == ["pretrain/arm_wave"]
+        assert names[f"{ck}/collect"].clean is not None and names[f"{ck}/collect"].done[-1].name == "arm_wave_ep000.npz"
         assert set(names[f"{ck}/openloop"].deps) == {f"{ck}/sysid", f"{ck}/dynamics", f"{ck}/delta"}
         assert names[f"{ck}/finetune/ASAP"].deps == ["pretrain/arm_wave", f"{ck}/delta"]
         assert names[f"{ck}/eval/ASAP"].deps == [f"{ck}/finetune/ASAP"]
@@ -72,14 +73,16 @@ def test_run_jobs_respects_dependencies_failures_and_finished_steps(tmp_path):
         p = tmp_path / f"{name}.done"
         return [sys.executable, "-c", f"import pathlib,sys; pathlib.Path({str(p)!r}).write_text('x'); sys.exit({rc})"]
 
+    left = tmp_path / "left"  # what a failed attempt of "a" left behind: removed before it runs again
+    (left / "x").mkdir(parents=True)
     jobs = [
-        ba.Job("a", touch("a"), [tmp_path / "a.done"]),
+        ba.Job("a", touch("a"), [tmp_path / "a.done"], clean=left),
         ba.Job("b", touch("b", rc=3), [tmp_path / "b.done"], ["a"]),
         ba.Job("c", touch("c"), [tmp_path / "c.done"], ["b"]),
         ba.Job("d", touch("d"), [tmp_path / "d.done"], ["a"]),
     ]
     st = ba.run_jobs(jobs, 2, tmp_path / "logs", progress=False)
-    assert st["a"] == "done" and st["d"] == "done"
+    assert st["a"] == "done" and st["d"] == "done" and not left.exists()
     assert st["b"].startswith("failed (rc 3") and st["c"] == "not run (needs b)"
     assert not (tmp_path / "c.done").exists() and "import pathlib" in (tmp_path / "logs" / "a.log").read_text()
     (tmp_path / "b.done").write_text("x")  # b "finished" meanwhile: a rerun skips a, b, d and runs c
