@@ -10,10 +10,12 @@ machine hits both paths alike:
   load (contacts, falls) as the env block.
 
 The ratio ``env / raw`` (env steps per second) is what the task machinery around the simulator costs; 1.0 would be
-free. A second phase times the env alone with each part wrapped (exclusive time per part: ``sim`` step,
-``state`` read, ``reference`` query, ``obs``, ``rewards`` (+ terminations), ``resets``, ``other``), in wall time
-and in the main thread's CPU time (robust to other processes' load; the simulator's native threads excluded). torch runs
-on one thread, as in training (``RunnerConfig.env_torch_threads``). Example::
+free. ``sim_step_ratio`` is raw over the simulator step alone inside those env blocks (what the physics of the
+env's own states -- resets to reference poses, cold solver warm-starts -- costs, before any torch work).
+A second phase times the env alone with each part wrapped (exclusive time per part: ``sim`` step, ``state`` read,
+``reference`` query, ``obs``, ``rewards`` (+ terminations), ``resets``, ``other``), in wall time and in the main
+thread's CPU time (robust to other processes' load; the simulator's native threads excluded). torch runs on one
+thread, as in training (``RunnerConfig.env_torch_threads``). Example::
 
     nice python scripts/bench_env.py --envs 64 128 --threads 2 --seconds 20 --json run/bench_env.json
 """
@@ -195,6 +197,8 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
     env_block(True)  # warm-up
     raw_block(_full_state(sim, raw))
     t_env = t_raw = 0.0
+    sim_timer = PartTimer()
+    sim_timer.wrap(sim, "step", "sim")  # the simulator step inside the env blocks (one wrapper: negligible cost)
     blocks = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or blocks < 2:
@@ -203,6 +207,8 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
         t_raw += raw_block(s0)
         blocks += 1
     steps = blocks * block * num_envs
+    t_sim = sim_timer.wall["sim"]
+    sim_timer.unwrap()
 
     timer = PartTimer()
     wrap_env(env, timer)
@@ -227,6 +233,7 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
         "env_steps_per_s": steps / t_env,
         "raw_env_steps_per_s": steps / t_raw,
         "ratio": t_raw / t_env,
+        "sim_step_ratio": t_raw / t_sim,
         "profiled_ms_per_step": 1e3 * t_prof / psteps,
         "parts_ms_per_step": parts,
         "main_thread_cpu_ms_per_step": 1e3 * c_prof / psteps,
@@ -261,7 +268,8 @@ def main() -> None:
             result["cases"].append(r)
             parts = " ".join(f"{p} {v:.2f}" for p, v in r["parts_ms_per_step"].items())
             print(f"{task:8s} N={n:4d} threads={args.threads}: env {r['env_steps_per_s']:7.0f} env steps/s, "
-                  f"raw rollout {r['raw_env_steps_per_s']:7.0f}, ratio {r['ratio']:.2f} | ms/step "
+                  f"raw rollout {r['raw_env_steps_per_s']:7.0f}, ratio {r['ratio']:.2f} (sim step alone "
+                  f"{r['sim_step_ratio']:.2f}) | ms/step "
                   f"{r['profiled_ms_per_step']:.2f}: {parts}", flush=True)  # fmt: skip
             cpu = " ".join(f"{p} {v:.2f}" for p, v in r["parts_cpu_ms_per_step"].items())
             print(f"{'':8s} main-thread CPU ms/step {r['main_thread_cpu_ms_per_step']:.2f}: {cpu}", flush=True)
