@@ -1,13 +1,13 @@
 """Benchmark the whole env step (tracking and delta tasks) against raw ``mujoco.rollout`` of the same model and batch.
 
-One run, one process, alternating blocks of ``--block`` control steps so that load from other processes on a shared
-machine hits both paths alike:
+One run, one process, the two paths in lockstep (each control step timed on one path, then on the other), so that
+load from other processes on a shared machine hits both alike:
 
 * ``env``: ``TrackingEnv.step`` / ``DeltaEnv.step`` with random actions (no policy): joint-target shaping, the
   simulator step, the state read, the reference query, rewards, terminations, resets and observations;
-* ``raw``: ``mujoco.rollout.Rollout(nthread=T)`` of the same model and batch from the env's state at the start of
-  the block, replaying the joint targets the env sent (4 substeps per control step, no reads) -- the same physics
-  load (contacts, falls) as the env block.
+* ``raw``: ``mujoco.rollout.Rollout(nthread=T)`` of the same model and batch, replaying the joint targets the env
+  sent, from the env's full physics state at the start of each block of ``--block`` steps (4 substeps per control
+  step, no reads) -- about the physics load of the env (contacts, falls), without its resets.
 
 The ratio ``env / raw`` (env steps per second) is what the task machinery around the simulator costs; 1.0 would be
 free. ``sim_step_ratio`` is raw over the simulator step alone inside those env blocks (what the physics of the
@@ -169,42 +169,41 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
     gen = torch.Generator().manual_seed(seed)
     scale = 0.3 if task == "tracking" else 0.1
     pool = [scale * torch.randn(num_envs, env.num_actions, generator=gen) for _ in range(4 * block)]
-    ctrl = np.zeros((block, num_envs, raw.decimation, sim.model.nu))
     k = 0
 
-    def env_block(record: bool) -> tuple[float, float]:
-        """(wall, thread CPU) seconds of ``block`` env steps."""
+    def env_step() -> tuple[float, float]:
+        """(wall, thread CPU) seconds of one env step with the next random action."""
         nonlocal k
-        wall = cpu = 0.0
-        for i in range(block):
-            a = pool[k % len(pool)]
-            k += 1
-            t0 = PartTimer.now()
-            env.step(a)
-            t1 = PartTimer.now()
-            wall += t1[0] - t0[0]
-            cpu += t1[1] - t0[1]
-            if record:
-                ctrl[i][:, :, raw.act] = sim._ctrl[:, sim._act][:, None, :]
-        return wall, cpu
+        a = pool[k % len(pool)]
+        k += 1
+        t0 = PartTimer.now()
+        env.step(a)
+        t1 = PartTimer.now()
+        return t1[0] - t0[0], t1[1] - t0[1]
 
-    def raw_block(state: np.ndarray) -> float:
-        t0 = time.perf_counter()
-        for i in range(block):
-            state = raw.step(state, ctrl[i])
-        return time.perf_counter() - t0
+    def lockstep_block() -> tuple[float, float]:
+        """``block`` steps, each timed on the env and then on raw rollout (which continues from the env's state at
+        the block's start with the joint targets the env sent): (env, raw) seconds."""
+        state = _full_state(sim, raw)
+        ctrl = np.zeros((num_envs, raw.decimation, sim.model.nu))
+        t_e = t_r = 0.0
+        for _ in range(block):
+            t_e += env_step()[0]
+            ctrl[:, :, raw.act] = sim._ctrl[:, sim._act][:, None, :]
+            t0 = time.perf_counter()
+            state = raw.step(state, ctrl)
+            t_r += time.perf_counter() - t0
+        return t_e, t_r
 
-    env_block(True)  # warm-up
-    raw_block(_full_state(sim, raw))
+    lockstep_block()  # warm-up
     t_env = t_raw = 0.0
     sim_timer = PartTimer()
-    sim_timer.wrap(sim, "step", "sim")  # the simulator step inside the env blocks (one wrapper: negligible cost)
+    sim_timer.wrap(sim, "step", "sim")  # the simulator step inside the env steps (one wrapper: negligible cost)
     blocks = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or blocks < 2:
-        s0 = _full_state(sim, raw)
-        t_env += env_block(True)[0]
-        t_raw += raw_block(s0)
+        e, r = lockstep_block()
+        t_env, t_raw = t_env + e, t_raw + r
         blocks += 1
     steps = blocks * block * num_envs
     t_sim = sim_timer.wall["sim"]
@@ -216,8 +215,9 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
     pblocks = 0
     start = time.perf_counter()
     while time.perf_counter() - start < profile_s or pblocks < 1:
-        w, c = env_block(False)
-        t_prof, c_prof = t_prof + w, c_prof + c
+        for _ in range(block):
+            w, c = env_step()
+            t_prof, c_prof = t_prof + w, c_prof + c
         pblocks += 1
     timer.unwrap()
     sim.close()
@@ -229,7 +229,7 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
     return {
         "task": task,
         "num_envs": num_envs,
-        "blocks": blocks,
+        "lockstep_blocks": blocks,
         "env_steps_per_s": steps / t_env,
         "raw_env_steps_per_s": steps / t_raw,
         "ratio": t_raw / t_env,
