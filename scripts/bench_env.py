@@ -14,8 +14,9 @@ free. ``sim_step_ratio`` is raw over the simulator step alone inside those env b
 env's own states -- resets to reference poses, cold solver warm-starts -- costs, before any torch work).
 A second phase times the env alone with each part wrapped (exclusive time per part: ``sim`` step, ``state`` read,
 ``reference`` query, ``obs``, ``rewards`` (+ terminations), ``resets``, ``other``), in wall time and in the main
-thread's CPU time (robust to other processes' load; the simulator's native threads excluded). torch runs on one
-thread, as in training (``RunnerConfig.env_torch_threads``). Example::
+thread's CPU time (robust to other processes' load; the simulator's native threads excluded), and the torch
+operations each part dispatches per step (independent of load). torch runs on one thread, as in training
+(``RunnerConfig.env_torch_threads``). Example::
 
     nice python scripts/bench_env.py --envs 64 128 --threads 2 --seconds 20 --json run/bench_env.json
 """
@@ -37,6 +38,7 @@ from typing import Any
 import mujoco
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from asap.control import TargetShaping
 from asap.motion.motionlib import MotionLib
@@ -117,11 +119,29 @@ class PartTimer:
         setattr(owner, attr, timed)
         self._undo.append((lambda: setattr(owner, attr, fn)) if had else (lambda: delattr(owner, attr)))
 
+    def current(self) -> str:
+        """The part running now (``other`` outside every wrapped call)."""
+        return self._stack[-1][0] if self._stack else "other"
+
     def unwrap(self) -> None:
         """Restore everything wrapped."""
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the torch operations dispatched in each part of a :class:`PartTimer` (a load-independent measure of
+    the per-step work: on small tensors each operation costs about the same fixed overhead)."""
+
+    def __init__(self, timer: PartTimer) -> None:
+        super().__init__()
+        self.timer = timer
+        self.ops: dict[str, int] = defaultdict(int)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.ops[self.timer.current()] += 1
+        return func(*args, **(kwargs or {}))
 
 
 def wrap_env(env: Any, timer: PartTimer) -> None:
@@ -219,13 +239,17 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
             w, c = env_step()
             t_prof, c_prof = t_prof + w, c_prof + c
         pblocks += 1
-    timer.unwrap()
-    sim.close()
     psteps = pblocks * block
     parts = {p: 1e3 * timer.wall.get(p, 0.0) / psteps for p in PARTS if p != "other"}
     parts["other"] = max(0.0, 1e3 * t_prof / psteps - sum(parts.values()))
     cpu = {p: 1e3 * timer.cpu.get(p, 0.0) / psteps for p in PARTS if p != "other"}
     cpu["other"] = max(0.0, 1e3 * c_prof / psteps - sum(cpu.values()))
+    counter = OpCounter(timer)  # last: counting slows every operation down
+    with counter:
+        for _ in range(block):
+            env_step()
+    timer.unwrap()
+    sim.close()
     return {
         "task": task,
         "num_envs": num_envs,
@@ -236,6 +260,7 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
         "sim_step_ratio": t_raw / t_sim,
         "profiled_ms_per_step": 1e3 * t_prof / psteps,
         "parts_ms_per_step": parts,
+        "torch_ops_per_step": {p: counter.ops.get(p, 0) / block for p in PARTS},
         "main_thread_cpu_ms_per_step": 1e3 * c_prof / psteps,
         "parts_cpu_ms_per_step": cpu,
     }
@@ -273,6 +298,9 @@ def main() -> None:
                   f"{r['profiled_ms_per_step']:.2f}: {parts}", flush=True)  # fmt: skip
             cpu = " ".join(f"{p} {v:.2f}" for p, v in r["parts_cpu_ms_per_step"].items())
             print(f"{'':8s} main-thread CPU ms/step {r['main_thread_cpu_ms_per_step']:.2f}: {cpu}", flush=True)
+            ops = r["torch_ops_per_step"]
+            each = " ".join(f"{p} {v:.0f}" for p, v in ops.items())
+            print(f"{'':8s} torch ops/step {sum(ops.values()):.0f}: {each}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
