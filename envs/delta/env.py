@@ -23,7 +23,7 @@ import torch
 from asap.control import TargetShaping, shape_targets
 from asap.delta import obs as dobs
 from asap.delta.model import DeltaMeta, apply_delta, expand_delta
-from asap.motion.motionlib import MotionLib
+from asap.motion.motionlib import MotionLib, MotionState
 from asap.robot.spec import FEET, VR_3POINT
 from asap.root_source import QUANTITIES, trusted
 from asap.sim.base import Simulator
@@ -181,7 +181,8 @@ class DeltaEnv:
                 m, f0 = self.sample_windows(ids.numel())
                 self._reset_envs(ids, m, f0)
                 st = self._read_state()
-        self._compute_obs(st)
+                ref = None  # reset envs moved to other frames
+        self._compute_obs(st, ref)
         return self.obs, info
 
     def _read_state(self) -> SimState:
@@ -191,11 +192,13 @@ class DeltaEnv:
         self._ended_stats = self._ep_sums.add(terms, done, self.episode_length_buf, self.dt)
 
     # ---------------------------------------------------------------------------------------- observations
-    def _compute_obs(self, st: SimState) -> None:
+    def _compute_obs(self, st: SimState, ref: MotionState | None = None) -> None:
+        """Observations of ``st``; ``ref``: the logged state at :meth:`frame` when the caller has it."""
         applied = (self.targets - self.default_pos) / self.action_scale
         actor = dobs.actor_obs(st.root_pos, st.root_quat, st.root_lin_vel, st.root_ang_vel, st.q, st.qd,
                                st.feet_force, self.default_pos, applied, self.delta_full)  # fmt: skip
-        ref = self.logs.frame_state(self.motion_ids, self.frame())
+        if ref is None:
+            ref = self.logs.frame_state(self.motion_ids, self.frame())
         critic = dobs.critic_obs(actor, st.root_pos, st.root_quat, st.body_pos, ref.body_pos)
         self.obs = {"actor": actor, "critic": critic}
 
