@@ -43,7 +43,8 @@ CHUNK_PREFIX = "chunk_"
 ODOM_PREFIX = "odom_"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (a temporary file, then a rename)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -58,7 +59,7 @@ class RolloutLogger:
         existing = sorted(self.dir.glob(f"{CHUNK_PREFIX}*.npz"))
         if existing:
             raise FileExistsError(f"{self.dir} already holds a log; choose a new directory")
-        _atomic_write_text(self.dir / "meta.json", json.dumps(meta, indent=1, default=_json_default))
+        write_text_atomic(self.dir / "meta.json", json.dumps(meta, indent=1, default=_json_default))
         self.chunk_steps = int(chunk_steps)
         self._buf: dict[str, np.ndarray] = {}
         self._n = 0
@@ -95,7 +96,7 @@ class RolloutLogger:
         if self._samples:
             rows, self._samples = self._samples, []
             arrays = {k: np.asarray([r[k] for r in rows], dtype=np.float64) for k in rows[0]}
-            _atomic_npz(self.dir / f"{ODOM_PREFIX}{self._sample_chunk:05d}.npz", arrays)
+            write_npz_atomic(self.dir / f"{ODOM_PREFIX}{self._sample_chunk:05d}.npz", arrays)
             self._sample_chunk += 1
         if self._n == 0:
             return
@@ -152,7 +153,8 @@ def control_row(
     }  # fmt: skip
 
 
-def _atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` (.npz) crash-safely: a temporary file, fsync, then an atomic rename."""
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)

@@ -31,7 +31,6 @@ import csv
 import io
 import json
 import math
-import os
 import re
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -574,15 +573,6 @@ def _chunks(log_dir: Path) -> list[Path]:
     return sorted(log_dir.glob(f"{CHUNK_PREFIX}*.npz"))
 
 
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def attach_mocap(log_dir: str | Path, mocap_path: str | Path, cfg: MocapConfig | None = None) -> dict[str, Any]:
     """Merge a recorded mocap export into the rollout log at ``log_dir`` (see the module docstring).
 
@@ -591,7 +581,7 @@ def attach_mocap(log_dir: str | Path, mocap_path: str | Path, cfg: MocapConfig |
     ``meta["root_source"] = "mocap"`` and ``meta["mocap"]`` (the report), and writes ``mocap_report.json``.
     Returns the report: offset, correlations, residuals, per-episode coverage.
     """
-    from deploy.logger import _atomic_write_text, episodes, read_log
+    from deploy.logger import episodes, read_log, write_npz_atomic, write_text_atomic
 
     cfg = cfg or MocapConfig()
     d = Path(log_dir)
@@ -660,7 +650,7 @@ def attach_mocap(log_dir: str | Path, mocap_path: str | Path, cfg: MocapConfig |
                 orig = {k: z[k] for k in z.files}
         else:
             orig = {k: data[k] for k in ROOT_KEYS}
-            _write_npz(bp, orig)
+            write_npz_atomic(bp, orig)
         v = root["root_valid"][row : row + n]
         for k in ROOT_KEYS:
             col = orig[k].copy()
@@ -669,13 +659,13 @@ def attach_mocap(log_dir: str | Path, mocap_path: str | Path, cfg: MocapConfig |
             else:
                 col[v] = root[k][row : row + n][v].astype(col.dtype)
             data[k] = col
-        _write_npz(p, data)
+        write_npz_atomic(p, data)
         row += n
     meta = dict(log["meta"])
     meta["root_source"] = "mocap"
     meta["mocap"] = report
-    _atomic_write_text(d / "meta.json", json.dumps(meta, indent=1, default=_json))
-    _atomic_write_text(d / REPORT_FILE, json.dumps(report, indent=1, default=_json))
+    write_text_atomic(d / "meta.json", json.dumps(meta, indent=1, default=_json))
+    write_text_atomic(d / REPORT_FILE, json.dumps(report, indent=1, default=_json))
     return report
 
 
