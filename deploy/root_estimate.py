@@ -14,8 +14,8 @@ From what LowState carries, per control step:
   differences of the estimated position.
 
 What it cannot know: slip of a stance foot, flight phases (jumps), uneven floors, and the absolute heading. The
-delta training therefore trusts it for orientation, joint states, root-relative body positions and velocity, but
-not for global position (:mod:`asap.root_source`).
+delta training therefore trusts it for orientation, joint states and root-relative body positions only, not for
+global position or linear velocity (:mod:`asap.root_source`).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_trust_table() -> None:
         assert all(trusted(source, q) for q in ("orientation", "joints", "relative_position"))
     assert trusted("odometry", "global_position") and trusted("mocap", "global_position")
     assert trusted(None, "global_position")  # a simulator rollout without meta
-    assert not trusted("estimate", "global_position") and trusted("estimate", "linear_velocity")
+    assert not trusted("estimate", "global_position") and not trusted("estimate", "linear_velocity")
     assert not trusted("imu_only", "linear_velocity")
     with pytest.raises(ValueError, match="unknown root source"):
         trusted("gps", "joints")
