@@ -386,7 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="run/bench_alignment", help="result folder (shared by every step; resumable)")
     ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     ap.add_argument("--clips", nargs="+", default=list(CLIPS), help="built-in clip names or Motion files")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS),
+                    help="fine-tuned methods of the closed-loop table, in the order they run (none: only the logs, "
+                    "the fits, the open-loop table and the pretrained policy's closed loop)")  # fmt: skip
     ap.add_argument("--pretrain", nargs="*", default=[], metavar="CLIP=DIR", help="reuse a pretraining run per clip")
     ap.add_argument("--episodes", type=int, default=16, help="logged episodes per target and clip (default 16)")
     ap.add_argument("--eval-episodes", type=int, default=4, help="closed-loop episodes per seed (default 4)")
