@@ -198,9 +198,24 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, Any]]:
                 policies[method] = f / "policy.onnx"
             for method, policy in policies.items():
                 e = t / "closed_loop" / method
-                cmd = asap("eval", str(policy), "--motions", motion, "--target", engine, *gap_args, "--episodes",
-                           str(b.eval_episodes), "--seeds", str(args.seeds), "--init-noise", str(args.init_noise),
-                           "--out", str(e), "--no-progress")  # fmt: skip
+                # a protocol target applies a gap profile to MuJoCo; an engine gap runs on the virtual G1 over DDS
+                where = (["--target", engine, "--init-noise", str(args.init_noise)] if engine == "mujoco"
+                         else ["--over-dds", "--engine", engine])  # fmt: skip
+                cmd = asap(
+                    "eval",
+                    str(policy),
+                    "--motions",
+                    motion,
+                    *where,
+                    *gap_args,
+                    "--episodes",
+                    str(b.eval_episodes),
+                    "--seeds",
+                    str(args.seeds),
+                    "--out",
+                    str(e),
+                    "--no-progress",
+                )
                 dep = deps if method == "Vanilla" else [f"{ck}/finetune/{method}"]
                 jobs.append(Job(f"{ck}/eval/{method}", cmd, [e / "metrics.json"], dep))
     return jobs, layout

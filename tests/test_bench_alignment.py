@@ -42,6 +42,9 @@ def test_plan_orders_every_step_and_reuses_a_pretraining_run(tmp_path):
     assert "--engine" in names[f"{g}/collect"].cmd and "--gap" not in names[f"{g}/collect"].cmd
     assert "env.joints=all" in names[f"{g}/delta"].cmd
     assert "pretrain.sim=genesis" in names[f"{g}/finetune/Oracle"].cmd
+    ev = names[f"{g}/eval/ASAP"].cmd  # Genesis is judged on the virtual G1 over DDS, MuJoCo gaps on the protocol
+    assert ev[ev.index("--engine") + 1] == "genesis" and "--over-dds" in ev and "--target" not in ev
+    assert "--over-dds" not in names["ankle_weak/arm_wave/eval/ASAP"].cmd
     assert "oracle:configs/real_gap/ankle_weak.yaml" in names["ankle_weak/arm_wave/finetune/Oracle"].cmd
     # overrides come last (argparse positionals), after every option
     ft = names[f"{g}/finetune/Oracle"].cmd

@@ -353,3 +353,23 @@ def test_video_of_the_first_episode_per_policy_and_motion(tiny, tmp_path, offscr
     (video,) = (tmp_path / "logs" / "videos").glob("*.mp4")
     assert video.name == "run_1_wave_short.mp4"
     assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] == Motion.load(s["rollout"]).num_frames
+
+
+def test_over_dds_evaluation_runs_the_virtual_g1_on_the_requested_engine(tmp_path, monkeypatch):
+    """`asap eval --over-dds --engine genesis`: the engine reaches the virtual G1's collection; without --over-dds
+    an engine is refused in one line."""
+    from asap.eval.closed_loop import evaluate, evaluate_over_dds
+    from deploy import collect as collect_mod
+
+    seen = {}
+
+    def fake_collect(*args, **kwargs):
+        seen.update(kwargs)
+        return {"motions": []}
+
+    monkeypatch.setattr(collect_mod, "collect", fake_collect)
+    with pytest.raises(RuntimeError, match="no episodes"):
+        evaluate_over_dds("p.onnx", "m.npz", tmp_path / "o", 1, None, engine="genesis")
+    assert seen["engine"] == "genesis"
+    with pytest.raises(ValueError, match="--over-dds"):
+        evaluate(["p.onnx"], ["m.npz"], tmp_path / "e", engine="genesis")

@@ -202,14 +202,14 @@ class NoisyStartEnv(TrackingEnv):
 # ---------------------------------------------------------------------------------------------- over DDS
 def evaluate_over_dds(
     policy: str | Path, motion: str | Path, out: str | Path, episodes: int, gap: str | Path | None,
-    cfg: Any = None, virtual: bool = True,
+    cfg: Any = None, virtual: bool = True, engine: str = "mujoco",
 ) -> dict[str, Any]:  # fmt: skip
     """Run ``episodes`` episodes of ``policy`` (ONNX) through the robot runtime on a virtual G1 over DDS with the gap
     profile ``gap`` (:func:`deploy.collect.collect` into ``out``; a finished collection, ``out/summary.json``, is
     reused) and score each logged episode against ``motion`` (:func:`asap.eval.compare.compare_rollout`, reference
     aligned at the start). An episode succeeds only if it also ran to the motion's end (no safety stop, no fall).
     ``cfg`` (a :class:`deploy.runtime.RuntimeConfig`) and ``virtual=False`` run them on a real G1 instead (the
-    operator starts each episode with the remote; ``gap`` is then ignored).
+    operator starts each episode with the remote; ``gap`` is then ignored). ``engine``: the virtual G1's physics.
 
     Returns :func:`asap.eval.metrics.mean_metrics` of the episodes plus ``completed`` (per episode),
     ``per_episode`` (each ``TrackingMetrics.as_dict()``), ``motions`` (the logged episodes' files) and ``gap``.
@@ -222,7 +222,8 @@ def evaluate_over_dds(
     else:
         from deploy.collect import collect
 
-        col = collect(policy, out, episodes=episodes, cfg=cfg, virtual=virtual, gap=gap if virtual else None)
+        col = collect(policy, out, episodes=episodes, cfg=cfg, virtual=virtual, gap=gap if virtual else None,
+                      engine=engine)  # fmt: skip
     metrics = [compare_rollout(p, motion, align="start") for p in col.get("motions", [])]
     if not metrics:
         raise RuntimeError(f"the virtual G1 produced no episodes; see {out / 'virtual_g1.log'}")
@@ -233,7 +234,13 @@ def evaluate_over_dds(
 
 
 def run_over_dds(
-    policy: str | Path, variant: str, motion: str | Path, out: str | Path, episodes: int, gap: str | Path | None
+    policy: str | Path,
+    variant: str,
+    motion: str | Path,
+    out: str | Path,
+    episodes: int,
+    gap: str | Path | None,
+    engine: str = "mujoco",
 ) -> EpisodeSet:
     """:func:`evaluate_over_dds` as an :class:`EpisodeSet` (per-episode curves from the logged episodes)."""
     from asap.contract import OnnxPolicy
@@ -243,12 +250,13 @@ def run_over_dds(
         raise ValueError(f"--over-dds runs the robot runtime, which takes an exported policy.onnx, not {policy}")
     lib = MotionLib(motion, spec=variant)
     OnnxPolicy(policy).contract.check_motion(clip_fingerprints(lib)[0], where=str(policy), runtime=True)
-    res = evaluate_over_dds(policy, motion, out, episodes, gap)
+    res = evaluate_over_dds(policy, motion, out, episodes, gap, engine=engine)
     rollouts = [Motion.load(path) for path in res["motions"]]
     records = [episode_record(ro, lib, variant, "start", ok=ok)
                for ro, ok in zip(rollouts, res["completed"], strict=True)]  # fmt: skip
     summary = {k: v for k, v in res.items() if k not in ("per_episode",)}
-    return collect_episodes(records, {"target": {"backend": "virtual G1 over DDS", "gap": summary["gap"]},
+    return collect_episodes(records, {"target": {"backend": "virtual G1 over DDS", "gap": summary["gap"],
+                                                 "engine": engine},
                                       "collection": summary}, rollouts[0], "start")  # fmt: skip
 
 
@@ -450,9 +458,11 @@ def evaluate(
     policies: Sequence[str | Path], motions: Sequence[str | Path], out: str | Path, target: str = "mujoco",
     gap: str | Path | None = None, episodes: int = 1, seeds: int = 1, init_noise: float = 0.0,
     over_dds: bool = False, threads: int = 1, progress: bool = True, video: VideoConfig | None = None,
+    engine: str = "mujoco",
 ) -> dict[str, Any]:  # fmt: skip
     """`asap eval`: every policy on every motion, ``episodes`` episodes x ``seeds`` seeds (seeds 0..K-1), on the
-    protocol target ``target`` + ``gap`` or (``over_dds``) on the virtual G1 over DDS with ``gap``; writes
+    protocol target ``target`` + ``gap`` or (``over_dds``) on the virtual G1 over DDS with ``gap`` and its physics
+    ``engine`` (``mujoco``, or ``genesis``: an engine gap); writes
     ``out/{metrics.json, report.md, report.png}`` and returns the metrics (see module docstring). With ``video``:
     per policy and motion the first episode of seed 0 with its reference as a ghost, ``out/videos/*.mp4``
     (:func:`render_videos`; their paths in ``metrics["videos"]``)."""
@@ -466,6 +476,8 @@ def evaluate(
         raise ValueError("give at least one motion (--motions)")
     if not over_dds and (why := target_backend_error(target)):
         raise ValueError(why)
+    if engine != "mujoco" and not over_dds:
+        raise ValueError(f"engine={engine} is the virtual G1's physics: add --over-dds (or use --target {engine})")
     if over_dds and init_noise > 0:
         raise ValueError("initial-state noise applies to protocol targets; the virtual G1 starts from its default pose")
     if video is not None:
@@ -492,7 +504,7 @@ def evaluate(
                     if over_dds:
                         d = out / "dds" / label.replace("/", "_") / name / f"seed{seed}"
                         own = export_for_motion(path, (pol, variant), motion)
-                        sets.append(run_over_dds(own, variant, motion, d, n, gap_path))
+                        sets.append(run_over_dds(own, variant, motion, d, n, gap_path, engine=engine))
                         bar.update(1)
                     else:
                         own = export_for_motion(path, (pol, variant), motion)
@@ -503,7 +515,8 @@ def evaluate(
             results[label] = per_motion
     finally:
         bar.close()
-    target_info = {"over_dds": over_dds, "backend": "virtual G1 over DDS" if over_dds else target,
+    where = f"virtual G1 over DDS ({engine})" if engine != "mujoco" else "virtual G1 over DDS"
+    target_info = {"over_dds": over_dds, "backend": where if over_dds else target,
                    "gap": gap_cfg.name, "gap_file": gap_path}  # fmt: skip
     first = next(iter(next(iter(results.values())).values()))[0]
     target_info.update({k: v for k, v in first.extra.get("target", {}).items() if k not in target_info})

@@ -31,7 +31,7 @@ def _eval(args: argparse.Namespace) -> int:
             raise ValueError("closed-loop evaluation needs --motions (the clips the policies track)")
         r = evaluate(args.policies, args.motions, out, target=args.target, gap=args.gap, episodes=args.episodes,
                      seeds=args.seeds, init_noise=args.init_noise, over_dds=args.over_dds, threads=args.threads,
-                     progress=not args.no_progress, video=video)  # fmt: skip
+                     progress=not args.no_progress, video=video, engine=args.engine)  # fmt: skip
         t = r["target"]
         _print_table(r, f"closed loop on {t['backend']} (gap {t['gap']}), {r['episodes']} episode(s) x "
                         f"{len(r['seeds'])} seed(s), mean ± std over seeds")  # fmt: skip
@@ -101,6 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="mujoco", help="simulator backend of the protocol target (default mujoco)")
     p.add_argument("--gap", help="reality-gap profile (configs/real_gap/*.yaml); default: none")
     p.add_argument("--over-dds", action="store_true", help="run on the virtual G1 over DDS through the robot runtime")
+    p.add_argument("--engine", default="mujoco", choices=["mujoco", "genesis"],
+                   help="with --over-dds: the virtual G1's physics engine (genesis: an engine gap)")  # fmt: skip
     p.add_argument("--episodes", type=int, default=1, help="episodes per policy, motion and seed (default 1)")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 (initial-state and sensor noise; default 1)")
     p.add_argument("--init-noise", type=float, default=0.0,
