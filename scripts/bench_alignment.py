@@ -354,7 +354,8 @@ def report_markdown(results: dict[str, Any], status: dict[str, str], args: argpa
     lines = ["# Sim-to-\"real\" alignment benchmark", "",
              f"`python scripts/bench_alignment.py {' '.join(sys.argv[1:])}`", "",
              f"Closed loop: {args.eval_episodes if not args.quick else min(args.eval_episodes, 2)} episode(s) x "
-             f"{args.seeds} seed(s) per policy (initial-state noise level {args.init_noise}), mean ± std over seeds; "
+             f"{args.seeds} seed(s) per policy (protocol targets: initial-state noise level {args.init_noise}), "
+             "mean ± std over seeds; "
              "errors in mm (E_vel mm/frame, E_acc mm/frame²).", ""]  # fmt: skip
     for target, clips in results.items():
         for clip, cell in clips.items():
@@ -367,9 +368,11 @@ def report_markdown(results: dict[str, Any], status: dict[str, str], args: argpa
                 cells = [f"{row[m]['E_g_mpjpe']:.1f} / {row[m]['E_mpjpe']:.1f}" if m in row else "-"
                          for m in OPENLOOP_ROWS]  # fmt: skip
                 lines.append(f"| {h} | " + " | ".join(cells) + " |")
+            how = ("the protocol target (MuJoCo + the gap profile), with initial-state noise" if cell["engine"] == "mujoco"
+                   else f"the virtual G1 over DDS on {cell['engine']} (from its default pose, no initial-state noise)")
             lines += [
                 "",
-                "Closed loop on the target (Table IV):",
+                f"Closed loop on {how} (Table IV):",
                 "",
                 "| policy | " + " | ".join(h for _, h in COLUMNS) + " |",
                 "|---" * (len(COLUMNS) + 1) + "|",
