@@ -368,8 +368,11 @@ def report_markdown(results: dict[str, Any], status: dict[str, str], args: argpa
                 cells = [f"{row[m]['E_g_mpjpe']:.1f} / {row[m]['E_mpjpe']:.1f}" if m in row else "-"
                          for m in OPENLOOP_ROWS]  # fmt: skip
                 lines.append(f"| {h} | " + " | ".join(cells) + " |")
-            how = ("the protocol target (MuJoCo + the gap profile), with initial-state noise" if cell["engine"] == "mujoco"
-                   else f"the virtual G1 over DDS on {cell['engine']} (from its default pose, no initial-state noise)")
+            how = (
+                "the protocol target (MuJoCo + the gap profile), with initial-state noise"
+                if cell["engine"] == "mujoco"
+                else f"the virtual G1 over DDS on {cell['engine']} (from its default pose, no initial-state noise)"
+            )
             lines += [
                 "",
                 f"Closed loop on {how} (Table IV):",
