@@ -44,7 +44,6 @@ from asap.utils.rotations import (
     axis_angle_to_quat,
     matrix_to_quat,
     projected_gravity,
-    quat_angle,
     quat_mul,
     quat_normalize,
     quat_rotate,
@@ -675,8 +674,3 @@ def _json(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(type(o).__name__)
-
-
-def quat_error_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle between orientations a and b (..., 4) in degrees."""
-    return np.degrees(quat_angle(quat_normalize(a), quat_normalize(b)))

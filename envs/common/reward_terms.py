@@ -146,7 +146,7 @@ def _subset(c: TermContext, idx: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.exp(-R.mse(_position_errors(c)[:, idx]) / sigma)
 
 
-def _feet_quat(c: TermContext) -> torch.Tensor:
+def _feet_orientations(c: TermContext) -> torch.Tensor:
     return shared(c, "feet_quat", lambda: c.state.body_quat[:, c.feet_idx])
 
 
@@ -167,8 +167,8 @@ REWARD_TERMS: dict[str, Callable[..., torch.Tensor]] = {
     "torques": lambda c: R.torques(c.state.tau),
     "action_rate": lambda c: R.action_rate(c.actions, c.last_actions),
     "action_norm": _action_norm,
-    "feet_ori": lambda c: R.feet_orientation(_feet_quat(c)),
-    "feet_heading": lambda c: R.feet_heading(_feet_quat(c), c.state.root_quat),
+    "feet_ori": lambda c: R.feet_orientation(_feet_orientations(c)),
+    "feet_heading": lambda c: R.feet_heading(_feet_orientations(c), c.state.root_quat),
     "slippage": lambda c, threshold=1.0: R.slippage(c.state.body_lin_vel[:, c.feet_idx], c.state.feet_force, threshold),
     "limits_dof_pos": lambda c, soft=1.0: R.dof_pos_limits(c.state.q, *_soft_range(c.pos_lower, c.pos_upper, soft)),
     "limits_dof_vel": lambda c, soft=1.0: R.magnitude_limits(c.state.qd, c.vel_limit, soft),

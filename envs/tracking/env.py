@@ -313,7 +313,7 @@ class TrackingEnv:
         t = self.motion_time()
         k = self.episode_length_buf
         time_out = (k >= self.episode_steps) | (k >= self.max_episode_length)
-        self._gravity = self._projected_gravity(st)
+        self._gravity = self._base_gravity(st)
         terminated = self._terminations(st, ref) & ~time_out
         if self.termination_weight != 0.0:
             terms["termination"] = self.termination_weight * terminated.float()
@@ -339,7 +339,7 @@ class TrackingEnv:
         self._compute_obs(st)
         return self.obs, info
 
-    def _projected_gravity(self, st: SimState) -> torch.Tensor:
+    def _base_gravity(self, st: SimState) -> torch.Tensor:
         """(N, 3) gravity in the pelvis frame (plain arithmetic: in NumPy on CPU, the same values)."""
         if self._cpu:
             return torch.from_numpy(projected_gravity(st.root_quat.numpy()))
@@ -397,7 +397,7 @@ class TrackingEnv:
         """Observations of state ``st`` (None: read it; a given ``st`` is the one :attr:`_gravity` belongs to)."""
         if st is None:
             st = self._read_state()
-            self._gravity = self._projected_gravity(st)
+            self._gravity = self._base_gravity(st)
         t_next = self.motion_time() + self.dt
         ref = self.motion_lib.get_state(self.motion_ids, t_next)
         self.ref_next = ref
