@@ -191,9 +191,17 @@ def read_log(directory: str | Path) -> dict[str, Any]:
                 events.append(json.loads(line))
             except json.JSONDecodeError:
                 pass
+    skipped: list[str] = []
+    steps = _read_chunks(d, CHUNK_PREFIX, skipped)
+    odometry = _read_chunks(d, ODOM_PREFIX, skipped)
+    return {"meta": meta, "events": events, "steps": steps, "skipped": skipped, "odometry": odometry}
+
+
+def _read_chunks(d: Path, prefix: str, skipped: list[str]) -> dict[str, np.ndarray]:
+    """The ``prefix*.npz`` chunks of log folder ``d`` joined per field in file order; an unreadable chunk (a crash
+    while writing it) is left out whole and its name appended to ``skipped``."""
     parts: dict[str, list[np.ndarray]] = {}
-    skipped = []
-    for p in sorted(d.glob(f"{CHUNK_PREFIX}*.npz")):
+    for p in sorted(d.glob(f"{prefix}*.npz")):
         try:
             with np.load(p, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
@@ -202,19 +210,7 @@ def read_log(directory: str | Path) -> dict[str, Any]:
             continue
         for k, v in data.items():
             parts.setdefault(k, []).append(v)
-    steps = {k: np.concatenate(v) for k, v in parts.items()}
-    odom: dict[str, list[np.ndarray]] = {}
-    for p in sorted(d.glob(f"{ODOM_PREFIX}*.npz")):
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                got = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-            skipped.append(p.name)
-            continue
-        for k, v in got.items():
-            odom.setdefault(k, []).append(v)
-    odometry = {k: np.concatenate(v) for k, v in odom.items()}
-    return {"meta": meta, "events": events, "steps": steps, "skipped": skipped, "odometry": odometry}
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def episodes(steps: dict[str, np.ndarray], run_mode: int = 3) -> list[tuple[int, np.ndarray]]:
