@@ -142,11 +142,8 @@ def stage_target_episodes(
 
     virtual = cfg.robot == "virtual"
     overrides = [*cfg.deploy_overrides, *([f"controller.excitation_std={excitation}"] if excitation > 0 else [])]
-    rcfg = None
-    if cfg.deploy_config or overrides:  # the virtual G1's loopback defaults unless a runtime config says otherwise
-        base = [] if cfg.deploy_config or not virtual else ["domain_id=1", "interface=lo"]
-        path = repo_path(cfg.deploy_config) if cfg.deploy_config else None
-        rcfg = load_config(RuntimeConfig, path, [*base, *overrides])
+    path = cfg.deploy_config or ("configs/deploy/virtual.yaml" if virtual else "")
+    rcfg = load_config(RuntimeConfig, repo_path(path) if path else None, overrides) if path or overrides else None
     gap = str(repo_path(cfg.gap)) if (virtual and cfg.gap) else None
     res = evaluate_over_dds(policy, motion, out, episodes, gap, cfg=rcfg, virtual=virtual)
     res["gap"] = cfg.gap if virtual else None
