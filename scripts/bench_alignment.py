@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asap.pipeline import latest_checkpoint
+
 REPO = Path(__file__).resolve().parents[1]
 TARGETS: dict[str, tuple[str, str | None]] = {
     "ankle_weak": ("mujoco", "configs/real_gap/ankle_weak.yaml"),
@@ -82,12 +84,6 @@ def asap(*args: str) -> list[str]:
     return [sys.executable, "-m", "asap.cli", *args]
 
 
-def newest_checkpoint(run: Path) -> Path | None:
-    """The highest-numbered ``model_<it>.pt`` of a run directory, or None."""
-    cks = sorted(run.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    return cks[-1] if cks else None
-
-
 @dataclass
 class Budget:
     """Per-step budgets (full run, or ``--quick``)."""
@@ -126,7 +122,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, Any]]:
         if name not in given:
             cmd = asap("pretrain", "--config", "configs/pretrain/demo.yaml", "--out", str(pre), f"motion={motion}",
                        *b.pretrain)  # fmt: skip
-            last = newest_checkpoint(pre)
+            last = latest_checkpoint(pre)
             if last is not None:
                 cmd += ["--resume", str(last)]
             jobs.append(Job(pre_job, cmd, [pre / "policy.onnx", pre / "metrics.json"]))
@@ -172,7 +168,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, Any]]:
                 "--no-progress",
             ]  # replayed in the policy's training simulator (MuJoCo)
             jobs.append(Job(f"{ck}/openloop", asap(*openloop), [t / "openloop" / "metrics.json"], fits))
-            start = newest_checkpoint(pre)
+            start = latest_checkpoint(pre)
             start_arg = str(start) if start is not None else f"@newest:{pre}"
             finetune_from: dict[str, tuple[list[str], list[str], list[str]]] = {  # options, overrides, needs
                 "SysID": (["--dynamics", str(t / "sysid" / "dynamics.yaml")], [], [f"{ck}/sysid"]),
@@ -189,7 +185,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, Any]]:
                 f = t / "finetune" / method
                 cfg = [] if "--config" in opts else ["--config", "configs/finetune/demo.yaml"]
                 cmd = asap("finetune", *cfg, *opts, "--checkpoint", start_arg, "--out", str(f))
-                last = newest_checkpoint(f)
+                last = latest_checkpoint(f)
                 if last is not None:
                     cmd += ["--resume", str(last)]
                 cmd += [*overrides, *b.finetune]
@@ -232,7 +228,7 @@ def resolve(cmd: list[str]) -> list[str]:
             names = split["held_out"] or split["train"]
             out += [str(t / "collect" / "motions" / f"{n}.npz") for n in names]
         elif a.startswith("@newest:"):
-            last = newest_checkpoint(Path(a.removeprefix("@newest:")))
+            last = latest_checkpoint(Path(a.removeprefix("@newest:")))
             if last is None:
                 raise FileNotFoundError(f"no checkpoint in {a.removeprefix('@newest:')} (step {cmd[:4]}, arg {i})")
             out.append(str(last))
