@@ -7,6 +7,8 @@ actions) or ``"huge"`` (actions of 60, i.e. targets ~15 rad away: beyond the joi
 
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,27 @@ def test_contract(variant: str = "g1_23dof", motion_length_s: float = 2.0, motio
 
 
 test_contract.__test__ = False  # not a pytest test
+
+FIRST_TEST_DOMAIN = 2
+"""Lowest DDS domain id handed to tests (0: the real robot, 1: the virtual G1's default)."""
+LAST_TEST_DOMAIN = 232
+"""Highest DDS domain id Cyclone accepts with its default port mapping (7400 + 250 * domain stays < 65536)."""
+_SPAN = LAST_TEST_DOMAIN - FIRST_TEST_DOMAIN + 1
+_DOMAIN_COUNTER = itertools.count()
+_DOMAIN_START = os.getpid() * 37 % _SPAN
+
+
+def next_test_domain() -> int:
+    """A DDS domain id no earlier call in this process returned (for up to 231 calls), in 2..232.
+
+    Every test module takes its domains here: one process keeps one participant per domain id for its lifetime
+    (:func:`deploy.dds.participant`), so two tests on the same id would share a participant and each other's
+    leftover readers and writers. Concurrent processes start at pid-dependent offsets, so they rarely meet.
+    """
+    n = next(_DOMAIN_COUNTER)
+    if n >= _SPAN:
+        raise RuntimeError(f"this process used all {_SPAN} test DDS domain ids; run the DDS tests in fewer processes")
+    return FIRST_TEST_DOMAIN + (_DOMAIN_START + n) % _SPAN
 
 
 def make_policy(

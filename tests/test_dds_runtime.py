@@ -1,14 +1,12 @@
 """Runtime and virtual G1 as two processes over real DDS on the loopback interface.
 
-Each test gets its own DDS domain id (per process block + counter), so parallel runs never mix, and every child
+Each test gets its own DDS domain id (deploy.testing.next_test_domain, shared by every DDS test module), and every child
 process is terminated at the end of its test.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,17 +26,11 @@ from deploy.controller import ControllerConfig, Mode  # noqa: E402
 from deploy.logger import log_to_motions, read_log  # noqa: E402
 from deploy.runtime import Runtime, RuntimeConfig  # noqa: E402
 from deploy.safety import SafetyConfig  # noqa: E402
+from deploy.testing import next_test_domain  # noqa: E402
 
-_DOMAINS = itertools.count(20 + (os.getpid() % 20) * 10)
 MOTION_S = 1.2
 RT = 20  # SCHED_FIFO for both loops when permitted (root, as in CI): keeps a loaded 2-core machine from
 # stalling them past the 50 ms watchdog; silently normal scheduling otherwise
-
-
-def _domain() -> int:
-    d = next(_DOMAINS)
-    assert d <= 230
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +50,7 @@ class Rig:
     """A virtual G1 child process + a runtime in this process + a sim client."""
 
     def __init__(self, tmp: Path, policy: Path, gap: str | None = None, watchdog_s: float = 0.05) -> None:
-        self.dom = _domain()
+        self.dom = next_test_domain()
         self.proc = virtual_g1.spawn(gap, self.dom, "lo", log=tmp / "sim.log", rt_priority=RT)
         ctl = ControllerConfig(ramp_s=0.5, safety=SafetyConfig(state_timeout_s=watchdog_s))
         cfg = RuntimeConfig(domain_id=self.dom, interface="lo", cmd_hz=100, exit_damping_s=0.2, rt_priority=RT,
@@ -253,7 +245,7 @@ RUNNER = textwrap.dedent("""
 
 
 def test_sigterm_damps_before_exit(tmp_path, policies) -> None:
-    dom = _domain()
+    dom = next_test_domain()
     sim = virtual_g1.spawn(None, dom, "lo", log=tmp_path / "sim.log", rt_priority=RT)
     log_dir = tmp_path / "log"
     rt = subprocess.Popen([sys.executable, "-c", RUNNER, str(policies["ok"]), str(dom), str(log_dir)],

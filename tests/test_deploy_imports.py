@@ -62,10 +62,10 @@ def test_blocker_blocks() -> None:
 def test_asap_deploy_dry_run_without_training_stack(tmp_path: Path) -> None:
     """`asap deploy --dry-run` goes through the CLI, loads the policy and listens, with the heavy stack blocked."""
     pytest.importorskip("cyclonedds")
-    from deploy.testing import make_policy
+    from deploy.testing import make_policy, next_test_domain
 
     policy = make_policy(tmp_path / "p.onnx")
-    dom = 40 + os.getpid() % 150
+    dom = next_test_domain()
     r = _run(f"""
         import asap.cli
         rc = asap.cli.main(["deploy", "--policy", {str(policy)!r}, "--dry-run", "--seconds", "0.3", "--net", "lo",

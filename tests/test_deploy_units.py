@@ -531,3 +531,17 @@ def test_virtual_operator_re_arms_when_the_first_start_fails() -> None:
         assert robot.presses.count("START") == min(fails + 1, 3)
         assert (op.error is None) if error is None else (error in op.error)
         assert ("A" in robot.presses) == (error is None)
+
+
+def test_test_domains_are_unique_in_a_process_and_valid_cyclone_ids() -> None:
+    """Every DDS test module takes its domain ids from one counter: no two tests of a process share a participant
+    (they once did: modules counted from overlapping pid-based starts), ids stay off 0/1 and inside Cyclone's range."""
+    import subprocess
+
+    code = "from deploy.testing import next_test_domain as n; print(*[n() for _ in range(231)])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    ids = [int(x) for x in out]
+    assert len(set(ids)) == 231 and min(ids) == 2 and max(ids) == 232
+    code = "from deploy.testing import next_test_domain as n\nfor _ in range(232): n()"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode != 0 and "fewer processes" in r.stderr

@@ -7,8 +7,6 @@ LowState, and the log conversion interpolating it to the control steps.
 
 from __future__ import annotations
 
-import itertools
-import os
 import threading
 import time
 from pathlib import Path
@@ -27,8 +25,6 @@ from deploy.messages import (  # noqa: E402
     ros_topic,
 )
 from deploy.odometry import interpolate_root, parse_root_source, sample_times  # noqa: E402
-
-_DOMAINS = itertools.count(120 + (os.getpid() % 20) * 5)
 
 
 def test_ros2_names_and_wire_layout() -> None:
@@ -108,9 +104,10 @@ def test_virtual_g1_ground_truth_over_odometry_is_logged_within_5mm_and_1deg(tmp
     from deploy.odometry import OdometryPublishConfig
     from deploy.runtime import Runtime, RuntimeConfig
     from deploy.safety import SafetyConfig
+    from deploy.testing import next_test_domain
     from deploy.virtual_g1 import SimClient, VirtualG1
 
-    dom = next(_DOMAINS)
+    dom = next_test_domain()
     odom = OdometryPublishConfig(rate_hz=120.0, latency_s=0.010, pos_noise_m=0.002)
     sim = VirtualG1(None, dom, "lo", odometry=odom)
     truth: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

@@ -9,8 +9,6 @@ fall check during the blend to the motion's start pose.
 
 from __future__ import annotations
 
-import itertools
-import os
 import queue
 import signal
 import subprocess
@@ -31,18 +29,12 @@ from deploy.logger import read_log  # noqa: E402
 from deploy.peer import Peer  # noqa: E402
 from deploy.runtime import Runtime, RuntimeConfig  # noqa: E402
 from deploy.safety import SafetyConfig  # noqa: E402
+from deploy.testing import next_test_domain  # noqa: E402
 
-_DOMAINS = itertools.count(100 + (os.getpid() % 13) * 10)
 RT = 20  # SCHED_FIFO for the loops when permitted (root, as in CI); silently normal scheduling otherwise
 EXIT_S = 0.3
 RAMP_S = 0.3
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _domain() -> int:
-    d = next(_DOMAINS)
-    assert d <= 230
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +124,7 @@ def _exit_event(log_dir: Path) -> dict:
 # ---------------------------------------------------------------------------------------------- in-process exits
 @pytest.mark.parametrize("how", ["until", "quit_key", "exception", "peer_gone"])
 def test_exit_ends_in_damping(tmp_path, policies, peers, how: str) -> None:
-    dom = _domain()
+    dom = next_test_domain()
     robot = peers(dom)
     observer = peers(dom, publish_state=False) if how == "peer_gone" else robot
     rt = Runtime(policies["long"], _cfg(dom), log_dir=tmp_path / "log")
@@ -178,7 +170,7 @@ def test_exit_ends_in_damping(tmp_path, policies, peers, how: str) -> None:
 
 def test_time_budget_of_asap_deploy_ends_in_damping(tmp_path, policies, peers) -> None:
     """`asap deploy --seconds N` leaving while the policy runs: the robot's last command is damping."""
-    dom = _domain()
+    dom = next_test_domain()
     robot = peers(dom)
     cmd = [sys.executable, "-m", "asap.cli", "deploy", "--policy", str(policies["long"]), "--net", "lo",
            "--domain-id", str(dom), "--seconds", "4", "--yes", "--log-dir", str(tmp_path / "log"),
@@ -203,7 +195,7 @@ def test_collect_on_a_robot_ends_in_damping(tmp_path, policies, peers) -> None:
     """`asap collect` on a robot (not virtual) leaves after its episodes, mid-ramp back to default: damping."""
     from deploy.collect import collect
 
-    dom = _domain()
+    dom = next_test_domain()
     robot = peers(dom)
 
     def operator() -> None:  # a person with the remote, who sees the robot: here the peer's record
@@ -270,7 +262,7 @@ class _RuntimeProcess:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_ends_in_damping(tmp_path, policies, peers, sig: signal.Signals) -> None:
-    dom = _domain()
+    dom = next_test_domain()
     robot = peers(dom)
     log_dir = tmp_path / "log"
     proc = _RuntimeProcess([sys.executable, "-c", RUNNER, str(policies["long"]), str(dom), str(log_dir), str(EXIT_S),
@@ -298,7 +290,7 @@ def test_signal_ends_in_damping(tmp_path, policies, peers, sig: signal.Signals) 
 def test_watchdog_damps_within_50ms_of_the_last_state(tmp_path, policies, peers) -> None:
     """The peer stops publishing LowState while the policy runs; it receives damping within 50 ms of its last
     state (measured on its own clock, transit and the runtime's loop included), three times in a row."""
-    dom = _domain()
+    dom = next_test_domain()
     robot = peers(dom)
     rt = Runtime(policies["long"], _cfg(dom), log_dir=tmp_path / "log")
     latencies: list[float] = []
@@ -335,7 +327,7 @@ def test_watchdog_damps_within_50ms_of_the_last_state(tmp_path, policies, peers)
 # ---------------------------------------------------------------------------------------------- fall in the blend
 def test_fall_during_the_blend_to_the_start_pose(tmp_path, policies, peers) -> None:
     """The robot tips over while the runtime blends it to the motion's first frame: fall -> damping in the blend."""
-    dom = _domain()
+    dom = next_test_domain()
     robot = peers(dom)
     rt = Runtime(policies["blend"], _cfg(dom, blend_s=2.0), log_dir=tmp_path / "log")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import itertools
 import json
 import os
 import queue
@@ -39,7 +38,6 @@ TRAINING_STACK = ("torch", "mujoco", "genesis-world", "rsl-rl-lib")
 """Distributions the runtime install must not contain."""
 MOTION_S = 1.2
 RT = 20  # SCHED_FIFO for the loops when permitted (root, as in CI), as in tests/test_dds_runtime.py
-_DOMAINS = itertools.count(120 + (os.getpid() % 20) * 4)
 NETWORK_ERRORS = ("No matching distribution", "Could not find a version", "Failed to establish a new connection",
                   "Temporary failure in name resolution", "Network is unreachable", "ProxyError", "Read timed out",
                   "ConnectionError", "No module named pip", "ensurepip is not available")  # fmt: skip
@@ -177,8 +175,9 @@ def _episode(asap_exe: Path, policy: Path, tmp: Path, label: str) -> tuple[Path,
     """One episode of ``asap deploy`` (the ``asap`` console script ``asap_exe``) against a fresh virtual G1;
     returns the log directory and the command's output."""
     from deploy import virtual_g1
+    from deploy.testing import next_test_domain
 
-    dom = next(_DOMAINS)
+    dom = next_test_domain()
     sim = virtual_g1.spawn(None, dom, "lo", log=tmp / f"{label}_sim.log", rt_priority=RT)
     log_dir = tmp / f"{label}_log"
     cmd = [str(asap_exe), "deploy", "--policy", str(policy), "--net", "lo", "--domain-id", str(dom), "--yes",
