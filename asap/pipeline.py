@@ -38,6 +38,9 @@ class PipelineConfig:
     """Pretraining config (YAML)."""
     pretrain_overrides: list[str] = field(default_factory=list)
     """Dotted overrides for pretraining, e.g. ['run.max_time_s=600']."""
+    pretrain_nproc: int = 1
+    """Local data-parallel ranks for pretraining (``asap pretrain --nproc``, docs/scale.md): on 2 cores, 2 ranks keep
+    both busy (one process keeps about one core busy)."""
     collect: bool = True
     """Collect rollouts on the virtual G1 after pretraining."""
     gap: str = "configs/real_gap/ankle_weak.yaml"
@@ -65,6 +68,14 @@ class PipelineConfig:
     """Dotted overrides for fine-tuning, e.g. ['max_time_s=300']."""
     eval_episodes: int = 4
     """Episodes of each policy (pretrained, asap) in the final evaluation on the target."""
+    rounds: int = 1
+    """ASAP rounds (1: the paper's single pass). Each later round collects ``episodes`` more episodes on the target with
+    the previous round's fine-tuned policy, trains π^Δ afresh on every round's logs and fine-tunes on from the previous
+    round's policy: a π^Δ learned from the pretrained policy's episodes is weak on the states the fine-tuned policy
+    visits (docs/delta.md, "More ASAP rounds"), and the later rounds' logs are those states."""
+    round_finetune_overrides: list[str] = field(default_factory=list)
+    """Dotted fine-tuning overrides for rounds after the first only (after ``finetune_overrides``), e.g.
+    ['max_time_s=300']."""
     delta: str = ""
     """An existing delta model (``delta.pt``, or ``oracle:<gap.yaml>``) to fine-tune against instead of collecting
     logs and training one: π^Δ does not depend on the clip, so a model trained on other clips' logs can serve a new
@@ -107,6 +118,7 @@ def stage_retarget(cfg: PipelineConfig, out: Path) -> Path:
 def stage_pretrain(cfg: PipelineConfig, motion: Path, out: Path) -> dict[str, Any]:
     """Pretrain on ``motion`` into ``out`` (resumes from the newest checkpoint; skipped when finished)."""
     from asap.rl.config import PretrainConfig
+    from asap.rl.distributed import run_ranks
     from asap.rl.runner import pretrain
 
     summary = out / "metrics.json"
@@ -120,7 +132,10 @@ def stage_pretrain(cfg: PipelineConfig, motion: Path, out: Path) -> dict[str, An
         overrides.append(f"run.resume={last}")
         print(f"resuming from {last}")
     pcfg = load_config(PretrainConfig, repo_path(cfg.pretrain_config), overrides)
-    return pretrain(pcfg)
+    result = run_ranks(pretrain, pcfg, cfg.pretrain_nproc)
+    if result is None:
+        raise RuntimeError("pretraining returned no result: run `asap pipeline` itself, not under torchrun")
+    return result
 
 
 def _target_name(cfg: PipelineConfig) -> str:
@@ -150,15 +165,16 @@ def stage_target_episodes(
     return res
 
 
-def stage_train_delta(cfg: PipelineConfig, logs: Path, out: Path) -> Path:
-    """`asap train-delta` on ``logs`` into ``out`` (skipped when finished; resumes from its newest checkpoint)."""
+def stage_train_delta(cfg: PipelineConfig, logs: list[Path], out: Path) -> Path:
+    """`asap train-delta` on the episode folders ``logs`` into ``out`` (skipped when finished; resumes from its newest
+    checkpoint)."""
     from asap.delta.config import DeltaTrainConfig
     from asap.delta.train import train_delta
 
     if (out / "summary.json").exists() and (out / "delta.pt").exists():
         print(f"{out} holds a finished delta model: skipped")
         return out / "delta.pt"
-    overrides = [f"motions=[{logs}]", f"run.out_dir={out}", *cfg.delta_overrides]
+    overrides = [f"motions=[{','.join(str(p) for p in logs)}]", f"run.out_dir={out}", *cfg.delta_overrides]
     if cfg.robot == "virtual" and cfg.gap:
         overrides.append(f"gap={repo_path(cfg.gap)}")
     last = latest_checkpoint(out)
@@ -168,18 +184,22 @@ def stage_train_delta(cfg: PipelineConfig, logs: Path, out: Path) -> Path:
     return Path(train_delta(load_config(DeltaTrainConfig, repo_path(cfg.delta_config), overrides))["delta"])
 
 
-def stage_finetune(cfg: PipelineConfig, pretrain: Path, delta: Path, out: Path) -> Path:
-    """`asap finetune` from the newest pretraining checkpoint against ``delta`` (skipped when finished; resumes)."""
+def stage_finetune(
+    cfg: PipelineConfig, start_dir: Path, delta: Path, out: Path, extra_overrides: list[str] | None = None
+) -> Path:
+    """`asap finetune` against ``delta`` from the newest checkpoint in ``start_dir`` (the pretraining run, or the
+    previous round's fine-tuning run) into ``out`` (skipped when finished; resumes)."""
     from asap.delta.finetune import FinetuneConfig, finetune
 
     onnx = out / "policy.onnx"
     if (out / "metrics.json").exists() and onnx.exists():
         print(f"{out} holds a finished fine-tuning run: skipped")
         return onnx
-    start = latest_checkpoint(pretrain)
+    start = latest_checkpoint(start_dir)
     if start is None:
-        raise FileNotFoundError(f"no model_*.pt in {pretrain}: run the pretraining stage first")
-    overrides = [f"checkpoint={start}", f"delta={delta}", f"out_dir={out}", *cfg.finetune_overrides]
+        raise FileNotFoundError(f"no model_*.pt in {start_dir}: run the stage that writes it first")
+    overrides = [f"checkpoint={start}", f"delta={delta}", f"out_dir={out}", *cfg.finetune_overrides,
+                 *(extra_overrides or [])]  # fmt: skip
     last = latest_checkpoint(out)
     if last is not None:
         overrides.append(f"resume={last}")
@@ -255,19 +275,57 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         if not cfg.delta_config:
             return _finish(run, report)
         t = _stage("6. train the delta action model (PPO on the open-loop replay of the logs)")
-        delta = stage_train_delta(cfg, col_dir / "motions", run / "delta")
+        delta = stage_train_delta(cfg, [col_dir / "motions"], run / "delta")
         report["openloop"] = json.loads((run / "delta" / "openloop.json").read_text())
         _done(t, f"delta model: {delta}")
 
     t = _stage("7. fine-tune the policy against the frozen delta model")
     ft_onnx = stage_finetune(cfg, run / "pretrain", delta, run / "finetune")
     _done(t, f"policy: {ft_onnx}")
+    if cfg.rounds > 1:
+        ft_onnx = run_later_rounds(cfg, run, motion_path, report)
 
     t = _stage(f"8. evaluate the pretrained and the fine-tuned policy on {where}")
-    for key, policy in (("pretrained", onnx), ("asap", ft_onnx)):
-        report[key] = stage_target_episodes(cfg, policy, motion_path, run / "eval" / key, cfg.eval_episodes)
+    asap_eval = "asap" if cfg.rounds == 1 else f"asap_r{cfg.rounds}"
+    for key, policy, folder in (("pretrained", onnx, "pretrained"), ("asap", ft_onnx, asap_eval)):
+        report[key] = stage_target_episodes(cfg, policy, motion_path, run / "eval" / folder, cfg.eval_episodes)
     _done(t, f"episodes -> {run / 'eval'}")
     return _finish(run, report)
+
+
+def round_dirs(run: Path, r: int) -> dict[str, Path]:
+    """The collect / delta / finetune folders of ASAP round ``r`` (1-based; round 1 keeps the plain names)."""
+    tag = "" if r == 1 else f"_r{r}"
+    return {k: run / f"{k}{tag}" for k in ("collect", "delta", "finetune")}
+
+
+def run_later_rounds(cfg: PipelineConfig, run: Path, motion: Path, report: dict[str, Any]) -> Path:
+    """Rounds 2..``cfg.rounds`` after round 1's fine-tuning (see :attr:`PipelineConfig.rounds`): collect with the
+    previous round's policy (its episodes also score that policy on the target: ``report["rounds"]``), train π^Δ on
+    every round's logs, fine-tune from the previous round's newest checkpoint. Returns the last policy.onnx."""
+    if cfg.delta:
+        raise ValueError("rounds > 1 collects with each round's policy: drop delta=... (a given π^Δ) or set rounds=1")
+    where = _target_name(cfg)
+    rounds: list[dict[str, Any]] = report.setdefault("rounds", [])
+    policy = round_dirs(run, 1)["finetune"] / "policy.onnx"
+    for r in range(2, cfg.rounds + 1):
+        prev, cur = round_dirs(run, r - 1), round_dirs(run, r)
+        t = _stage(f"round {r}/{cfg.rounds}: collect {cfg.episodes} episode(s) with round {r - 1}'s policy on {where}")
+        exc = cfg.collect_excitation
+        col = stage_target_episodes(cfg, policy, motion, cur["collect"], cfg.episodes, excitation=exc)
+        _done(t, f"episodes -> {cur['collect'] / 'motions'}; round {r - 1}'s policy: success {col['success_rate']:.0%}")
+        t = _stage(f"round {r}/{cfg.rounds}: train the delta action model on the logs of rounds 1-{r}")
+        logs = [round_dirs(run, k)["collect"] / "motions" for k in range(1, r + 1)]
+        delta = stage_train_delta(cfg, logs, cur["delta"])
+        _done(t, f"delta model: {delta}")
+        t = _stage(f"round {r}/{cfg.rounds}: fine-tune round {r - 1}'s policy against the new delta model")
+        policy = stage_finetune(cfg, prev["finetune"], delta, cur["finetune"], cfg.round_finetune_overrides)
+        _done(t, f"policy: {policy}")
+        keys = ("success_rate", "E_g_mpjpe", "E_mpjpe", "E_vel", "E_acc", "rollouts")
+        openloop = json.loads((cur["delta"] / "openloop.json").read_text())
+        rounds.append({"round": r, "collected_with": f"round {r - 1}", **{k: col[k] for k in keys if k in col},
+                       "openloop": openloop, "policy": str(policy)})  # fmt: skip
+    return policy
 
 
 def _finish(run: Path, report: dict[str, Any]) -> dict[str, Any]:
@@ -282,9 +340,13 @@ def _finish(run: Path, report: dict[str, Any]) -> dict[str, Any]:
         target = report.get("virtual_g1") or report.get("real_g1")
         if target is not None and "asap" not in report:
             rows.append((f"pretrained, {where}", target, "success_rate"))
-        for key in ("pretrained", "asap"):
-            if key in report:
-                rows.append((f"{key}, {where}", report[key], "success_rate"))
+        if "pretrained" in report:
+            rows.append((f"pretrained, {where}", report["pretrained"], "success_rate"))
+        for rnd in report.get("rounds", []):  # each later round's collection scored the previous round's policy
+            rows.append((f"asap round {rnd['round'] - 1}, {where}", rnd, "success_rate"))
+        if "asap" in report:
+            last = f" round {len(report['rounds']) + 1}" if report.get("rounds") else ""
+            rows.append((f"asap{last}, {where}", report["asap"], "success_rate"))
         title = "before/after ASAP" if "asap" in report else "training simulator vs target (the sim-to-real gap)"
         print(f"\n=== tracking error: {title} ===")
         print(f"{'policy, where':<44} {'success':>8} {'E_g-mpjpe':>10} {'E_mpjpe':>9} {'E_vel':>7} {'E_acc':>7}")

@@ -129,3 +129,28 @@ def test_cli_options_reach_the_configs():
     options = {"checkpoint": "checkpoint", "delta": "delta", "out": "out_dir"}
     cfg = load_config(FinetuneConfig, None, _overrides(a, options))
     assert (cfg.checkpoint, cfg.delta, cfg.out_dir) == ("c.pt", "oracle:g.yaml", "o")
+
+
+def test_finetune_averages_the_last_checkpoints(tmp_path, pretrained):
+    """run.average_last=3: the final checkpoint (and the evaluated, exported policy) holds the mean of the last
+    iterate and the two checkpoints before it, of this run only; the last iterate is kept beside it."""
+    d, ck = pretrained
+    delta = constant_delta(tmp_path / "delta.pt", 0.4)
+    out = tmp_path / "ft"
+    overrides = [f"checkpoint={ck}", f"delta={delta}", f"out_dir={out}", "max_iterations=4", "eval_interval=0",
+                 "pretrain.run.save_interval=1", "pretrain.run.average_last=3"]  # fmt: skip
+    cfg = load_config(FinetuneConfig, None, overrides)
+    r = finetune(cfg)
+    first = int(torch.load(ck, weights_only=False)["iter"]) + 1  # the fine-tuning run's first iteration
+    last = first + 3
+    names = [f"model_{first + 1}.pt", f"model_{first + 2}.pt", f"model_{last}_iterate.pt"]
+    assert [p.rsplit("/", 1)[-1] for p in r["averaged_checkpoints"]] == names
+    parts = [torch.load(out / n, weights_only=False)["actor_state_dict"] for n in names]
+    final = torch.load(out / f"model_{last}.pt", weights_only=False)["actor_state_dict"]
+    w = "mlp.0.weight"
+    assert not torch.equal(parts[0][w], parts[2][w])  # training moved the weights between checkpoints
+    assert torch.allclose(final[w], (parts[0][w] + parts[1][w] + parts[2][w]) / 3, atol=1e-6)
+    var = "obs_normalizer._var"
+    if var in final:
+        assert torch.allclose(final["obs_normalizer._std"], final[var].sqrt())
+    assert r["checkpoint"] == str(out / f"model_{last}.pt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from asap.cli import main
 from asap.motion.motion import load_motion
@@ -43,7 +44,7 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
     pytest.importorskip("cyclonedds")
     cfg = PipelineConfig(
         run_dir=str(tmp_path / "run"), source="builtin:balance", render=False,
-        pretrain_config="configs/pretrain/demo.yaml", pretrain_overrides=TINY_PRETRAIN, collect=True,
+        pretrain_config="configs/pretrain/demo.yaml", pretrain_overrides=TINY_PRETRAIN, pretrain_nproc=2, collect=True,
         gap="configs/real_gap/ankle_weak.yaml", episodes=2, collect_excitation=0.05,
         delta_config="configs/delta/demo.yaml",
         delta_overrides=TINY_DELTA, finetune_overrides=TINY_FINETUNE, eval_episodes=1,
@@ -53,6 +54,8 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
     report = run_pipeline(cfg)
     run = tmp_path / "run"
     assert (run / "pretrain" / "policy.onnx").exists() and report["pretrain"]["iterations"] == 2
+    pre = json.loads((run / "pretrain" / "metrics.json").read_text())
+    assert pre["world_size"] == 2 and pre["ranks_in_sync"]  # pretrain_nproc=2: two data-parallel ranks
     for key in ("training_sim", "virtual_g1", "pretrained", "asap"):
         m = report[key]
         assert m["E_mpjpe"] > 0 and m["E_g_mpjpe"] >= 0 and m["E_vel"] >= 0
@@ -75,9 +78,30 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "holds a finished delta model: skipped" in out and "holds a finished fine-tuning run: skipped" in out
 
+    # a second ASAP round on top of the finished first one: collect with round 1's policy, π^Δ on both rounds' logs,
+    # fine-tune from round 1's policy; the final evaluation scores round 2's policy
+    from dataclasses import replace
+
+    report = run_pipeline(replace(cfg, rounds=2, round_finetune_overrides=["max_iterations=1"]))
+    (rnd,) = report["rounds"]
+    assert rnd["round"] == 2 and rnd["rollouts"] == 2 and 0.0 <= rnd["success_rate"] <= 1.0
+    col2 = json.loads((run / "collect_r2" / "summary.json").read_text())["motions"][0]
+    assert load_motion(col2).meta["policy"] == str(run / "finetune" / "policy.onnx")  # collected with round 1's
+    split = json.loads((run / "delta_r2" / "split.json").read_text())
+    episodes = [p for part in split.values() for p in part]
+    assert any("collect_r2" in p for p in episodes) and any("/collect/" in p for p in episodes)
+    ft2 = yaml.safe_load((run / "finetune_r2" / "finetune.yaml").read_text())
+    assert ft2["checkpoint"].startswith(str(run / "finetune" / "model_")) and ft2["max_iterations"] == 1
+    evaluated = json.loads((run / "eval" / "asap_r2" / "summary.json").read_text())["motions"][0]
+    assert load_motion(evaluated).meta["policy"] == str(run / "finetune_r2" / "policy.onnx")
+    out = capsys.readouterr().out
+    assert "holds a finished fine-tuning run: skipped" in out and "asap round 2, virtual G1 (ankle_weak)" in out
+    assert "asap round 1, virtual G1 (ankle_weak)" in out
+    with pytest.raises(ValueError, match="rounds=1"):
+        run_pipeline(replace(cfg, rounds=2, delta=str(run / "delta" / "delta.pt")))
+
     # another clip's policy fine-tuned against this π^Δ: no collection, no delta training (delta=...)
     import shutil
-    from dataclasses import replace
 
     run2 = tmp_path / "run2"
     for d in ("motions", "pretrain", "play"):

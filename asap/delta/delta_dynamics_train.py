@@ -70,7 +70,7 @@ from asap.delta.delta_dynamics import (
     state_difference,
     term_slices,
 )
-from asap.delta.logs import gather_logs, load_logs, replay_shaping
+from asap.delta.logs import gather_logs, load_logs, replay_shaping, write_split
 from asap.delta.train import split_episodes
 from asap.eval.openloop import ReplayFn, openloop_eval, replay, report_windows
 from asap.motion.motionlib import MotionLib
@@ -199,9 +199,7 @@ class DeltaDynamicsTrainer:
         motions, logged_shaping = load_logs(self.files)
         self.shaping = replay_shaping(logged_shaping, cfg.shaping)
         self.train_idx, self.held_idx = split_episodes(len(motions), cfg.held_out, cfg.seed)
-        names = [f.stem for f in self.files]
-        split = {"train": [names[i] for i in self.train_idx], "held_out": [names[i] for i in self.held_idx]}
-        (self.out / "split.json").write_text(json.dumps(split, indent=1))
+        write_split(self.out, self.files, self.train_idx, self.held_idx)
         self.lib = MotionLib([motions[i] for i in self.train_idx], spec=cfg.variant, device=cfg.device)
         meta = DeltaDynamicsMeta(cfg.variant, tuple(cfg.hidden_dims), bound=cfg.bound)
         self.model = DeltaDynamicsModel(meta).to(cfg.device)

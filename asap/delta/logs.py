@@ -7,11 +7,22 @@ imports nothing from either.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from asap.control import TargetShaping
 from asap.motion.motion import Motion, MotionFormatError
 from asap.paths import repo_path
+
+
+def write_split(out: Path, files: list[Path], train_idx: list[int], held_idx: list[int]) -> dict[str, list[str]]:
+    """Write ``out/split.json``: which of ``files`` trained and which were held out, each named by its file stem, or by
+    its path when two files share a stem (the same episode numbers from two collections, e.g. two ASAP rounds)."""
+    stems = [f.stem for f in files]
+    names = stems if len(set(stems)) == len(stems) else [str(f) for f in files]
+    split = {"train": [names[i] for i in train_idx], "held_out": [names[i] for i in held_idx]}
+    (out / "split.json").write_text(json.dumps(split, indent=1))
+    return split
 
 
 def gather_logs(items: list[str]) -> list[Path]:

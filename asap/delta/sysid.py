@@ -41,7 +41,7 @@ import torch
 
 from asap.config import save_config, to_dict
 from asap.control import TargetShaping
-from asap.delta.logs import gather_logs, load_logs, replay_shaping
+from asap.delta.logs import gather_logs, load_logs, replay_shaping, write_split
 from asap.delta.train import split_episodes
 from asap.eval.openloop import METRIC_KEYS, ReplayFn, openloop_eval, replay
 from asap.motion.motion import Motion
@@ -388,9 +388,7 @@ class SysID:
 
         torch.set_num_threads(max(1, self.cfg.torch_threads))
         self.out.mkdir(parents=True, exist_ok=True)
-        names = [f.stem for f in self.files]
-        split = {"train": [names[i] for i in self.train_idx], "held_out": [names[i] for i in self.held_idx]}
-        (self.out / "split.json").write_text(json.dumps(split, indent=1))
+        write_split(self.out, self.files, self.train_idx, self.held_idx)
         save_config(self.cfg, self.out / "config.yaml")
         resumed = self._load_state()
         if not resumed:

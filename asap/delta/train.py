@@ -22,7 +22,7 @@ import torch
 
 from asap.config import save_config
 from asap.delta.config import DeltaTrainConfig
-from asap.delta.logs import gather_logs, load_logs, replay_shaping
+from asap.delta.logs import gather_logs, load_logs, replay_shaping, write_split
 from asap.delta.model import DeltaModel, save_delta
 from asap.eval.openloop import openloop_eval
 from asap.motion.motionlib import MotionLib
@@ -62,10 +62,8 @@ class DeltaTrainer:
         replay_shaping(logged_shaping, cfg.shaping)  # the logs must agree with the configured shaping
         self.train_idx, self.held_idx = split_episodes(len(motions), cfg.held_out, cfg.seed)
         self.motions = motions
-        names = [f.stem for f in self.files]
-        split = {"train": [names[i] for i in self.train_idx], "held_out": [names[i] for i in self.held_idx]}
         if self.dist.is_main:
-            (self.out / "split.json").write_text(json.dumps(split, indent=1))
+            write_split(self.out, self.files, self.train_idx, self.held_idx)
         self.train_lib = MotionLib([motions[i] for i in self.train_idx], spec=cfg.variant, device=cfg.device)
         self.sim = make_simulator(self._sim_cfg(cfg.num_envs))
         self.root_sources = [motions[i].meta.get("root_source") for i in self.train_idx]

@@ -79,6 +79,11 @@ class RunConfig:
     """Stop once this many consecutive evaluations succeed from every start phase (0: never)."""
     export_onnx: bool = True
     """Export policy.onnx with the deploy contract at the end."""
+    average_last: int = 0
+    """Tail averaging: at the end, the networks become the mean of the last N checkpoints of this run (the final one
+    included; ``save_interval`` apart), which is what is evaluated, exported and saved as the final checkpoint
+    (0 or 1: the last iterate). PPO's iterates swing between checkpoints; their average is steadier (docs/delta.md,
+    "Averaging the last checkpoints")."""
     progress_every: int = 1
     """Print the progress line every this many iterations."""
 

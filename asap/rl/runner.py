@@ -280,7 +280,11 @@ class Trainer:
         digests = dist.gather_strings(digest)  # every rank's networks, to report that they agree
         if not self.dist.is_main:
             return {"rank": self.dist.rank, "iterations": it + 1, "network_sha256": digest}
-        ck = self.save(self.out / f"model_{it}.pt")
+        averaged: list[str] = []
+        if self.cfg.run.average_last > 1:  # the last iterate is kept beside the averaged final checkpoint
+            last = self.save(self.out / f"model_{it}_iterate.pt")
+            averaged = [str(p) for p in self.average_checkpoints(self.cfg.run.average_last, last, it)]
+        ck = self.save(self.out / f"model_{it}.pt")  # with averaging: the averaged networks, last optimiser state
         ev = self.evaluate()
         ev.update({"iteration": it, "time_s": self.train_time})
         if not self.evals or self.evals[-1].get("iteration") != it:
@@ -290,7 +294,7 @@ class Trainer:
             "final_eval": ev, "motion_names": list(self.motion_lib.motion_names),
             "time_to_success_s": next((e["time_s"] for e in self.evals if e["success"]), None),
             "rank": 0, "world_size": self.dist.world_size, "network_sha256": digest,
-            "ranks_in_sync": len(set(digests)) == 1,
+            "ranks_in_sync": len(set(digests)) == 1, "averaged_checkpoints": averaged,
         }  # fmt: skip
         if not result["ranks_in_sync"]:
             print(f"warning: the ranks' networks differ at the end ({digests})", flush=True)
@@ -312,6 +316,27 @@ class Trainer:
               f"{ev['success_rate'] * 100:.0f}%, E_mpjpe {ev['E_mpjpe_mm']:.1f} mm, E_g-mpjpe "
               f"{ev['E_g_mpjpe_mm']:.1f} mm -> {self.out}", flush=True)  # fmt: skip
         return result
+
+    def average_checkpoints(self, n: int, last: Path, it: int) -> list[Path]:
+        """Load the mean of the actor and critic of ``last`` (the final iterate, iteration ``it``) and this run's
+        ``n - 1`` newest earlier checkpoints (``model_<i>.pt`` in the run folder with this run's first iteration
+        <= i < it) into the networks; returns the files averaged. Normalizer counts are ``last``'s; the optimiser
+        state is untouched."""
+        start = int(self.history[0]["iteration"]) if self.history else 0
+        iters = {p: int(p.stem[6:]) for p in self.out.glob("model_*.pt") if p.stem[6:].isdigit()}
+        earlier = sorted((p for p, i in iters.items() if start <= i < it), key=iters.__getitem__)
+        cks = [*earlier[max(0, len(earlier) - (n - 1)) :], last]
+        dicts = [torch.load(p, map_location=self.cfg.device, weights_only=False) for p in cks]
+        mean: dict[str, dict[str, torch.Tensor]] = {}
+        for part in ("actor_state_dict", "critic_state_dict"):
+            last = dicts[-1][part]
+            mean[part] = {k: v if (k.endswith("count") or not v.is_floating_point())
+                          else torch.stack([d[part][k] for d in dicts]).mean(0) for k, v in last.items()}  # fmt: skip
+            for k in [k for k in mean[part] if k.endswith("_std") and k[:-4] + "_var" in mean[part]]:
+                mean[part][k] = mean[part][k[:-4] + "_var"].sqrt()  # the normalizer's std of the averaged variance
+        self.runner.alg.load(mean, {"actor": True, "critic": True}, strict=True)
+        print(f"averaged the networks of the last {len(cks)} checkpoints ({cks[0].name} .. {cks[-1].name})", flush=True)
+        return cks
 
     def export(self, path: Path, motion_id: int = 0) -> Path:
         """ONNX of the current actor with the deploy contract for clip ``motion_id`` (:mod:`asap.rl.export`)."""
