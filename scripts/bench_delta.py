@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 
-def latest_checkpoint(run: Path) -> Path:
-    """The highest-numbered ``model_<it>.pt`` of a run directory."""
-    cks = sorted(run.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    if not cks:
+def newest_checkpoint(run: Path) -> Path:
+    """The highest-numbered ``model_<it>.pt`` of a run directory (:func:`asap.pipeline.latest_checkpoint`)."""
+    from asap.pipeline import latest_checkpoint
+
+    last = latest_checkpoint(run)
+    if last is None:
         raise FileNotFoundError(f"no model_*.pt in {run}")
-    return cks[-1]
+    return last
 
 
 def virtual_g1(policy: Path, motion: Path, out: Path, episodes: int, gap: str) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def main() -> None:
     ft_dir = out / "finetune"
     if not (ft_dir / "metrics.json").exists():
         fcfg = load_config(FinetuneConfig, repo_path(args.finetune_config), [
-            f"checkpoint={latest_checkpoint(pre)}", f"delta={delta_dir / 'delta.pt'}", f"out_dir={ft_dir}",
+            f"checkpoint={newest_checkpoint(pre)}", f"delta={delta_dir / 'delta.pt'}", f"out_dir={ft_dir}",
             *args.finetune])  # fmt: skip
         timed("finetune", lambda: finetune(fcfg))
     ft = json.loads((ft_dir / "metrics.json").read_text())
