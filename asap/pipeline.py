@@ -20,6 +20,7 @@ from typing import Any
 
 from asap.config import load_config, save_config
 from asap.paths import repo_path
+from asap.rl.checkpoints import latest_checkpoint
 
 
 @dataclass
@@ -80,12 +81,6 @@ class PipelineConfig:
     """An existing delta model (``delta.pt``, or ``oracle:<gap.yaml>``) to fine-tune against instead of collecting
     logs and training one: π^Δ does not depend on the clip, so a model trained on other clips' logs can serve a new
     clip (the generalisation experiment of docs/delta.md)."""
-
-
-def latest_checkpoint(run: Path) -> Path | None:
-    """The highest-numbered ``model_<iteration>.pt`` in ``run`` (None when there is none)."""
-    cks = [p for p in run.glob("model_*.pt") if p.stem[6:].isdigit()]
-    return max(cks, key=lambda p: int(p.stem[6:])) if cks else None
 
 
 def _stage(name: str) -> float:
@@ -266,7 +261,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         report["delta"] = cfg.delta
     else:
         t = _stage(f"5. collect {cfg.episodes} episode(s) on {where}")
-        col_dir = run / "collect"
+        col_dir = round_dirs(run, 1)["collect"]
         report["virtual_g1" if cfg.robot == "virtual" else "real_g1"] = stage_target_episodes(
             cfg, onnx, motion_path, col_dir, cfg.episodes, excitation=cfg.collect_excitation
         )
@@ -275,12 +270,13 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         if not cfg.delta_config:
             return _finish(run, report)
         t = _stage("6. train the delta action model (PPO on the open-loop replay of the logs)")
-        delta = stage_train_delta(cfg, [col_dir / "motions"], run / "delta")
-        report["openloop"] = json.loads((run / "delta" / "openloop.json").read_text())
+        delta_dir = round_dirs(run, 1)["delta"]
+        delta = stage_train_delta(cfg, [col_dir / "motions"], delta_dir)
+        report["openloop"] = json.loads((delta_dir / "openloop.json").read_text())
         _done(t, f"delta model: {delta}")
 
     t = _stage("7. fine-tune the policy against the frozen delta model")
-    ft_onnx = stage_finetune(cfg, run / "pretrain", delta, run / "finetune")
+    ft_onnx = stage_finetune(cfg, run / "pretrain", delta, round_dirs(run, 1)["finetune"])
     _done(t, f"policy: {ft_onnx}")
     if cfg.rounds > 1:
         ft_onnx = run_later_rounds(cfg, run, motion_path, report)

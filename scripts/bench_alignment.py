@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asap.pipeline import latest_checkpoint
+from asap.rl.checkpoints import latest_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS: dict[str, tuple[str, str | None]] = {

@@ -27,8 +27,8 @@ from typing import Any
 
 
 def newest_checkpoint(run: Path) -> Path:
-    """The highest-numbered ``model_<it>.pt`` of a run directory (:func:`asap.pipeline.latest_checkpoint`)."""
-    from asap.pipeline import latest_checkpoint
+    """The highest-numbered ``model_<it>.pt`` of a run directory (:func:`asap.rl.checkpoints.latest_checkpoint`)."""
+    from asap.rl.checkpoints import latest_checkpoint
 
     last = latest_checkpoint(run)
     if last is None:

@@ -322,16 +322,17 @@ class Trainer:
         ``n - 1`` newest earlier checkpoints (``model_<i>.pt`` in the run folder with this run's first iteration
         <= i < it) into the networks; returns the files averaged. Normalizer counts are ``last``'s; the optimiser
         state is untouched."""
+        from asap.rl.checkpoints import numbered_checkpoints
+
         start = int(self.history[0]["iteration"]) if self.history else 0
-        iters = {p: int(p.stem[6:]) for p in self.out.glob("model_*.pt") if p.stem[6:].isdigit()}
-        earlier = sorted((p for p, i in iters.items() if start <= i < it), key=iters.__getitem__)
+        earlier = [p for p, i in numbered_checkpoints(self.out).items() if start <= i < it]
         cks = [*earlier[max(0, len(earlier) - (n - 1)) :], last]
         dicts = [torch.load(p, map_location=self.cfg.device, weights_only=False) for p in cks]
         mean: dict[str, dict[str, torch.Tensor]] = {}
         for part in ("actor_state_dict", "critic_state_dict"):
-            last = dicts[-1][part]
+            newest = dicts[-1][part]
             mean[part] = {k: v if (k.endswith("count") or not v.is_floating_point())
-                          else torch.stack([d[part][k] for d in dicts]).mean(0) for k, v in last.items()}  # fmt: skip
+                          else torch.stack([d[part][k] for d in dicts]).mean(0) for k, v in newest.items()}  # fmt: skip
             for k in [k for k in mean[part] if k.endswith("_std") and k[:-4] + "_var" in mean[part]]:
                 mean[part][k] = mean[part][k[:-4] + "_var"].sqrt()  # the normalizer's std of the averaged variance
         self.runner.alg.load(mean, {"actor": True, "critic": True}, strict=True)
