@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,14 +41,19 @@ def test_rank_layout_threads_and_seeds(monkeypatch):
             dist.per_rank(PretrainConfig(device="cuda"), d)
 
 
-def _sequence(pre: PretrainConfig, ft: Any, delta: Any) -> list[dict[str, Any]]:
+def _sequence(pre: PretrainConfig, ft: Any, delta: Any) -> list[Any]:
     """One rank's pretraining, resumed pretraining, fine-tuning and train-delta (one launch: spawning is slow)."""
     from asap.delta.finetune import finetune
     from asap.delta.train import train_delta
 
     first = pretrain(pre)
     resumed = pretrain(replace(pre, run=replace(pre.run, resume=f"{pre.run.out_dir}/model_2.pt", max_iterations=2)))
-    return [first, resumed, finetune(ft), train_delta(delta)]
+    written = [Path(pre.run.out_dir, "model_4.pt").is_file()]  # every rank returns after rank 0 wrote its files
+    tuned = finetune(ft)
+    written.append(Path(ft.out_dir, "metrics.json").is_file())
+    fitted = train_delta(delta)
+    written.append(Path(delta.run.out_dir, "summary.json").is_file())
+    return [first, resumed, tuned, fitted, written]
 
 
 def test_two_gloo_ranks_stay_identical_resume_finetune_and_train_delta(tmp_path):
@@ -74,7 +80,8 @@ def test_two_gloo_ranks_stay_identical_resume_finetune_and_train_delta(tmp_path)
 
     res = dist.launch(_sequence, 2, cfg, ft, dcfg)
     assert sorted(res) == [0, 1]
-    (r0, a, f0, d0), (r1, b, f1, d1) = res[0], res[1]
+    (r0, a, f0, d0, w0), (r1, b, f1, d1, w1) = res[0], res[1]
+    assert w0 == w1 == [True, True, True]  # no rank leaves a stage before rank 0's checkpoint/report exists
     # pretraining: 3 iterations, the networks agree across ranks and with rank 0's checkpoint
     assert r0["world_size"] == 2 and r0["ranks_in_sync"] and r0["iterations"] == 3
     assert r1 == {"rank": 1, "iterations": 3, "network_sha256": r1["network_sha256"]}  # rank 1 writes nothing

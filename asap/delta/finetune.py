@@ -31,6 +31,7 @@ from asap.config import from_dict, merge_dicts, save_config, to_dict
 from asap.delta.aligned import AlignedSimulator
 from asap.delta.delta_dynamics import DeltaDynamicsSimulator, load_dynamics_model
 from asap.delta.oracle import load_delta
+from asap.rl import distributed as dist
 from asap.rl.config import PretrainConfig
 from asap.sim.base import Simulator
 from asap.sim.dynamics import apply_dynamics, load_dynamics, overwritten
@@ -152,15 +153,16 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         if tr.dist.is_main:
             save_config(cfg, out / "finetune.yaml")
         result = tr.train()
-        if not tr.dist.is_main:  # rank 0 writes the run's files (--nproc / torchrun, asap.rl.distributed)
-            return result
-        if model is not None:
+        main = tr.dist.is_main
+        if main and model is not None:
             result["delta_mean_abs"] = tr.sim.mean_abs_delta  # type: ignore[attr-defined]
-        if corrected:
+        if main and corrected:
             result["dynamics_mean_abs"] = corrected[0].mean_abs_residual()
     finally:
         tr.close()
-    result.update({"delta": cfg.delta, "dynamics": cfg.dynamics, "pretrain_checkpoint": cfg.checkpoint})
-    result["dynamics_model"] = cfg.dynamics_model
-    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
+    if main:  # rank 0 writes the run's files (--nproc / torchrun, asap.rl.distributed)
+        result.update({"delta": cfg.delta, "dynamics": cfg.dynamics, "pretrain_checkpoint": cfg.checkpoint})
+        result["dynamics_model"] = cfg.dynamics_model
+        (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
+    dist.barrier()  # no rank returns before rank 0's checkpoint and metrics are on disk
     return result

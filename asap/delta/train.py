@@ -196,14 +196,16 @@ def train_delta(cfg: DeltaTrainConfig) -> dict[str, Any]:
     try:
         ck = tr.train()
         if not tr.dist.is_main:  # rank 0 exports, calibrates and reports
-            return {"rank": tr.dist.rank, "network_sha256": dist.network_digest(tr.runner.alg)}
-        delta = tr.export(ck)
-        cal = tr.calibrate(delta)
-        rep = tr.report(delta)
+            out: dict[str, Any] = {"rank": tr.dist.rank, "network_sha256": dist.network_digest(tr.runner.alg)}
+        else:
+            delta = tr.export(ck)
+            cal = tr.calibrate(delta)
+            rep = tr.report(delta)
+            episodes = {"train": len(tr.train_idx), "held_out": len(tr.held_idx)}
+            out = {"delta": str(delta), "checkpoint": str(ck), "train_time_s": tr.train_time,
+                   "openloop": rep["metrics"], "episodes": episodes, "gain": cal["gain"]}  # fmt: skip
+            (tr.out / "summary.json").write_text(json.dumps(out, indent=1))
     finally:
         tr.close()
-    episodes = {"train": len(tr.train_idx), "held_out": len(tr.held_idx)}
-    out = {"delta": str(delta), "checkpoint": str(ck), "train_time_s": tr.train_time,
-           "openloop": rep["metrics"], "episodes": episodes, "gain": cal["gain"]}  # fmt: skip
-    (tr.out / "summary.json").write_text(json.dumps(out, indent=1))
+    dist.barrier()  # no rank returns before rank 0's delta.pt and report are on disk
     return out

@@ -115,6 +115,13 @@ def setup(device: str) -> DistInfo:
     return d
 
 
+def barrier() -> None:
+    """Wait until every rank gets here (no-op when not distributed). The stages call it last, after rank 0 has
+    written the run's files, so that no rank returns before the checkpoint a next stage reads exists."""
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.barrier()
+
+
 def teardown() -> None:
     """Wait for every rank, then leave the process group (no-op when not distributed). Once per process, at its
     end: a process group cannot be joined again on the same rendezvous."""

@@ -411,6 +411,8 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     os.environ.setdefault("WANDB_SILENT", "true")
     tr = Trainer(cfg)
     try:
-        return tr.train()
+        result = tr.train()
     finally:
         tr.close()
+    dist.barrier()  # the other ranks return once rank 0's checkpoint and metrics are on disk
+    return result
