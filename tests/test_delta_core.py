@@ -176,3 +176,38 @@ def test_delta_training_and_aligned_simulator_apply_the_same_shift():
 
     assert torch.allclose(shift_training, shift_aligned, atol=1e-7)
     assert torch.allclose(shift_aligned, torch.full((1, 4), 0.4 * 0.25), atol=1e-7)
+
+
+def test_driven_scope_reads_only_the_driven_joints_and_can_express_the_oracle():
+    """The 'driven' observation scope: 16 columns for the ankles (action, position, velocity, last Δa of each), the
+    other columns do not reach the network, and a linear map of those columns is the ankle_weak oracle exactly."""
+    from torch import nn
+
+    from asap.delta.model import DeltaModel
+
+    j = 23
+    meta = DeltaMeta.for_variant("g1_23dof", "ankles", "driven")
+    idx = meta.joint_index()
+    cols = meta.input_columns()
+    assert cols.tolist() == [dobs.term_slice(t, j).start + i for t in dobs.DRIVEN_TERMS for i in idx.tolist()]
+    assert DeltaMeta.from_dict(meta.to_dict()).obs_scope == "driven"
+    older = {k: v for k, v in meta.to_dict().items() if k != "obs_scope"}  # models saved before scopes: all columns
+    assert DeltaMeta.from_dict(older).obs_scope == "full" and DeltaMeta.from_dict(older).input_columns().numel() == 108
+    with pytest.raises(ValueError, match="unknown delta observation scope"):
+        DeltaMeta.for_variant("g1_23dof", "ankles", "local")
+
+    # ankle Kp x0.65: Δa = -0.35 (q* - q) / scale = -0.35 applied_action + 0.35 dof_pos / scale, per ankle
+    net = nn.Linear(16, 4, bias=False)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.weight[:, 0:4] = -0.35 * torch.eye(4)
+        net.weight[:, 4:8] = 0.35 / meta.delta_scale * torch.eye(4)
+    model = DeltaModel(net, meta)
+    oracle = OracleDelta(ANKLE_WEAK, "g1_23dof", "ankles")
+    obs = torch.randn(64, dobs.actor_dim(j))
+    assert torch.allclose(model(obs), oracle(obs), atol=1e-5)
+    other = torch.ones(dobs.actor_dim(j), dtype=torch.bool)
+    other[cols] = False
+    moved = obs.clone()
+    moved[:, other] += 5.0  # body velocities, gravity, contact forces, the other joints
+    assert torch.equal(model(moved), model(obs))

@@ -109,6 +109,16 @@ def test_delta_env_shapes_and_rewards(log):
     _, info = env.step(torch.ones(3, 4))
     assert set(info.terms) >= {"body_pos", "action_norm", "action_rate"}
     assert torch.allclose(info.terms["action_norm"], torch.full((3,), -0.1 * 0.02 * math.expm1(2.0)), rtol=1e-5)
+    full = env.get_observations()["actor"]
+    sim.close()
+    sim = make_simulator(SimConfig(num_envs=3, threads=1))
+    narrow = DeltaEnv(DeltaEnvConfig(window_s=0.2, joints="ankles", obs_scope="driven"), sim, MotionLib([log]), SHAPING)
+    assert narrow.num_obs == 16 and narrow.meta.obs_scope == "driven"
+    narrow.reset_to(env.motion_ids, env.frame() - 1)
+    narrow.step(torch.ones(3, 4))  # the same windows, steps and actions: the same state, fewer columns
+    obs = narrow.get_observations()
+    assert obs["actor"].shape == (3, 16) and obs["critic"].shape == (3, 108 + 162)
+    assert torch.allclose(obs["actor"], full[:, narrow.meta.input_columns()], atol=1e-5)
     sim.close()
 
 

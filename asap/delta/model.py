@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asap.delta.obs import DELTA_OBS_VERSION, actor_dim
+from asap.delta.obs import DELTA_OBS_VERSION, OBS_SCOPES, actor_dim, input_columns
 from asap.robot.spec import get_spec
 
 JOINT_SETS: dict[str, tuple[str, ...]] = {
@@ -68,12 +68,23 @@ class DeltaMeta:
     gain: float = 1.0
     """Scalar calibrated after training (:func:`asap.delta.calibrate.calibrate_gain`): the model's Δa is the network's
     output times this, so every user of :class:`DeltaModel` (open-loop report, fine-tuning, play) applies it."""
+    obs_scope: str = "full"
+    """Which columns of the actor observation the network reads (:data:`asap.delta.obs.OBS_SCOPES`)."""
 
     @staticmethod
-    def for_variant(variant: str, joints: str | list[str] | tuple[str, ...] = "all") -> DeltaMeta:
-        """The project's scaling for ``variant``: ``delta_scale = spec.action_scale``."""
+    def for_variant(
+        variant: str, joints: str | list[str] | tuple[str, ...] = "all", obs_scope: str = "full"
+    ) -> DeltaMeta:
+        """The project's scaling for ``variant``: ``delta_scale = spec.action_scale``. Raises ``ValueError`` for an
+        unknown joint set or observation scope."""
+        if obs_scope not in OBS_SCOPES:
+            raise ValueError(f"unknown delta observation scope {obs_scope!r}: use one of {list(OBS_SCOPES)}")
         return DeltaMeta(variant=variant, joints=resolve_joints(variant, joints),
-                         delta_scale=float(get_spec(variant).action_scale))  # fmt: skip
+                         delta_scale=float(get_spec(variant).action_scale), obs_scope=obs_scope)  # fmt: skip
+
+    def input_columns(self) -> torch.Tensor:
+        """(D,) columns of the (N, 4J+16) actor observation that the network reads (:attr:`obs_scope`)."""
+        return input_columns(get_spec(self.variant).num_joints, self.obs_scope, self.joint_index())
 
     def joint_index(self) -> torch.Tensor:
         """(len(joints),) positions of :attr:`joints` among the variant's policy joints."""
@@ -94,7 +105,7 @@ class DeltaMeta:
                              f"{DELTA_OBS_VERSION!r}: retrain it with `asap train-delta`")  # fmt: skip
         return DeltaMeta(variant=d["variant"], joints=tuple(d["joints"]), delta_scale=float(d["delta_scale"]),
                          clip=float(d.get("clip", 100.0)), obs_version=d["obs_version"],
-                         gain=float(d.get("gain", 1.0)))  # fmt: skip
+                         gain=float(d.get("gain", 1.0)), obs_scope=str(d.get("obs_scope", "full")))  # fmt: skip
 
 
 def expand_delta(meta: DeltaMeta, delta_sub: torch.Tensor, num_joints: int) -> torch.Tensor:
@@ -120,13 +131,16 @@ class DeltaModel:
         self.meta = meta
         self.num_joints = get_spec(meta.variant).num_joints
         self.obs_dim = actor_dim(self.num_joints)
+        self.columns: torch.Tensor | None = None if meta.obs_scope == "full" else meta.input_columns()
+        """Columns of the observation the network reads (None: all of them)."""
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        """Δa (N, J) for an actor observation (N, obs_dim)."""
+        """Δa (N, J) for an actor observation (N, obs_dim) (the network reads ``meta.obs_scope``'s columns)."""
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"delta model expects {self.obs_dim}-D observations, got {obs.shape[-1]}")
-        return expand_delta(self.meta, self.net(obs) * self.meta.gain, self.num_joints)
+        x = obs if self.columns is None else obs[:, self.columns.to(obs.device)]
+        return expand_delta(self.meta, self.net(x) * self.meta.gain, self.num_joints)
 
     def to(self, device: torch.device | str) -> DeltaModel:
         """Move the network to ``device``."""
@@ -151,11 +165,10 @@ class DeltaModel:
 
 def save_delta(path: str | Path, meta: DeltaMeta, actor_cfg: dict[str, Any], actor_state: dict[str, Any],
                extra: dict[str, Any] | None = None) -> Path:  # fmt: skip
-    """Write ``delta.pt``: the rsl-rl actor weights, its config, the observation width and :class:`DeltaMeta`."""
+    """Write ``delta.pt``: the rsl-rl actor weights, its config, the network's input width and :class:`DeltaMeta`."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    num_joints = get_spec(meta.variant).num_joints
     torch.save({"delta_meta": meta.to_dict(), "actor_cfg": actor_cfg, "actor_state_dict": actor_state,
-                "obs_dim": actor_dim(num_joints), **(extra or {})}, str(out))  # fmt: skip
+                "obs_dim": int(meta.input_columns().numel()), **(extra or {})}, str(out))  # fmt: skip
     out.with_suffix(".json").write_text(json.dumps(meta.to_dict(), indent=1))
     return out

@@ -63,6 +63,30 @@ def term_slice(term: str, num_joints: int) -> slice:
     raise KeyError(f"delta observation has no term {term!r}")
 
 
+OBS_SCOPES = ("full", "driven")
+"""What the network of π^Δ reads from the actor observation: ``full`` every term above (the paper's π^Δ(s, a));
+``driven`` only ``applied_action``, ``dof_pos``, ``dof_vel`` and ``last_delta`` of the joints Δa drives (4 x the
+driven joints' count: 16 for the ankles). An actuator gap is a function of each motor's own target, position and
+velocity (the oracle's closed form, :mod:`asap.delta.oracle`), so the narrow input cannot latch onto how the
+logged policy moved its body (falling, leaning) and carries over to the states a fine-tuned policy visits."""
+DRIVEN_TERMS = ("applied_action", "dof_pos", "dof_vel", "last_delta")
+"""Terms a ``driven`` scope keeps, each at the driven joints' columns."""
+
+
+def input_columns(num_joints: int, scope: str, joint_index: torch.Tensor) -> torch.Tensor:
+    """(D,) long: the actor-observation columns the network of a model with ``scope`` reads.
+
+    ``joint_index``: (K,) positions of the driven joints among the J policy joints. Raises ``ValueError`` (one
+    line) for a scope not in :data:`OBS_SCOPES`.
+    """
+    if scope == "full":
+        return torch.arange(actor_dim(num_joints), dtype=torch.long)
+    if scope == "driven":
+        idx = joint_index.to(torch.long).cpu()
+        return torch.cat([term_slice(t, num_joints).start + idx for t in DRIVEN_TERMS])
+    raise ValueError(f"unknown delta observation scope {scope!r}: use one of {list(OBS_SCOPES)}")
+
+
 def actor_obs(
     root_pos: torch.Tensor, root_quat: torch.Tensor, root_lin_vel: torch.Tensor, root_ang_vel: torch.Tensor,
     q: torch.Tensor, qd: torch.Tensor, feet_force: torch.Tensor, default_pos: torch.Tensor,

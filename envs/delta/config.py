@@ -43,6 +43,9 @@ class DeltaEnvConfig:
     """Episode length: a window of this many seconds of a logged segment (1.0 s = 50 steps, the reference's)."""
     joints: str = "all"
     """Joints Δa acts on: 'all', 'ankles' (the 4-DoF ankle model of the authors' hardware runs) or names."""
+    obs_scope: str = "full"
+    """What π^Δ's network reads: 'full' (the paper's state + action) or 'driven' (the driven joints' action,
+    position, velocity and last Δa only; asap.delta.obs.OBS_SCOPES). Stored in the model's metadata."""
     rewards: dict[str, dict[str, Any]] = field(default_factory=table_ii)
     """Reward table ``{term: {weight, params...}}`` over envs.common.reward_terms (Table II by default)."""
     scale_by_dt: bool = True

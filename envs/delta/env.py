@@ -54,7 +54,8 @@ class DeltaEnv:
         if not torch.allclose(fps, torch.full_like(fps, 1.0 / self.dt), rtol=1e-4):
             raise ValueError(f"delta-training logs must be at the control rate {1 / self.dt:g} fps, got "
                              f"{sorted(set(fps.tolist()))}: re-export them with `asap collect`")  # fmt: skip
-        self.meta = DeltaMeta.for_variant(sim.cfg.variant, cfg.joints)
+        self.meta = DeltaMeta.for_variant(sim.cfg.variant, cfg.joints, cfg.obs_scope)
+        self._columns = None if self.meta.obs_scope == "full" else self.meta.input_columns().to(self.device)
         self.num_actions = len(self.meta.joints)
         self.num_joints = sim.num_joints
         self.window = max(1, int(round(cfg.window_s / self.dt)))
@@ -199,8 +200,8 @@ class DeltaEnv:
                                st.feet_force, self.default_pos, applied, self.delta_full)  # fmt: skip
         if ref is None:
             ref = self.logs.frame_state(self.motion_ids, self.frame())
-        critic = dobs.critic_obs(actor, st.root_pos, st.root_quat, st.body_pos, ref.body_pos)
-        self.obs = {"actor": actor, "critic": critic}
+        critic = dobs.critic_obs(actor, st.root_pos, st.root_quat, st.body_pos, ref.body_pos)  # sees every term
+        self.obs = {"actor": actor if self._columns is None else actor[:, self._columns], "critic": critic}
 
     def get_observations(self) -> dict[str, torch.Tensor]:
         """Current observation groups ``{"actor", "critic"}``."""
@@ -208,8 +209,8 @@ class DeltaEnv:
 
     @property
     def num_obs(self) -> int:
-        """Actor observation width."""
-        return dobs.actor_dim(self.num_joints)
+        """Actor observation width (the columns ``cfg.obs_scope`` keeps)."""
+        return int(self.meta.input_columns().numel())
 
     def windows_per_clip(self) -> list[int]:
         """Number of disjoint full windows in each logged clip (for reports)."""
