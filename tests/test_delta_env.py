@@ -173,3 +173,34 @@ def test_train_delta_end_to_end_tiny(tmp_path):
                                                                                        "1.75", "2"}  # fmt: skip
     assert (out / "openloop.md").read_text().count("| 0.5 |") == 3
     assert (out / "openloop.png").stat().st_size > 1000
+
+
+def test_train_delta_motor_local_tiny(tmp_path):
+    """model=motor_local: delta.pt round-trips through DeltaModel.load and each ankle's Δa depends on that ankle's
+    own columns only; the motor-local model refuses the full observation in one line."""
+    from asap.config import load_config
+    from asap.delta.config import DeltaTrainConfig
+    from asap.delta.model import DeltaModel
+    from asap.delta.obs import DRIVEN_TERMS, actor_dim, term_slice
+    from asap.delta.train import actor_class, train_delta
+
+    logs = tmp_path / "logs"
+    for i in range(2):
+        make_gapped_log(steps=30, seed=i).save(logs / f"ep{i}.npz")
+    args = [f"motions=[{logs}]", f"run.out_dir={tmp_path / 'delta'}", "run.max_iterations=2", "run.logger=none",
+            "num_envs=4", "threads=1", "ppo.num_steps_per_env=4", "env.window_s=0.3", "horizons_s=[0.25]",
+            "report_stride_s=0.2", "held_out=0.5", "gain_grid=[]", "env.joints=ankles", "model=motor_local",
+            "ppo.actor_hidden_dims=[8]"]  # fmt: skip
+    with pytest.raises(ValueError, match="add env.obs_scope=driven"):
+        actor_class(load_config(DeltaTrainConfig, None, args))
+    train_delta(load_config(DeltaTrainConfig, None, [*args, "env.obs_scope=driven"]))
+    model = DeltaModel.load(tmp_path / "delta" / "delta.pt")
+    assert model.meta.obs_scope == "driven" and model.columns is not None and model.columns.numel() == 16
+    idx = model.meta.joint_index()
+    obs = torch.randn(8, actor_dim(23))
+    base = model(obs)[:, idx]
+    moved = obs.clone()
+    for t in DRIVEN_TERMS:  # every signal of the second ankle
+        moved[:, term_slice(t, 23).start + idx[1]] += 1.0
+    changed = (model(moved)[:, idx] - base).abs().amax(0)
+    assert changed[1] > 0 and torch.equal(changed[[0, 2, 3]], torch.zeros(3))

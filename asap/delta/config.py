@@ -47,6 +47,10 @@ class DeltaTrainConfig:
     """Physics options of the replay simulator (must be the policy's training physics)."""
     env: DeltaEnvConfig = field(default_factory=DeltaEnvConfig)
     """The open-loop replay task."""
+    model: str = "mlp"
+    """π^Δ's network: 'mlp' (one MLP over the observation, the paper's) or 'motor_local' (one small MLP shared by
+    the driven motors, each motor's Δa from its own action, position, velocity and last Δa only; needs
+    env.obs_scope=driven; asap.delta.motor_model). ``ppo.actor_hidden_dims`` sizes either."""
     ppo: PPOConfig = field(default_factory=_delta_ppo)
     """PPO and networks (the reference: [512, 256, 128], init std 0.8, entropy 0.01, gamma 0.99, lambda 0.95).
     Exploration noise costs replay accuracy directly (a random Δa each step shakes every velocity term), so it

@@ -24,6 +24,7 @@ from asap.config import save_config
 from asap.delta.config import DeltaTrainConfig
 from asap.delta.logs import gather_logs, load_logs, replay_shaping, write_split
 from asap.delta.model import DeltaModel, save_delta
+from asap.delta.motor_model import MOTOR_LOCAL_CLASS
 from asap.eval.openloop import openloop_eval
 from asap.motion.motionlib import MotionLib
 from asap.rl import distributed as dist
@@ -40,6 +41,20 @@ def split_episodes(n: int, held_out: float, seed: int) -> tuple[list[int], list[
     k = min(n - 1, max(1, int(round(held_out * n)))) if held_out > 0 else 0
     perm = np.random.default_rng(seed).permutation(n).tolist()
     return sorted(perm[k:]), sorted(perm[:k])
+
+
+DELTA_MODELS = {"mlp": "MLPModel", "motor_local": MOTOR_LOCAL_CLASS}
+"""``DeltaTrainConfig.model`` -> the rsl-rl class of π^Δ's actor."""
+
+
+def actor_class(cfg: DeltaTrainConfig) -> str:
+    """rsl-rl ``class_name`` of the actor for ``cfg.model``; one-line ``ValueError`` for an unknown model or a
+    motor-local model without the ``driven`` observation scope."""
+    if cfg.model not in DELTA_MODELS:
+        raise ValueError(f"unknown delta model {cfg.model!r}: use one of {sorted(DELTA_MODELS)}")
+    if cfg.model == "motor_local" and cfg.env.obs_scope != "driven":
+        raise ValueError("model=motor_local reads each driven motor's own signals: add env.obs_scope=driven")
+    return DELTA_MODELS[cfg.model]
 
 
 class DeltaTrainer:
@@ -74,6 +89,7 @@ class DeltaTrainer:
         if self.dist.is_main:
             save_config(saved_cfg, self.out / "config.yaml")
         self.train_cfg = rsl_train_cfg(cfg)  # type: ignore[arg-type]  # reads only .ppo and .run
+        self.train_cfg["actor"]["class_name"] = actor_class(cfg)
         log_dir = None if cfg.run.logger == "none" else str(self.out)
         with contextlib.redirect_stdout(io.StringIO()):
             self.runner = dist.make_runner(self.vec, self.train_cfg, log_dir, cfg.device)

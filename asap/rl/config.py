@@ -18,7 +18,10 @@ class PPOConfig:
     critic_hidden_dims: list[int] = field(default_factory=lambda: [512, 256, 128])
     """Hidden layer sizes of the critic MLP."""
     activation: str = "elu"
-    """Activation of both MLPs."""
+    """Activation of both MLPs (rsl-rl's names: elu, relu, tanh, identity, ...)."""
+    actor_activation: str | None = None
+    """Activation of the actor alone (None: ``activation``); ``identity`` makes the actor an affine map of its
+    normalised observation, whatever its hidden sizes (a delta model for a linear actuator gap)."""
     init_std: float = 0.8
     """Initial action standard deviation (state-independent, learnable, not log-parameterised)."""
     num_steps_per_env: int = 24
@@ -148,8 +151,9 @@ def rsl_train_cfg(cfg: PretrainConfig) -> dict[str, Any]:
         "num_steps_per_env": p.num_steps_per_env,
         "save_interval": cfg.run.save_interval,
         "obs_groups": {"actor": ["actor"], "critic": ["critic"]},
-        "actor": {"class_name": "MLPModel", "hidden_dims": list(p.actor_hidden_dims), "activation": p.activation,
-                  "obs_normalization": p.obs_normalization, "distribution_cfg": dist},
+        "actor": {"class_name": "MLPModel", "hidden_dims": list(p.actor_hidden_dims),
+                  "activation": p.actor_activation or p.activation, "obs_normalization": p.obs_normalization,
+                  "distribution_cfg": dist},
         "critic": {"class_name": "MLPModel", "hidden_dims": list(p.critic_hidden_dims), "activation": p.activation,
                    "obs_normalization": p.obs_normalization},
         "algorithm": alg,

@@ -84,13 +84,13 @@ def actor_module(
 
 
 def _actor_mlp(train_cfg: dict[str, Any], actor_state: dict[str, torch.Tensor], obs_dim: int, num_actions: int):
-    from rsl_rl.models import MLPModel
+    from rsl_rl.utils import resolve_callable
     from tensordict import TensorDict
 
     a = dict(train_cfg["actor"])
-    a.pop("class_name", None)
+    model_class = resolve_callable(a.pop("class_name", "MLPModel"))  # MLPModel, or a delta model's own class
     obs = TensorDict({"actor": torch.zeros(1, obs_dim)}, batch_size=[1])
-    model = MLPModel(obs, {"actor": ["actor"]}, "actor", num_actions, **a)
+    model = model_class(obs, {"actor": ["actor"]}, "actor", num_actions, **a)
     model.load_state_dict(actor_state)
     model.eval()
     onnx_like = model.as_onnx(verbose=False)  # normaliser + MLP + deterministic head, plain tensors in/out
