@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -26,6 +27,10 @@ def shipped_dir(name: str) -> Path:
     """
     if name not in SHIPPED:
         raise ValueError(f"unknown shipped folder {name!r}; choose one of {SHIPPED}")
+    if importlib.util.find_spec(f"asap.{name}") is None:  # a source checkout on PYTHONPATH, never installed
+        checkout = Path(__file__).resolve().parents[1] / name
+        if checkout.is_dir():
+            return checkout
     if sys.version_info >= (3, 9):
         root = importlib.resources.files(f"asap.{name}")  # novermin: guarded by the version check
     else:  # the robot runtime on Python 3.8: a package's first search path is the same folder

@@ -39,6 +39,18 @@ def test_shipped_folders_are_the_packages_data(tmp_path, monkeypatch):
         shipped_dir("scripts")
 
 
+def test_a_checkout_that_was_never_installed_finds_its_own_folders(tmp_path):
+    """PYTHONPATH=<checkout> without `pip install` (no asap.configs package registered): the checkout's folders."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from asap.paths import shipped_dir, repo_path; "
+            "print(shipped_dir('configs')); print(repo_path('configs/real_gap/ankle_weak.yaml'))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == [str(REPO / "configs"), str(REPO / "configs" / "real_gap" / "ankle_weak.yaml")]
+
+
 def test_every_shipped_file_matches_a_package_data_pattern():
     patterns = _setup_constant("DATA_FILES")
     for name in SHIPPED:
