@@ -34,6 +34,8 @@ def test_train_cfg_defaults_follow_the_reference():
         5, 4, 0.2, 0.99, 0.95)  # fmt: skip
     assert a["class_name"] == "asap.rl.ppo:SplitPPO" and a["learning_rate"] == 1e-3
     assert c["num_steps_per_env"] == 24 and c["obs_groups"] == {"actor": ["actor"], "critic": ["critic"]}
+    linear = rsl_train_cfg(load_config(PretrainConfig, None, ["ppo.actor_activation=identity"]))
+    assert linear["actor"]["activation"] == "identity" and linear["critic"]["activation"] == "elu"
 
 
 def test_split_optimizer_schedule_touches_actor_only():
