@@ -71,14 +71,16 @@ class DeltaMeta:
     obs_scope: str = "full"
     """Which columns of the actor observation the network reads (:data:`asap.delta.obs.OBS_SCOPES`)."""
 
+    def __post_init__(self) -> None:
+        if self.obs_scope not in OBS_SCOPES:  # every way a meta is made: for_variant, from_dict, direct
+            raise ValueError(f"unknown delta observation scope {self.obs_scope!r}: use one of {list(OBS_SCOPES)}")
+
     @staticmethod
     def for_variant(
         variant: str, joints: str | list[str] | tuple[str, ...] = "all", obs_scope: str = "full"
     ) -> DeltaMeta:
         """The project's scaling for ``variant``: ``delta_scale = spec.action_scale``. Raises ``ValueError`` for an
         unknown joint set or observation scope."""
-        if obs_scope not in OBS_SCOPES:
-            raise ValueError(f"unknown delta observation scope {obs_scope!r}: use one of {list(OBS_SCOPES)}")
         return DeltaMeta(variant=variant, joints=resolve_joints(variant, joints),
                          delta_scale=float(get_spec(variant).action_scale), obs_scope=obs_scope)  # fmt: skip
 
@@ -139,12 +141,14 @@ class DeltaModel:
         """Δa (N, J) for an actor observation (N, obs_dim) (the network reads ``meta.obs_scope``'s columns)."""
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"delta model expects {self.obs_dim}-D observations, got {obs.shape[-1]}")
-        x = obs if self.columns is None else obs[:, self.columns.to(obs.device)]
+        x = obs if self.columns is None else obs[:, self.columns]
         return expand_delta(self.meta, self.net(x) * self.meta.gain, self.num_joints)
 
     def to(self, device: torch.device | str) -> DeltaModel:
-        """Move the network to ``device``."""
+        """Move the network (and the observation columns it reads) to ``device``."""
         self.net = self.net.to(device)
+        if self.columns is not None:
+            self.columns = self.columns.to(device)
         return self
 
     @staticmethod

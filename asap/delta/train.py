@@ -63,6 +63,7 @@ class DeltaTrainer:
     def __init__(self, cfg: DeltaTrainConfig) -> None:
         from asap.rl.vecenv import RslTrackingEnv
 
+        model_class = actor_class(cfg)  # an unknown or inconsistent model fails before any set-up
         self.dist = dist.setup(cfg.device)
         """This process' rank layout (data-parallel PPO: :mod:`asap.rl.distributed`; world_size 1 otherwise)."""
         saved_cfg = cfg
@@ -89,7 +90,7 @@ class DeltaTrainer:
         if self.dist.is_main:
             save_config(saved_cfg, self.out / "config.yaml")
         self.train_cfg = rsl_train_cfg(cfg)  # type: ignore[arg-type]  # reads only .ppo and .run
-        self.train_cfg["actor"]["class_name"] = actor_class(cfg)
+        self.train_cfg["actor"]["class_name"] = model_class
         log_dir = None if cfg.run.logger == "none" else str(self.out)
         with contextlib.redirect_stdout(io.StringIO()):
             self.runner = dist.make_runner(self.vec, self.train_cfg, log_dir, cfg.device)
