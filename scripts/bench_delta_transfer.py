@@ -1,0 +1,85 @@
+"""How well π^Δ models carry over to another policy's logs: each model's Δa against the oracle's, joint by joint.
+
+For every logged episode (Motion files with ``action``, e.g. a fine-tuned policy's `asap collect` output) the
+logged states are fed frame by frame through the delta observation (:func:`asap.delta.obs.actor_obs`, the
+runtime's target shaping, each model's own previous Δa as ``last_delta``) and every model's Δa is compared with the
+closed-form oracle of the known gap on the joints the model drives: least-squares slope, correlation and R². Foot
+contact forces are not logged and enter as zeros (they reach only ``obs_scope=full`` models). Prints one table;
+``--json`` writes it. The open-loop replay errors of the same models come from `asap eval --open-loop`.
+
+    python scripts/bench_delta_transfer.py --logs run/demo_avg/collect_r2/motions \\
+        --gap configs/real_gap/ankle_weak.yaml --delta run/demo_avg/delta/delta.pt D2/delta.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asap.control import TargetShaping, shape_targets
+from asap.delta import obs as dobs
+from asap.delta.logs import gather_logs, load_logs
+from asap.delta.oracle import ORACLE_PREFIX, load_delta
+from asap.robot.spec import get_spec
+
+
+def model_vs_oracle(files: list[Path], model_spec: str, gap: str, shaping: TargetShaping) -> list[dict[str, float]]:
+    """Per driven joint of ``model_spec``: ``{"joint", "slope", "corr", "r2", "oracle_abs", "model_abs"}``."""
+    model = load_delta(model_spec)
+    oracle = load_delta(ORACLE_PREFIX + gap)
+    spec = get_spec(model.meta.variant)
+    default = torch.as_tensor(spec.default_pos, dtype=torch.float32)
+    lo, hi = (torch.as_tensor(x, dtype=torch.float32) for x in (spec.pos_lower, spec.pos_upper))
+    idx = model.meta.joint_index()
+    learned, exact = [], []
+    motions, _ = load_logs(files)
+    for m in motions:
+        keys = ("root_pos", "root_quat", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "action")
+        f = {k: torch.as_tensor(np.asarray(getattr(m, k)), dtype=torch.float32) for k in keys}
+        prev, last = None, torch.zeros(1, spec.num_joints)
+        for k in range(f["action"].shape[0]):
+            target = shape_targets(f["action"][k : k + 1], prev, default, spec.action_scale, lo, hi, shaping)[2]
+            prev = target
+            o = dobs.actor_obs(f["root_pos"][k : k + 1], f["root_quat"][k : k + 1], f["root_lin_vel"][k : k + 1],
+                               f["root_ang_vel"][k : k + 1], f["dof_pos"][k : k + 1], f["dof_vel"][k : k + 1],
+                               torch.zeros(1, 2, 3), default, (target - default) / spec.action_scale, last)  # fmt: skip
+            last = model(o)
+            learned.append(last[0, idx].numpy())
+            exact.append(oracle(o)[0, idx].numpy())
+    a, b = np.asarray(learned), np.asarray(exact)
+    rows = []
+    for j, name in enumerate(model.meta.joints):
+        x, y = a[:, j], b[:, j]
+        rows.append({"joint": name, "slope": float(x @ y / (y @ y)), "corr": float(np.corrcoef(x, y)[0, 1]),
+                     "r2": float(1 - ((x - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
+                     "oracle_abs": float(np.abs(y).mean()), "model_abs": float(np.abs(x).mean())})  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--logs", nargs="+", required=True, help="logged episodes (files or folders)")
+    ap.add_argument("--gap", required=True, help="the gap profile the logs came from (configs/real_gap/*.yaml)")
+    ap.add_argument("--delta", nargs="+", required=True, help="delta.pt files to compare")
+    ap.add_argument("--json", default="", help="also write the rows here")
+    args = ap.parse_args(argv)
+    files = gather_logs(args.logs)
+    out = {}
+    print(f"{len(files)} episode(s); Δa of each model against the oracle of {args.gap}, per driven joint")
+    print(f"{'model':40s} {'joint':26s} {'slope':>6s} {'corr':>6s} {'R2':>7s} {'|oracle|':>8s} {'|model|':>8s}")
+    for d in args.delta:
+        out[d] = model_vs_oracle(files, d, args.gap, TargetShaping())
+        for r in out[d]:
+            print(f"{d[-40:]:40s} {r['joint']:26s} {r['slope']:6.2f} {r['corr']:6.2f} {r['r2']:7.2f} "
+                  f"{r['oracle_abs']:8.3f} {r['model_abs']:8.3f}")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
