@@ -124,8 +124,15 @@ def test_joint_sets_and_errors():
         "left_ankle_pitch_joint", "left_ankle_roll_joint", "right_ankle_pitch_joint", "right_ankle_roll_joint",
     )  # fmt: skip
     assert len(resolve_joints("g1_23dof", "all")) == 23
-    with pytest.raises(ValueError, match="unknown delta joint set"):
-        resolve_joints("g1_23dof", "wrists")
+    lower = resolve_joints("g1_23dof", "knees, ankles")  # sets combined, in policy order
+    assert lower == ("left_knee_joint", "left_ankle_pitch_joint", "left_ankle_roll_joint", "right_knee_joint",
+                     "right_ankle_pitch_joint", "right_ankle_roll_joint")  # fmt: skip
+    assert resolve_joints("g1_23dof", "left_knee_joint,ankles") == lower[:3] + lower[4:]
+    assert resolve_joints("g1_23dof", "legs") == resolve_joints("g1_23dof", "hips,knees,ankles")
+    with pytest.raises(ValueError, match="unknown delta joint set or joint 'wrists'"):
+        resolve_joints("g1_23dof", "ankles,wrists")
+    with pytest.raises(ValueError, match="no delta joints"):
+        resolve_joints("g1_23dof", " , ")
     with pytest.raises(ValueError, match="not joints of"):
         resolve_joints("g1_23dof", ["nose_joint"])
 

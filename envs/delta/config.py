@@ -42,7 +42,8 @@ class DeltaEnvConfig:
     window_s: float = 1.0
     """Episode length: a window of this many seconds of a logged segment (1.0 s = 50 steps, the reference's)."""
     joints: str = "all"
-    """Joints Δa acts on: 'all', 'ankles' (the 4-DoF ankle model of the authors' hardware runs) or names."""
+    """Joints Δa acts on: 'all', a set ('ankles' = the 4-DoF ankle model of the authors' hardware runs, 'knees',
+    'hips', 'legs'), joint names, or several separated by commas ('knees,ankles'); asap.delta.model.resolve_joints."""
     obs_scope: str = "full"
     """What π^Δ's network reads: 'full' (the paper's state + action) or 'driven' (the driven joints' action,
     position, velocity and last Δa only; asap.delta.obs.OBS_SCOPES). Stored in the model's metadata."""
