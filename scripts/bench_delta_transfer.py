@@ -1,8 +1,8 @@
 """How well π^Δ models carry over to another policy's logs: each model's Δa against the oracle's, joint by joint.
 
 For every logged episode (Motion files with ``action``, e.g. a fine-tuned policy's `asap collect` output) the
-logged states are fed frame by frame through the delta observation (:func:`asap.delta.obs.actor_obs`, the
-runtime's target shaping, each model's own previous Δa as ``last_delta``) and every model's Δa is compared with the
+logged states are fed frame by frame through the delta observation (:func:`asap.delta.obs.actor_obs`, the target
+shaping the logs record, each model's own previous Δa as ``last_delta``) and every model's Δa is compared with the
 closed-form oracle of the known gap on the joints the model drives: least-squares slope, correlation and R². Foot
 contact forces are not logged and enter as zeros (they reach only ``obs_scope=full`` models). Prints one table;
 ``--json`` writes it. The open-loop replay errors of the same models come from `asap eval --open-loop`.
@@ -22,13 +22,19 @@ import torch
 
 from asap.control import TargetShaping, shape_targets
 from asap.delta import obs as dobs
-from asap.delta.logs import gather_logs, load_logs
+from asap.delta.logs import gather_logs, load_logs, replay_shaping
 from asap.delta.oracle import ORACLE_PREFIX, load_delta
+from asap.motion.motion import Motion
 from asap.robot.spec import get_spec
 
+LOGGED = ("root_pos", "root_quat", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "action")
+"""The logged arrays the delta observation is built from."""
 
-def model_vs_oracle(files: list[Path], model_spec: str, gap: str, shaping: TargetShaping) -> list[dict[str, float]]:
-    """Per driven joint of ``model_spec``: ``{"joint", "slope", "corr", "r2", "oracle_abs", "model_abs"}``."""
+
+def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: TargetShaping
+                    ) -> list[dict[str, float]]:  # fmt: skip
+    """Per driven joint of ``model_spec``: ``{"joint", "slope", "corr", "r2", "oracle_abs", "model_abs"}``, over the
+    logged ``motions`` replayed with the target ``shaping`` the runtime applied."""
     model = load_delta(model_spec)
     oracle = load_delta(ORACLE_PREFIX + gap)
     spec = get_spec(model.meta.variant)
@@ -36,10 +42,8 @@ def model_vs_oracle(files: list[Path], model_spec: str, gap: str, shaping: Targe
     lo, hi = (torch.as_tensor(x, dtype=torch.float32) for x in (spec.pos_lower, spec.pos_upper))
     idx = model.meta.joint_index()
     learned, exact = [], []
-    motions, _ = load_logs(files)
     for m in motions:
-        keys = ("root_pos", "root_quat", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "action")
-        f = {k: torch.as_tensor(np.asarray(getattr(m, k)), dtype=torch.float32) for k in keys}
+        f = {k: torch.as_tensor(np.asarray(getattr(m, k)), dtype=torch.float32) for k in LOGGED}
         prev, last = None, torch.zeros(1, spec.num_joints)
         for k in range(f["action"].shape[0]):
             target = shape_targets(f["action"][k : k + 1], prev, default, spec.action_scale, lo, hi, shaping)[2]
@@ -68,11 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="", help="also write the rows here")
     args = ap.parse_args(argv)
     files = gather_logs(args.logs)
+    motions, logged_shaping = load_logs(files)  # once for every model
+    shaping = replay_shaping(logged_shaping, None)  # the shaping the logs record (the runtime's), else the default
     out = {}
     print(f"{len(files)} episode(s); Δa of each model against the oracle of {args.gap}, per driven joint")
     print(f"{'model':40s} {'joint':26s} {'slope':>6s} {'corr':>6s} {'R2':>7s} {'|oracle|':>8s} {'|model|':>8s}")
     for d in args.delta:
-        out[d] = model_vs_oracle(files, d, args.gap, TargetShaping())
+        out[d] = model_vs_oracle(motions, d, args.gap, shaping)
         for r in out[d]:
             print(f"{d[-40:]:40s} {r['joint']:26s} {r['slope']:6.2f} {r['corr']:6.2f} {r['r2']:7.2f} "
                   f"{r['oracle_abs']:8.3f} {r['model_abs']:8.3f}")  # fmt: skip

@@ -63,7 +63,8 @@ def resolve_joints(variant: str, joints: str | list[str] | tuple[str, ...]) -> t
         raise ValueError(f"delta joints {unknown} are not joints of {variant}")
     if not joints:
         raise ValueError("no delta joints given: use 'all', a joint set or joint names")
-    return tuple(n for n in names if n in set(joints))
+    chosen = set(joints)
+    return tuple(n for n in names if n in chosen)
 
 
 @dataclass(frozen=True)
