@@ -47,10 +47,12 @@ def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: T
         prev, last = None, torch.zeros(1, spec.num_joints)
         for k in range(f["action"].shape[0]):
             target = shape_targets(f["action"][k : k + 1], prev, default, spec.action_scale, lo, hi, shaping)[2]
+            before = target if prev is None else prev
             prev = target
             o = dobs.actor_obs(f["root_pos"][k : k + 1], f["root_quat"][k : k + 1], f["root_lin_vel"][k : k + 1],
                                f["root_ang_vel"][k : k + 1], f["dof_pos"][k : k + 1], f["dof_vel"][k : k + 1],
-                               torch.zeros(1, 2, 3), default, (target - default) / spec.action_scale, last)  # fmt: skip
+                               torch.zeros(1, 2, 3), default, (target - default) / spec.action_scale,
+                               (before - default) / spec.action_scale, last)  # fmt: skip
             last = model(o)
             learned.append(last[0, idx].numpy())
             exact.append(oracle(o)[0, idx].numpy())

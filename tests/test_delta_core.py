@@ -76,6 +76,65 @@ def test_oracle_reproduces_kp_scaled_simulator_step_by_step():
         s.close()
 
 
+def test_oracle_covers_latency_saturation_and_joint_friction():
+    """A multi-source per-motor gap (Kp and strength scales, 90% torque limits, one control step of latency, joint
+    damping and dry friction) served by the protocol target: one step from each state of its trajectory, the
+    oracle-aligned nominal simulator (told the previous step's targets) lands closer to the target's next state
+    than the plain one, on every joint group; and the latency term needs ``last_action``: an oracle that sees the
+    current action in its place does worse."""
+    from asap.eval.targets import GapSimulator
+
+    gap = RealGapConfig(name="multi", kp_scale={"ankle": 0.65}, torque_scale={"knee": 0.8}, torque_limit_scale=0.9,
+                        joint_friction=0.3, joint_damping=0.05, latency_s=0.02)  # fmt: skip
+    target = GapSimulator(SimConfig(num_envs=2, threads=1), gap)
+    oracle = OracleDelta(gap)
+    blind = _Fn(oracle.meta, lambda obs: oracle(_without_history(obs)))  # shown the current action as the previous
+    sims = {"oracle": AlignedSimulator(make_simulator(SimConfig(num_envs=2, threads=1)), oracle),
+            "blind": AlignedSimulator(make_simulator(SimConfig(num_envs=2, threads=1)), blind),
+            "plain": make_simulator(SimConfig(num_envs=2, threads=1))}  # fmt: skip
+    spec = target.spec
+    err = {k: [] for k in sims}
+    target.reset()
+    prev = _targets(spec, 0, 2)
+    target.step(targets=prev)
+    for k in range(1, 40):
+        t = _targets(spec, k, 2)
+        root, (q, qd) = target.get_root_state().clone(), (x.clone() for x in target.get_joint_state())
+        for s in sims.values():
+            s.reset(root_state=root, q=q, qd=qd)
+            if isinstance(s, AlignedSimulator):
+                s.set_previous_targets(None, prev)
+            s.step(targets=t)
+        target.step(targets=t)
+        prev = t
+        qg = target.get_joint_state()[0]
+        for name, s in sims.items():
+            err[name].append((s.get_joint_state()[0] - qg).abs().mean().item())
+    mean = {k: sum(v) / len(v) for k, v in err.items()}
+    print({k: f"{v:.2e}" for k, v in mean.items()})
+    assert mean["oracle"] < 0.35 * mean["plain"], mean
+    assert mean["oracle"] < 0.5 * mean["blind"], mean
+    for s in (target, *sims.values()):
+        s.close()
+
+
+class _Fn:
+    """A delta 'model' from a function of the observation."""
+
+    def __init__(self, meta: DeltaMeta, fn) -> None:
+        self.meta, self.fn = meta, fn
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.fn(obs)
+
+
+def _without_history(obs: torch.Tensor) -> torch.Tensor:
+    """``obs`` with its last_action replaced by the applied action (what a model without history would see)."""
+    out = obs.clone()
+    out[:, dobs.term_slice("last_action", 23)] = obs[:, dobs.term_slice("applied_action", 23)]
+    return out
+
+
 def test_delta_scaling_is_one_rule():
     """The inner simulator receives exactly q* + delta_scale * Δa, delta_scale = the spec's action scale (0.25)."""
     sim = make_simulator(SimConfig(num_envs=2, threads=1))
@@ -108,14 +167,26 @@ def test_delta_observation_holds_the_action_applied_this_step():
     aligned = AlignedSimulator(sim, rec)
     j = sim.num_joints
     default = torch.as_tensor(sim.spec.default_pos, dtype=torch.float32)
+    previous = None
     for k in range(4):
         t = _targets(sim.spec, k, 1)
         before = read_state(sim)
         aligned.step(targets=t)
         obs = rec.seen[-1]
-        assert obs.shape == (1, dobs.actor_dim(j)) == (1, 108)
+        assert obs.shape == (1, dobs.actor_dim(j)) == (1, 131)
         assert torch.allclose(obs[:, dobs.term_slice("applied_action", j)], (t - default) / 0.25, atol=1e-6)
         assert torch.allclose(obs[:, dobs.term_slice("dof_pos", j)], before.q - default, atol=1e-6)
+        # the step before's action (after a reset, with no history: the applied one)
+        last = t if previous is None else previous
+        assert torch.allclose(obs[:, dobs.term_slice("last_action", j)], (last - default) / 0.25, atol=1e-6)
+        previous = t
+    aligned.reset()
+    aligned.step(targets=t + 0.1)
+    assert torch.allclose(rec.seen[-1][:, dobs.term_slice("last_action", j)], (t + 0.1 - default) / 0.25, atol=1e-6)
+    aligned.reset()
+    aligned.set_previous_targets(None, t)
+    aligned.step(targets=t + 0.1)
+    assert torch.allclose(rec.seen[-1][:, dobs.term_slice("last_action", j)], (t - default) / 0.25, atol=1e-6)
     sim.close()
 
 
@@ -186,8 +257,9 @@ def test_delta_training_and_aligned_simulator_apply_the_same_shift():
 
 
 def test_driven_scope_reads_only_the_driven_joints_and_can_express_the_oracle():
-    """The 'driven' observation scope: 16 columns for the ankles (action, position, velocity, last Δa of each), the
-    other columns do not reach the network, and a linear map of those columns is the ankle_weak oracle exactly."""
+    """The 'driven' observation scope: 20 columns for the ankles (action, position, velocity, last action, last Δa of
+    each), the other columns do not reach the network, and a linear map of those columns is the ankle_weak oracle
+    exactly."""
     from torch import nn
 
     from asap.delta.model import DeltaModel
@@ -199,12 +271,25 @@ def test_driven_scope_reads_only_the_driven_joints_and_can_express_the_oracle():
     assert cols.tolist() == [dobs.term_slice(t, j).start + i for t in dobs.DRIVEN_TERMS for i in idx.tolist()]
     assert DeltaMeta.from_dict(meta.to_dict()).obs_scope == "driven"
     older = {k: v for k, v in meta.to_dict().items() if k != "obs_scope"}  # models saved before scopes: all columns
-    assert DeltaMeta.from_dict(older).obs_scope == "full" and DeltaMeta.from_dict(older).input_columns().numel() == 108
+    assert DeltaMeta.from_dict(older).obs_scope == "full" and DeltaMeta.from_dict(older).input_columns().numel() == 131
+    # models of the layout before last_action read their 108 columns out of today's observation, in their order
+    v1 = DeltaMeta.from_dict({**older, "obs_version": "delta_v1"}).input_columns()
+    history = dobs.term_slice("last_action", j)
+    assert v1.numel() == 108 and not ((v1 >= history.start) & (v1 < history.stop)).any()
+    assert v1.tolist() == sorted(v1.tolist())
+    v1_driven = DeltaMeta.from_dict({**meta.to_dict(), "obs_version": "delta_v1"}).input_columns()
+    assert v1_driven.tolist() == [
+        dobs.term_slice(t, j).start + i
+        for t in ("applied_action", "dof_pos", "dof_vel", "last_delta")
+        for i in idx.tolist()
+    ]
+    with pytest.raises(ValueError, match="retrain it"):
+        DeltaMeta.from_dict({**meta.to_dict(), "obs_version": "delta_v0"})
     with pytest.raises(ValueError, match="unknown delta observation scope"):
         DeltaMeta.for_variant("g1_23dof", "ankles", "local")
 
     # ankle Kp x0.65: Δa = -0.35 (q* - q) / scale = -0.35 applied_action + 0.35 dof_pos / scale, per ankle
-    net = nn.Linear(16, 4, bias=False)
+    net = nn.Linear(20, 4, bias=False)
     with torch.no_grad():
         net.weight.zero_()
         net.weight[:, 0:4] = -0.35 * torch.eye(4)

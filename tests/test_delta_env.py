@@ -105,7 +105,7 @@ def test_delta_env_shapes_and_rewards(log):
     env = DeltaEnv(DeltaEnvConfig(window_s=0.2, joints="ankles"), sim, MotionLib([log]), SHAPING)
     assert env.num_actions == 4 and env.window == 10
     obs = env.get_observations()
-    assert obs["actor"].shape == (3, 108) and obs["critic"].shape == (3, 108 + 162)
+    assert obs["actor"].shape == (3, 131) and obs["critic"].shape == (3, 131 + 162)
     _, info = env.step(torch.ones(3, 4))
     assert set(info.terms) >= {"body_pos", "action_norm", "action_rate"}
     assert torch.allclose(info.terms["action_norm"], torch.full((3,), -0.1 * 0.02 * math.expm1(2.0)), rtol=1e-5)
@@ -113,11 +113,11 @@ def test_delta_env_shapes_and_rewards(log):
     sim.close()
     sim = make_simulator(SimConfig(num_envs=3, threads=1))
     narrow = DeltaEnv(DeltaEnvConfig(window_s=0.2, joints="ankles", obs_scope="driven"), sim, MotionLib([log]), SHAPING)
-    assert narrow.num_obs == 16 and narrow.meta.obs_scope == "driven"
+    assert narrow.num_obs == 20 and narrow.meta.obs_scope == "driven"
     narrow.reset_to(env.motion_ids, env.frame() - 1)
     narrow.step(torch.ones(3, 4))  # the same windows, steps and actions: the same state, fewer columns
     obs = narrow.get_observations()
-    assert obs["actor"].shape == (3, 16) and obs["critic"].shape == (3, 108 + 162)
+    assert obs["actor"].shape == (3, 20) and obs["critic"].shape == (3, 131 + 162)
     assert torch.allclose(obs["actor"], full[:, narrow.meta.input_columns()], atol=1e-5)
     sim.close()
 
@@ -195,7 +195,7 @@ def test_train_delta_motor_local_tiny(tmp_path):
         actor_class(load_config(DeltaTrainConfig, None, args))
     train_delta(load_config(DeltaTrainConfig, None, [*args, "env.obs_scope=driven"]))
     model = DeltaModel.load(tmp_path / "delta" / "delta.pt")
-    assert model.meta.obs_scope == "driven" and model.columns is not None and model.columns.numel() == 16
+    assert model.meta.obs_scope == "driven" and model.columns is not None and model.columns.numel() == 20
     idx = model.meta.joint_index()
     obs = torch.randn(8, actor_dim(23))
     base = model(obs)[:, idx]

@@ -2,7 +2,9 @@
 control step. Open-loop evaluation, fine-tuning and ``asap play --delta`` all step through this one wrapper.
 
 Per :meth:`AlignedSimulator.step` with targets q* (N, J): read the state s_k, form the applied action
-``a_k = (q* - default) / action_scale``, build the delta observation of (s_k, a_k) (:mod:`asap.delta.obs`), evaluate
+``a_k = (q* - default) / action_scale``, build the delta observation of (s_k, a_k, a_{k-1}) (:mod:`asap.delta.obs`;
+a_{k-1} is the previous step's applied action, a_k itself on the first step after a reset unless the caller gives the
+previous targets with :meth:`AlignedSimulator.set_previous_targets`), evaluate
 Δa = π^Δ(obs) (times a per-env on/off mask and per-env, per-joint scale, both 1 by default: the fine-tuning
 options), and step the wrapped simulator with ``apply_delta(q*, Δa, delta_scale)`` (:mod:`asap.delta.model`).
 Torque commands and "hold" steps pass through unchanged (Δa is defined on joint targets).
@@ -20,7 +22,7 @@ from asap.delta.model import DeltaMeta, apply_delta
 from asap.sim.base import Simulator, as_env_ids
 
 DeltaFn = Callable[[torch.Tensor], torch.Tensor]
-"""A frozen delta model: (N, 4J+16) delta actor observation -> (N, J) Δa in action units; has ``.meta``."""
+"""A frozen delta model: (N, 5J+16) delta actor observation -> (N, J) Δa in action units; has ``.meta``."""
 
 
 class AlignedSimulator:
@@ -38,8 +40,12 @@ class AlignedSimulator:
         self.action_scale = float(sim.spec.action_scale)
         self.last_delta = torch.zeros(n, j, device=sim.device)
         """(N, J) the Δa applied in the last step (action units, after mask and scale)."""
+        self.last_targets = torch.zeros(n, j, device=sim.device)
+        """(N, J) the joint targets (before Δa) of the last step, rad."""
+        self.has_last = torch.zeros(n, dtype=torch.bool, device=sim.device)
+        """(N,) whether :attr:`last_targets` holds a previous step (False after a reset)."""
         self.last_obs: torch.Tensor | None = None
-        """(N, 4J+16) the delta observation of the last step."""
+        """(N, 5J+16) the delta observation of the last step."""
         self.env_mask = torch.ones(n, device=sim.device)
         """(N,) 1 where Δa is applied, 0 where the env runs the plain simulator."""
         self.env_scale = torch.ones(n, j, device=sim.device)
@@ -53,14 +59,22 @@ class AlignedSimulator:
         return getattr(self.sim, name)
 
     def delta_observation(self, targets: torch.Tensor) -> torch.Tensor:
-        """(N, 4J+16) delta actor observation of the current state and the action ``targets`` (N, J) represent."""
+        """(N, 5J+16) delta actor observation of the current state and the action ``targets`` (N, J) represent."""
         root = self.sim.get_root_state()
         q, qd = self.sim.get_joint_state()
         applied = (targets - self.default_pos) / self.action_scale
+        previous = torch.where(self.has_last[:, None], self.last_targets, targets)
         return dobs.actor_obs(
             root[:, 0:3], root[:, 3:7], root[:, 7:10], root[:, 10:13], q, qd, self.sim.get_foot_contact_forces(),
-            self.default_pos, applied, self.last_delta,
+            self.default_pos, applied, (previous - self.default_pos) / self.action_scale, self.last_delta,
         )  # fmt: skip
+
+    def set_previous_targets(self, env_ids: torch.Tensor | Sequence[int] | None, targets: torch.Tensor) -> None:
+        """Give envs ``env_ids`` the joint targets (n, J) rad of the step before their next one (a replay that starts
+        inside a log knows them; otherwise the first step after a reset sees no change)."""
+        ids = as_env_ids(env_ids, self.sim.num_envs).to(self.sim.device)
+        self.last_targets[ids] = targets.to(self.sim.device, torch.float32)
+        self.has_last[ids] = True
 
     def step(self, targets: torch.Tensor | None = None, torques: torch.Tensor | None = None) -> None:
         """One control step of the wrapped simulator with Δa added to ``targets`` (see module docstring)."""
@@ -72,6 +86,8 @@ class AlignedSimulator:
         delta = self.model(obs) * self.env_mask[:, None] * self.env_scale
         self.last_obs = obs
         self.last_delta = delta
+        self.last_targets = targets.clone()
+        self.has_last[:] = True
         self.delta_abs_sum += float(delta.abs().mean())
         self.delta_steps += 1
         self.sim.step(targets=apply_delta(targets, delta, self.meta.delta_scale))
@@ -88,7 +104,8 @@ class AlignedSimulator:
         q: torch.Tensor | None = None,
         qd: torch.Tensor | None = None,
     ) -> None:
-        """Reset the wrapped envs and forget their last Δa."""
+        """Reset the wrapped envs and forget their last Δa and targets."""
         self.sim.reset(env_ids, root_state=root_state, q=q, qd=qd)
         ids = as_env_ids(env_ids, self.sim.num_envs).to(self.sim.device)
         self.last_delta[ids] = 0.0
+        self.has_last[ids] = False

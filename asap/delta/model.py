@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asap.delta.obs import DELTA_OBS_VERSION, OBS_SCOPES, actor_dim, input_columns
+from asap.delta.obs import DELTA_OBS_VERSION, OBS_SCOPES, OBS_VERSIONS, actor_dim, input_columns
 from asap.robot.spec import get_spec
 
 
@@ -101,8 +101,8 @@ class DeltaMeta:
                          delta_scale=float(get_spec(variant).action_scale), obs_scope=obs_scope)  # fmt: skip
 
     def input_columns(self) -> torch.Tensor:
-        """(D,) columns of the (N, 4J+16) actor observation that the network reads (:attr:`obs_scope`)."""
-        return input_columns(get_spec(self.variant).num_joints, self.obs_scope, self.joint_index())
+        """(D,) columns of the (N, 5J+16) actor observation that the network reads (:attr:`obs_scope`)."""
+        return input_columns(get_spec(self.variant).num_joints, self.obs_scope, self.joint_index(), self.obs_version)
 
     def joint_index(self) -> torch.Tensor:
         """(len(joints),) positions of :attr:`joints` among the variant's policy joints."""
@@ -117,10 +117,11 @@ class DeltaMeta:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> DeltaMeta:
-        """Inverse of :meth:`to_dict`; refuses another observation layout in one line."""
-        if d.get("obs_version") != DELTA_OBS_VERSION:
-            raise ValueError(f"delta model reads observation {d.get('obs_version')!r}, this asap builds "
-                             f"{DELTA_OBS_VERSION!r}: retrain it with `asap train-delta`")  # fmt: skip
+        """Inverse of :meth:`to_dict`; refuses an observation layout not in :data:`asap.delta.obs.OBS_VERSIONS` in one
+        line."""
+        if d.get("obs_version") not in OBS_VERSIONS:
+            raise ValueError(f"delta model reads observation {d.get('obs_version')!r}, this asap reads "
+                             f"{list(OBS_VERSIONS)}: retrain it with `asap train-delta`")  # fmt: skip
         return DeltaMeta(variant=d["variant"], joints=tuple(d["joints"]), delta_scale=float(d["delta_scale"]),
                          clip=float(d.get("clip", 100.0)), obs_version=d["obs_version"],
                          gain=float(d.get("gain", 1.0)), obs_scope=str(d.get("obs_scope", "full")))  # fmt: skip
@@ -139,7 +140,7 @@ def apply_delta(targets: torch.Tensor, delta: torch.Tensor, delta_scale: float) 
 
 
 class DeltaModel:
-    """A frozen, deterministic π^Δ: actor observation (N, 4J+16) -> full Δa (N, J) in action units (the network's
+    """A frozen, deterministic π^Δ: actor observation (N, 5J+16) -> full Δa (N, J) in action units (the network's
     output times ``meta.gain``)."""
 
     def __init__(self, net: nn.Module, meta: DeltaMeta) -> None:
@@ -149,7 +150,8 @@ class DeltaModel:
         self.meta = meta
         self.num_joints = get_spec(meta.variant).num_joints
         self.obs_dim = actor_dim(self.num_joints)
-        self.columns: torch.Tensor | None = None if meta.obs_scope == "full" else meta.input_columns()
+        whole = meta.obs_scope == "full" and meta.obs_version == DELTA_OBS_VERSION
+        self.columns: torch.Tensor | None = None if whole else meta.input_columns()
         """Columns of the observation the network reads (None: all of them)."""
 
     @torch.no_grad()

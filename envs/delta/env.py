@@ -90,6 +90,8 @@ class DeltaEnv:
         self.episode_steps = torch.ones(n, dtype=torch.long, device=dev)
         self.targets = torch.zeros(n, j, **f32)
         """(N, J) the joint targets the logged action of the current frame shapes into."""
+        self.prev_targets = torch.zeros(n, j, **f32)
+        """(N, J) the joint targets of the frame before (the logged previous action at a window's start)."""
         self.delta = torch.zeros(n, self.num_actions, **f32)
         self.last_delta = torch.zeros(n, self.num_actions, **f32)
         self.delta_full = torch.zeros(n, j, **f32)
@@ -132,6 +134,10 @@ class DeltaEnv:
         self.sim.reset(ids, root_state=root, q=s.dof_pos, qd=s.dof_vel)
         prev = self._shape(self.logs.frame_action(m, (f0 - 1).clamp(min=0)), None)
         self.targets[ids] = self._shape(self.logs.frame_action(m, f0), prev)
+        self.prev_targets[ids] = prev
+        set_previous = getattr(self.sim, "set_previous_targets", None)  # an aligned simulator replaying the window
+        if set_previous is not None:
+            set_previous(ids, prev)
         self.delta[ids] = 0.0
         self.last_delta[ids] = 0.0
         self.delta_full[ids] = 0.0
@@ -175,6 +181,7 @@ class DeltaEnv:
         self._episode_stats(terms, time_out)
         # the next frame's logged action, shaped against this frame's target (the runtime's rate limit)
         nxt = self.logs.frame_action(self.motion_ids, self.frame())
+        self.prev_targets = self.targets
         self.targets = self._shape(nxt, self.targets)
         if not self.eval_mode:
             ids = time_out.nonzero().flatten()
@@ -196,8 +203,9 @@ class DeltaEnv:
     def _compute_obs(self, st: SimState, ref: MotionState | None = None) -> None:
         """Observations of ``st``; ``ref``: the logged state at :meth:`frame` when the caller has it."""
         applied = (self.targets - self.default_pos) / self.action_scale
+        previous = (self.prev_targets - self.default_pos) / self.action_scale
         actor = dobs.actor_obs(st.root_pos, st.root_quat, st.root_lin_vel, st.root_ang_vel, st.q, st.qd,
-                               st.feet_force, self.default_pos, applied, self.delta_full)  # fmt: skip
+                               st.feet_force, self.default_pos, applied, previous, self.delta_full)  # fmt: skip
         if ref is None:
             ref = self.logs.frame_state(self.motion_ids, self.frame())
         critic = dobs.critic_obs(actor, st.root_pos, st.root_quat, st.body_pos, ref.body_pos)  # sees every term
