@@ -7,7 +7,9 @@ replays the same rollouts and requires bit-for-bit equal observations (SHA-256 o
 rewards, per-term rewards and episode ends. The MuJoCo batch steps every env on one thread from its own state and
 the torch reductions involved are single-threaded at these sizes, so nothing depends on thread scheduling: exact
 equality is expected, not equality within an ulp. Full observations of a few steps are stored too, so that a
-failure reports how large the difference is.
+failure reports how large the difference is. The delta rollout was re-recorded when the delta observation gained
+``last_action`` (layout ``delta_v2``), after checking that its rewards, ends and every column of the older layout
+were bit-for-bit those of the earlier recording.
 """
 
 from __future__ import annotations
