@@ -7,8 +7,14 @@ closed-form oracle of the known gap on the joints the model drives: least-square
 contact forces are not logged and enter as zeros (they reach only ``obs_scope=full`` models). Prints one table;
 ``--json`` writes it. The open-loop replay errors of the same models come from `asap eval --open-loop`.
 
+``--returns N`` also scores each model on the delta task itself (:class:`envs.delta.env.DeltaEnv`, the default
+reward table, Δa on every joint): the mean return of the same N random 1-s windows of the logs with zero Δa, the
+oracle's Δa and each model's, with the per-term sums. A model far below the oracle there is an optimisation
+shortfall (the reward does tell the oracle apart); one level with it but far off in the table above is a reward
+that does not.
+
     python scripts/bench_delta_transfer.py --logs run/demo_avg/collect_r2/motions \\
-        --gap configs/real_gap/ankle_weak.yaml --delta run/demo_avg/delta/delta.pt D2/delta.pt
+        --gap configs/real_gap/ankle_weak.yaml --delta run/demo_avg/delta/delta.pt D2/delta.pt --returns 64
 """
 
 from __future__ import annotations
@@ -66,12 +72,46 @@ def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: T
     return rows
 
 
+def task_returns(motions: list[Motion], shaping: TargetShaping, specs: dict[str, str | None], windows: int,
+                 seed: int = 3, threads: int = 2) -> dict[str, dict[str, float]]:  # fmt: skip
+    """``{name: {"return": mean, term: mean sum, ...}}`` over the same ``windows`` random 1-s windows of ``motions``
+    replayed in the delta task with each delta spec's Δa (``None``: zero Δa)."""
+    from asap.motion.motionlib import MotionLib
+    from asap.sim.base import SimConfig, make_simulator
+    from envs.delta.config import DeltaEnvConfig
+    from envs.delta.env import DeltaEnv
+
+    logs = MotionLib(motions)
+    sim = make_simulator(SimConfig(num_envs=windows, threads=threads))
+    out: dict[str, dict[str, float]] = {}
+    try:
+        env = DeltaEnv(DeltaEnvConfig(window_s=1.0, joints="all", seed=seed), sim, logs, shaping)
+        env.eval_mode = True
+        m, f0 = env.sample_windows(windows)
+        for name, spec in specs.items():
+            model = None if spec is None else load_delta(spec)
+            env.reset_to(m, f0)
+            total, terms = torch.zeros(windows), {}
+            for _ in range(env.window):
+                obs = env.get_observations()["actor"]  # every column (obs_scope full)
+                _, info = env.step(torch.zeros(windows, env.num_actions) if model is None else model(obs))
+                total += info.reward
+                for t, v in info.terms.items():
+                    terms[t] = terms.get(t, 0.0) + float(v.mean())
+            out[name] = {"return": float(total.mean()), **terms}
+    finally:
+        sim.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--logs", nargs="+", required=True, help="logged episodes (files or folders)")
     ap.add_argument("--gap", required=True, help="the gap profile the logs came from (configs/real_gap/*.yaml)")
     ap.add_argument("--delta", nargs="+", required=True, help="delta.pt files to compare")
     ap.add_argument("--json", default="", help="also write the rows here")
+    ap.add_argument("--returns", type=int, default=0, metavar="N",
+                    help="also score zero, the oracle and each model on N 1-s windows of the delta task")  # fmt: skip
     args = ap.parse_args(argv)
     files = gather_logs(args.logs)
     motions, logged_shaping = load_logs(files)  # once for every model
@@ -84,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         for r in out[d]:
             print(f"{d[-40:]:40s} {r['joint']:26s} {r['slope']:6.2f} {r['corr']:6.2f} {r['r2']:7.2f} "
                   f"{r['oracle_abs']:8.3f} {r['model_abs']:8.3f}")  # fmt: skip
+    if args.returns:
+        specs = {"zero Δa": None, "oracle": ORACLE_PREFIX + args.gap, **{d: d for d in args.delta}}
+        ret = task_returns(motions, shaping, specs, args.returns)
+        print(f"\ndelta-task return over {args.returns} windows of 1 s (and the largest terms)")
+        for name, r in ret.items():
+            top = ", ".join(f"{t} {v:.2f}" for t, v in sorted(r.items(), key=lambda kv: -abs(kv[1]))[1:6])
+            print(f"{name[-40:]:40s} {r['return']:7.3f}   {top}")
+        out["returns"] = ret  # type: ignore[assignment]
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
