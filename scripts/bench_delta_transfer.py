@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         ret = task_returns(motions, shaping, specs, args.returns)
         print(f"\ndelta-task return over {args.returns} windows of 1 s (and the largest terms)")
         for name, r in ret.items():
-            top = ", ".join(f"{t} {v:.2f}" for t, v in sorted(r.items(), key=lambda kv: -abs(kv[1]))[1:6])
+            terms = sorted(((t, v) for t, v in r.items() if t != "return"), key=lambda kv: -abs(kv[1]))
+            top = ", ".join(f"{t} {v:.3g}" for t, v in terms[:5])
             print(f"{name[-40:]:40s} {r['return']:7.3f}   {top}")
         out["returns"] = ret  # type: ignore[assignment]
     if args.json:
