@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from asap.delta import obs as dobs
@@ -58,3 +59,39 @@ def test_the_gain_travels_with_the_model_file(tmp_path):
     assert m.meta.gain == 2.0 and torch.allclose(out[:, m.meta.joint_index()], torch.full((2, 4), 0.8), atol=1e-6)
     older = {k: v for k, v in meta.to_dict().items() if k != "gain"}  # files written before the gain existed
     assert DeltaMeta.from_dict(older).gain == 1.0
+
+
+def test_joint_group_calibration_repairs_sizes_that_differ_by_joint(tmp_path):
+    """A model at half the oracle's Δa on the ankle pitches and the full one on the ankle rolls: no scalar gain fits
+    both, the group calibration doubles the pitch pair only; the multipliers travel in delta.pt per joint."""
+    from asap.delta.calibrate import calibrate_joint_gains, joint_groups
+
+    logs = MotionLib([make_gapped_log(steps=40, seed=s) for s in range(2)], spec="g1_23dof")
+    model = half_oracle()
+    rolls = [i for i, n in enumerate(model.meta.joints) if "roll" in n]
+    model.net.weight.data[rolls] *= 2.0  # the rolls at the full correction
+    assert joint_groups(model.meta.joints) == {"ankle_pitch_joint": [0, 2], "ankle_roll_joint": [1, 3]}
+
+    def make(n: int):
+        return make_simulator(SimConfig(num_envs=n, threads=1))
+
+    gains, tries = calibrate_joint_gains(model, logs, make, SHAPING, [0.5, 2.0], horizon_s=0.6, stride_s=0.2)
+    assert gains == (2.0, 1.0, 2.0, 1.0), tries
+    assert len(tries) == 1 + 2 * 2 and tries[-1]["group"] == "ankle_roll_joint"
+    assert min(t["error_mm"] for t in tries) < tries[0]["error_mm"]
+
+    calibrated = DeltaModel(model.net, replace(model.meta, gain=1.5, joint_gain=gains))
+    obs = torch.randn(5, dobs.actor_dim(23))
+    idx = model.meta.joint_index()
+    assert torch.allclose(calibrated(obs)[:, idx], model(obs)[:, idx] * 1.5 * torch.tensor(gains), atol=1e-6)
+    from tests.test_finetune import constant_delta
+
+    p = constant_delta(tmp_path / "delta.pt", 0.4)
+    ck = torch.load(str(p), map_location="cpu", weights_only=False)
+    meta = replace(DeltaMeta.from_dict(ck["delta_meta"]), joint_gain=(1.0, 2.0, 3.0, 4.0))
+    save_delta(p, meta, ck["actor_cfg"], ck["actor_state_dict"])
+    m = DeltaModel.load(p)
+    assert m.meta.joint_gain == (1.0, 2.0, 3.0, 4.0)
+    assert torch.allclose(m(torch.zeros(1, dobs.actor_dim(23)))[0, idx], torch.tensor([0.4, 0.8, 1.2, 1.6]))
+    with pytest.raises(ValueError, match="joint_gain has 2 values for 4 driven joints"):
+        replace(meta, joint_gain=(1.0, 2.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -190,12 +191,15 @@ def test_train_delta_motor_local_tiny(tmp_path):
     args = [f"motions=[{logs}]", f"run.out_dir={tmp_path / 'delta'}", "run.max_iterations=2", "run.logger=none",
             "num_envs=4", "threads=1", "ppo.num_steps_per_env=4", "env.window_s=0.3", "horizons_s=[0.25]",
             "report_stride_s=0.2", "held_out=0.5", "gain_grid=[]", "env.joints=ankles", "model=motor_local",
-            "ppo.actor_hidden_dims=[8]"]  # fmt: skip
+            "ppo.actor_hidden_dims=[8]", "joint_gain_factors=[2.0]"]  # fmt: skip
     with pytest.raises(ValueError, match="add env.obs_scope=driven"):
         actor_class(load_config(DeltaTrainConfig, None, args))
     train_delta(load_config(DeltaTrainConfig, None, [*args, "env.obs_scope=driven"]))
     model = DeltaModel.load(tmp_path / "delta" / "delta.pt")
     assert model.meta.obs_scope == "driven" and model.columns is not None and model.columns.numel() == 20
+    cal = json.loads((tmp_path / "delta" / "gain.json").read_text())  # the joint-group calibration ran and is stored
+    assert len(cal["joint_gain_tries"]) == 1 + 2 and list(cal["joint_gain"].values()) == list(model.meta.joint_gain)
+    assert set(model.meta.joint_gain) <= {1.0, 2.0}
     idx = model.meta.joint_index()
     obs = torch.randn(8, actor_dim(23))
     base = model(obs)[:, idx]

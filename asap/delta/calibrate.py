@@ -8,6 +8,12 @@ each g of a grid and keep the g with the lowest E_g-mpjpe at the longest report 
 out of it, so the open-loop report still measures generalisation. ``g`` is stored in the model's metadata
 (:attr:`asap.delta.model.DeltaMeta.gain`) and applied by :class:`asap.delta.model.DeltaModel` itself, so the report,
 fine-tuning and ``asap play --delta`` all use the calibrated model.
+
+When PPO leaves different joints short by different amounts (on the ``hard`` logs the Δa of a π^Δ on every joint
+had 0.07-0.5 of the oracle's size, least on the ankle pitches; docs/BENCHMARKS.md), one scalar cannot repair it.
+:func:`calibrate_joint_gains` then fits one multiplier per *joint group* (a joint and its mirror: ``left_knee`` and
+``right_knee`` are one group) by the same replay, one group at a time (coordinate descent, one sweep), and stores
+them per joint (:attr:`asap.delta.model.DeltaMeta.joint_gain`).
 """
 
 from __future__ import annotations
@@ -49,3 +55,44 @@ def calibrate_gain(
         score(best * step)
         best = min(errors, key=lambda g: errors[g])
     return best, errors
+
+
+def joint_groups(joints: Sequence[str]) -> dict[str, list[int]]:
+    """Driven joints grouped with their mirror: ``{name without left_/right_: [positions in joints]}`` in order."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(joints):
+        key = name.removeprefix("left_").removeprefix("right_")
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
+def calibrate_joint_gains(
+    model: DeltaModel, logs: MotionLib, make_sim: Callable[[int], Simulator], shaping: TargetShaping,
+    factors: Sequence[float], horizon_s: float = 1.0, stride_s: float = 0.5, metric: str = "E_g_mpjpe",
+) -> tuple[tuple[float, ...], list[dict[str, float | str]]]:  # fmt: skip
+    """Per driven joint, the multiplier on ``model``'s Δa (on top of its scalar gain) that lowers the open-loop
+    ``metric`` (mm) over ``logs``' windows, fitted group by group (:func:`joint_groups`): for each group, each
+    factor of ``factors`` times the group's current multiplier is tried and the best kept when it improves on the
+    current error. Starts from ``model.meta.joint_gain`` (or 1). Returns the multipliers (one per driven joint, the
+    order of ``model.meta.joints``) and every try ``{"group", "factor", "error_mm"}`` (the first: the start, group
+    ``""``). Raises ``ValueError`` for no factors."""
+    if not factors:
+        raise ValueError("joint-group calibration needs at least one factor")
+    gains = list(model.meta.joint_gain or (1.0,) * len(model.meta.joints))
+
+    def score(g: list[float]) -> float:
+        candidate = DeltaModel(model.net, replace(model.meta, joint_gain=tuple(g)))
+        return float(replay(logs, make_sim, shaping, horizon_s, stride_s, candidate)["metrics"][metric])
+
+    best = score(gains)
+    tries: list[dict[str, float | str]] = [{"group": "", "factor": 1.0, "error_mm": best}]
+    for name, idx in joint_groups(model.meta.joints).items():
+        chosen = 1.0
+        for f in factors:
+            trial = [g * f if i in idx else g for i, g in enumerate(gains)]
+            err = score(trial)
+            tries.append({"group": name, "factor": float(f), "error_mm": err})
+            if err < best:
+                best, chosen = err, float(f)
+        gains = [g * chosen if i in idx else g for i, g in enumerate(gains)]
+    return tuple(float(g) for g in gains), tries

@@ -67,3 +67,7 @@ class DeltaTrainConfig:
     gain_grid: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
     """Gains on the trained model's Δa tried by the calibration on the training episodes (asap.delta.calibrate;
     the best is stored in delta.pt); empty: no calibration (gain 1)."""
+    joint_gain_factors: list[float] = field(default_factory=list)
+    """After the scalar gain, factors tried per joint group (a joint and its mirror) on the training episodes, one
+    group at a time (asap.delta.calibrate.calibrate_joint_gains), e.g. [0.5, 2.0, 4.0]; empty: off. For models whose
+    joints fall short by different amounts; costs one replay per group and factor."""

@@ -86,10 +86,15 @@ class DeltaMeta:
     output times this, so every user of :class:`DeltaModel` (open-loop report, fine-tuning, play) applies it."""
     obs_scope: str = "full"
     """Which columns of the actor observation the network reads (:data:`asap.delta.obs.OBS_SCOPES`)."""
+    joint_gain: tuple[float, ...] = ()
+    """Per driven joint (in :attr:`joints`' order), a multiplier on Δa after :attr:`gain`, fitted by the group
+    calibration (:func:`asap.delta.calibrate.calibrate_joint_gains`); empty: 1 on every joint."""
 
     def __post_init__(self) -> None:
         if self.obs_scope not in OBS_SCOPES:  # every way a meta is made: for_variant, from_dict, direct
             raise ValueError(f"unknown delta observation scope {self.obs_scope!r}: use one of {list(OBS_SCOPES)}")
+        if self.joint_gain and len(self.joint_gain) != len(self.joints):
+            raise ValueError(f"joint_gain has {len(self.joint_gain)} values for {len(self.joints)} driven joints")
 
     @staticmethod
     def for_variant(
@@ -113,6 +118,7 @@ class DeltaMeta:
         """JSON-able form."""
         d = asdict(self)
         d["joints"] = list(self.joints)
+        d["joint_gain"] = list(self.joint_gain)
         return d
 
     @staticmethod
@@ -124,7 +130,8 @@ class DeltaMeta:
                              f"{list(OBS_VERSIONS)}: retrain it with `asap train-delta`")  # fmt: skip
         return DeltaMeta(variant=d["variant"], joints=tuple(d["joints"]), delta_scale=float(d["delta_scale"]),
                          clip=float(d.get("clip", 100.0)), obs_version=d["obs_version"],
-                         gain=float(d.get("gain", 1.0)), obs_scope=str(d.get("obs_scope", "full")))  # fmt: skip
+                         gain=float(d.get("gain", 1.0)), obs_scope=str(d.get("obs_scope", "full")),
+                         joint_gain=tuple(float(x) for x in d.get("joint_gain", ())))  # fmt: skip
 
 
 def expand_delta(meta: DeltaMeta, delta_sub: torch.Tensor, num_joints: int) -> torch.Tensor:
@@ -141,7 +148,7 @@ def apply_delta(targets: torch.Tensor, delta: torch.Tensor, delta_scale: float) 
 
 class DeltaModel:
     """A frozen, deterministic π^Δ: actor observation (N, 5J+16) -> full Δa (N, J) in action units (the network's
-    output times ``meta.gain``)."""
+    output times ``meta.gain`` and, per driven joint, ``meta.joint_gain``)."""
 
     def __init__(self, net: nn.Module, meta: DeltaMeta) -> None:
         self.net = net.eval()
@@ -153,6 +160,9 @@ class DeltaModel:
         whole = meta.obs_scope == "full" and meta.obs_version == DELTA_OBS_VERSION
         self.columns: torch.Tensor | None = None if whole else meta.input_columns()
         """Columns of the observation the network reads (None: all of them)."""
+        self.scale: torch.Tensor | float = (torch.tensor(meta.joint_gain, dtype=torch.float32) * meta.gain
+                                            if meta.joint_gain else float(meta.gain))  # fmt: skip
+        """What the network's output is multiplied by: ``gain`` times ``joint_gain`` per driven joint."""
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
@@ -160,13 +170,15 @@ class DeltaModel:
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"delta model expects {self.obs_dim}-D observations, got {obs.shape[-1]}")
         x = obs if self.columns is None else obs[:, self.columns]
-        return expand_delta(self.meta, self.net(x) * self.meta.gain, self.num_joints)
+        return expand_delta(self.meta, self.net(x) * self.scale, self.num_joints)
 
     def to(self, device: torch.device | str) -> DeltaModel:
         """Move the network (and the observation columns it reads) to ``device``."""
         self.net = self.net.to(device)
         if self.columns is not None:
             self.columns = self.columns.to(device)
+        if isinstance(self.scale, torch.Tensor):
+            self.scale = self.scale.to(device)
         return self
 
     @staticmethod

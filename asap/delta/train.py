@@ -57,6 +57,16 @@ def actor_class(cfg: DeltaTrainConfig) -> str:
     return DELTA_MODELS[cfg.model]
 
 
+def _kept(tries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tries of a joint-group calibration that lowered the error (each group's kept factor)."""
+    best, kept = tries[0]["error_mm"], []
+    for t in tries[1:]:
+        if t["error_mm"] < best:
+            best = t["error_mm"]
+            kept = [k for k in kept if k["group"] != t["group"]] + [t]
+    return kept
+
+
 class DeltaTrainer:
     """Builds the replay simulator, the delta env and PPO; trains; writes the model and the report."""
 
@@ -167,26 +177,39 @@ class DeltaTrainer:
     def calibrate(self, delta_path: Path) -> dict[str, Any]:
         """Fit the model's gain on the training episodes (:func:`asap.delta.calibrate.calibrate_gain`), store it in
         ``delta_path`` and write ``gain.json`` (the error of every gain tried)."""
-        from asap.delta.calibrate import calibrate_gain
+        from asap.delta.calibrate import calibrate_gain, calibrate_joint_gains
 
         c = self.cfg
         model = DeltaModel.load(delta_path)
-        if not c.gain_grid:
+        if not c.gain_grid and not c.joint_gain_factors:
             return {"gain": model.meta.gain, "errors_mm": {}}
         horizon = max(c.horizons_s)
         stride = max(c.report_stride_s, 0.5 * horizon)
         # episodes whose root has no trustworthy global position are scored on root-relative positions
         metric = "E_g_mpjpe" if all(trusted(s, "global_position") for s in self.root_sources) else "E_mpjpe"
-        gain, errors = calibrate_gain(model, self.train_lib, lambda n: make_simulator(self._sim_cfg(n)), c.shaping,
-                                      c.gain_grid, horizon, stride, metric=metric)  # fmt: skip
+        make = lambda n: make_simulator(self._sim_cfg(n))  # noqa: E731
+        meta, errors = model.meta, {}
+        if c.gain_grid:
+            gain, errors = calibrate_gain(model, self.train_lib, make, c.shaping, c.gain_grid, horizon, stride,
+                                          metric=metric)  # fmt: skip
+            meta = replace(meta, gain=gain)
+            tried = ", ".join(f"{g:g}: {e:.1f}" for g, e in errors.items())
+            print(f"gain calibration on the training episodes ({horizon:g} s, {metric.replace('_', '-')} mm): "
+                  f"{tried} -> gain {gain:g}", flush=True)  # fmt: skip
+        out: dict[str, Any] = {"gain": meta.gain, "horizon_s": horizon, "metric": metric,
+                               "errors_mm": {f"{g:g}": e for g, e in errors.items()}}  # fmt: skip
+        if c.joint_gain_factors:
+            joint_gain, tries = calibrate_joint_gains(DeltaModel(model.net, meta), self.train_lib, make, c.shaping,
+                                                      c.joint_gain_factors, horizon, stride, metric=metric)  # fmt: skip
+            meta = replace(meta, joint_gain=joint_gain)
+            out["joint_gain"] = dict(zip(meta.joints, joint_gain, strict=True))
+            out["joint_gain_tries"] = tries
+            print(f"joint-group calibration: {tries[0]['error_mm']:.1f} -> {min(t['error_mm'] for t in tries):.1f} mm; "
+                  + ", ".join(f"{t['group']} x{t['factor']:g}" for t in _kept(tries)), flush=True)  # fmt: skip
         ck = torch.load(str(delta_path), map_location="cpu", weights_only=False)
         extra = {k: v for k, v in ck.items() if k not in ("delta_meta", "actor_cfg", "actor_state_dict", "obs_dim")}
-        save_delta(delta_path, replace(model.meta, gain=gain), ck["actor_cfg"], ck["actor_state_dict"], extra=extra)
-        out = {"gain": gain, "horizon_s": horizon, "metric": metric,
-               "errors_mm": {f"{g:g}": e for g, e in errors.items()}}  # fmt: skip
+        save_delta(delta_path, meta, ck["actor_cfg"], ck["actor_state_dict"], extra=extra)
         (self.out / "gain.json").write_text(json.dumps(out, indent=1))
-        print(f"gain calibration on the training episodes ({horizon:g} s, {metric.replace('_', '-')} mm): "
-              + ", ".join(f"{g:g}: {e:.1f}" for g, e in errors.items()) + f" -> gain {gain:g}", flush=True)  # fmt: skip
         return out
 
     def report(self, delta_path: Path) -> dict[str, Any]:
