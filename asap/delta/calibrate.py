@@ -69,15 +69,17 @@ def joint_groups(joints: Sequence[str]) -> dict[str, list[int]]:
 def calibrate_joint_gains(
     model: DeltaModel, logs: MotionLib, make_sim: Callable[[int], Simulator], shaping: TargetShaping,
     factors: Sequence[float], horizon_s: float = 1.0, stride_s: float = 0.5, metric: str = "E_g_mpjpe",
+    sweeps: int = 1,
 ) -> tuple[tuple[float, ...], list[dict[str, float | str]]]:  # fmt: skip
     """Per driven joint, the multiplier on ``model``'s Δa (on top of its scalar gain) that lowers the open-loop
     ``metric`` (mm) over ``logs``' windows, fitted group by group (:func:`joint_groups`): for each group, each
     factor of ``factors`` times the group's current multiplier is tried and the best kept when it improves on the
-    current error. Starts from ``model.meta.joint_gain`` (or 1). Returns the multipliers (one per driven joint, the
-    order of ``model.meta.joints``) and every try ``{"group", "factor", "error_mm"}`` (the first: the start, group
-    ``""``). Raises ``ValueError`` for no factors."""
-    if not factors:
-        raise ValueError("joint-group calibration needs at least one factor")
+    current error; ``sweeps`` passes over the groups (a sweep that keeps nothing ends it). Starts from
+    ``model.meta.joint_gain`` (or 1). Returns the multipliers (one per driven joint, the order of
+    ``model.meta.joints``) and every try ``{"group", "factor", "error_mm"}`` (the first: the start, group ``""``).
+    Raises ``ValueError`` for no factors or sweeps."""
+    if not factors or sweeps < 1:
+        raise ValueError("joint-group calibration needs at least one factor and one sweep")
     gains = list(model.meta.joint_gain or (1.0,) * len(model.meta.joints))
 
     def score(g: list[float]) -> float:
@@ -86,13 +88,17 @@ def calibrate_joint_gains(
 
     best = score(gains)
     tries: list[dict[str, float | str]] = [{"group": "", "factor": 1.0, "error_mm": best}]
-    for name, idx in joint_groups(model.meta.joints).items():
-        chosen = 1.0
-        for f in factors:
-            trial = [g * f if i in idx else g for i, g in enumerate(gains)]
-            err = score(trial)
-            tries.append({"group": name, "factor": float(f), "error_mm": err})
-            if err < best:
-                best, chosen = err, float(f)
-        gains = [g * chosen if i in idx else g for i, g in enumerate(gains)]
+    for _ in range(sweeps):
+        start = best
+        for name, idx in joint_groups(model.meta.joints).items():
+            chosen = 1.0
+            for f in factors:
+                trial = [g * f if i in idx else g for i, g in enumerate(gains)]
+                err = score(trial)
+                tries.append({"group": name, "factor": float(f), "error_mm": err})
+                if err < best:
+                    best, chosen = err, float(f)
+            gains = [g * chosen if i in idx else g for i, g in enumerate(gains)]
+        if best >= start:
+            break
     return tuple(float(g) for g in gains), tries

@@ -71,3 +71,5 @@ class DeltaTrainConfig:
     """After the scalar gain, factors tried per joint group (a joint and its mirror) on the training episodes, one
     group at a time (asap.delta.calibrate.calibrate_joint_gains), e.g. [0.5, 2.0, 4.0]; empty: off. For models whose
     joints fall short by different amounts; costs one replay per group and factor."""
+    joint_gain_sweeps: int = 1
+    """Passes of the joint-group calibration over the groups (stops early when a pass keeps nothing)."""

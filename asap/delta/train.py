@@ -200,7 +200,8 @@ class DeltaTrainer:
                                "errors_mm": {f"{g:g}": e for g, e in errors.items()}}  # fmt: skip
         if c.joint_gain_factors:
             joint_gain, tries = calibrate_joint_gains(DeltaModel(model.net, meta), self.train_lib, make, c.shaping,
-                                                      c.joint_gain_factors, horizon, stride, metric=metric)  # fmt: skip
+                                                      c.joint_gain_factors, horizon, stride, metric=metric,
+                                                      sweeps=c.joint_gain_sweeps)  # fmt: skip
             meta = replace(meta, joint_gain=joint_gain)
             out["joint_gain"] = dict(zip(meta.joints, joint_gain, strict=True))
             out["joint_gain_tries"] = tries
