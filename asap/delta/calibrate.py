@@ -12,8 +12,8 @@ fine-tuning and ``asap play --delta`` all use the calibrated model.
 When PPO leaves different joints short by different amounts (on the ``hard`` logs the Δa of a π^Δ on every joint
 had 0.07-0.5 of the oracle's size, least on the ankle pitches; docs/BENCHMARKS.md), one scalar cannot repair it.
 :func:`calibrate_joint_gains` then fits one multiplier per *joint group* (a joint and its mirror: ``left_knee`` and
-``right_knee`` are one group) by the same replay, one group at a time (coordinate descent, one sweep), and stores
-them per joint (:attr:`asap.delta.model.DeltaMeta.joint_gain`).
+``right_knee`` are one group) by the same replay, one group at a time (coordinate descent, one or more passes), and
+stores them per joint (:attr:`asap.delta.model.DeltaMeta.joint_gain`).
 """
 
 from __future__ import annotations
@@ -86,11 +86,12 @@ def calibrate_joint_gains(
         candidate = DeltaModel(model.net, replace(model.meta, joint_gain=tuple(g)))
         return float(replay(logs, make_sim, shaping, horizon_s, stride_s, candidate)["metrics"][metric])
 
+    groups = joint_groups(model.meta.joints)
     best = score(gains)
     tries: list[dict[str, float | str]] = [{"group": "", "factor": 1.0, "error_mm": best}]
     for _ in range(sweeps):
         start = best
-        for name, idx in joint_groups(model.meta.joints).items():
+        for name, idx in groups.items():
             chosen = 1.0
             for f in factors:
                 trial = [g * f if i in idx else g for i, g in enumerate(gains)]

@@ -101,8 +101,7 @@ def input_columns(num_joints: int, scope: str, joint_index: torch.Tensor,
                          "retrain the model with `asap train-delta`")  # fmt: skip
     terms = OBS_VERSIONS[version]
     if scope == "full":
-        return torch.cat([torch.arange(term_slice(t, num_joints).start, term_slice(t, num_joints).stop)
-                          for t in terms])  # fmt: skip
+        return torch.cat([torch.arange(sl.start, sl.stop) for sl in (term_slice(t, num_joints) for t in terms)])
     if scope == "driven":
         idx = joint_index.to(torch.long).cpu()
         return torch.cat([term_slice(t, num_joints).start + idx for t in DRIVEN_TERMS if t in terms])

@@ -57,16 +57,6 @@ def actor_class(cfg: DeltaTrainConfig) -> str:
     return DELTA_MODELS[cfg.model]
 
 
-def _kept(tries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tries of a joint-group calibration that lowered the error (each group's kept factor)."""
-    best, kept = tries[0]["error_mm"], []
-    for t in tries[1:]:
-        if t["error_mm"] < best:
-            best = t["error_mm"]
-            kept = [k for k in kept if k["group"] != t["group"]] + [t]
-    return kept
-
-
 class DeltaTrainer:
     """Builds the replay simulator, the delta env and PPO; trains; writes the model and the report."""
 
@@ -177,7 +167,7 @@ class DeltaTrainer:
     def calibrate(self, delta_path: Path) -> dict[str, Any]:
         """Fit the model's gain on the training episodes (:func:`asap.delta.calibrate.calibrate_gain`), store it in
         ``delta_path`` and write ``gain.json`` (the error of every gain tried)."""
-        from asap.delta.calibrate import calibrate_gain, calibrate_joint_gains
+        from asap.delta.calibrate import calibrate_gain, calibrate_joint_gains, joint_groups
 
         c = self.cfg
         model = DeltaModel.load(delta_path)
@@ -205,8 +195,10 @@ class DeltaTrainer:
             meta = replace(meta, joint_gain=joint_gain)
             out["joint_gain"] = dict(zip(meta.joints, joint_gain, strict=True))
             out["joint_gain_tries"] = tries
+            fitted = ", ".join(f"{g} x{joint_gain[i[0]]:g}" for g, i in joint_groups(meta.joints).items()
+                               if joint_gain[i[0]] != 1.0)  # fmt: skip
             print(f"joint-group calibration: {tries[0]['error_mm']:.1f} -> {min(t['error_mm'] for t in tries):.1f} mm; "
-                  + ", ".join(f"{t['group']} x{t['factor']:g}" for t in _kept(tries)), flush=True)  # fmt: skip
+                  f"{fitted or 'no change'}", flush=True)  # fmt: skip
         ck = torch.load(str(delta_path), map_location="cpu", weights_only=False)
         extra = {k: v for k, v in ck.items() if k not in ("delta_meta", "actor_cfg", "actor_state_dict", "obs_dim")}
         save_delta(delta_path, meta, ck["actor_cfg"], ck["actor_state_dict"], extra=extra)
