@@ -197,7 +197,8 @@ def bench(task: str, num_envs: int, threads: int, seconds: float, profile_s: flo
         a = pool[k % len(pool)]
         k += 1
         t0 = PartTimer.now()
-        env.step(a)
+        with torch.inference_mode():  # as the training loop runs it (asap/rl/runner.py)
+            env.step(a)
         t1 = PartTimer.now()
         return t1[0] - t0[0], t1[1] - t0[1]
 
