@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import joblib
@@ -22,7 +23,7 @@ from asap.motion.formats import (
 from asap.motion.formats._common import kinematic_model
 from asap.motion.motion import Motion, MotionFormatError, frame_count_at
 from asap.motion.motionlib import MotionLib
-from asap.motion.ops import fix_floor, foot_heights, motion_info, resample
+from asap.motion.ops import fix_floor, floor_offset, floor_warning, foot_heights, motion_info, resample
 from asap.motion.synthetic import synthetic_motion
 from asap.robot.model import lowest_point
 from asap.robot.spec import MOTOR_NAMES, get_spec
@@ -183,6 +184,21 @@ def test_fix_floor_moves_only_root_z():
     fh = foot_heights(per)
     assert fh.stance().all() and fh.lowest.min() >= -1e-9 and fh.lowest.max() < 5e-3  # smoothed: mm-level
     np.testing.assert_array_equal(per.dof_pos, m.dof_pos)
+
+
+def test_floating_clip_is_reported_with_its_fix_and_the_fixed_clip_is_not():
+    m = synthetic_motion(num_frames=40, seed=9, speed=(0.0, 0.0, 0.0), yaw_rate=0.0, amplitude=0.3)
+    m.dof_pos[:, :15] = get_spec("g1_23dof").default_pos[:15]
+    base = floor_offset(m)
+    m.root_pos[:, 2] += 0.07 - base  # stance feet 7 cm up, as ASAP's squat_level1.pkl
+    assert floor_offset(m) == pytest.approx(0.07, abs=1e-6)
+    msg = floor_warning("squat", m)
+    assert msg is not None and "7.0 cm above" in msg and "--fix-floor" in msg and "\n" not in msg
+    sunk = dataclasses.replace(m, root_pos=m.root_pos - np.array([0.0, 0.0, 0.10]))  # 3 cm into the floor
+    assert "below the floor" in (floor_warning("sunk", sunk) or "")
+    assert floor_warning("fixed", fix_floor(m)[0]) is None
+    for f in ("arm_wave", "kick", "squat"):  # the shipped clips stand on the floor
+        assert floor_warning(f, read_motion(f"motions/builtin/{f}.npz")) is None
 
 
 def test_cli_convert_and_info(tmp_path, capsys):

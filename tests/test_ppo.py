@@ -105,3 +105,15 @@ def test_wandb_offline_logging(tmp_path, motion_file, monkeypatch):
                                               *TINY])  # fmt: skip
     pretrain(cfg)
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_training_reports_a_floating_clip(tmp_path, capsys):
+    from asap.motion.formats import read_motion
+    from asap.rl.runner import Trainer
+
+    m = read_motion("motions/builtin/arm_wave.npz")
+    m.root_pos[:, 2] += 0.05
+    path = m.save(tmp_path / "floating.npz")
+    cfg = load_config(PretrainConfig, None, [f"motion={path}", f"run.out_dir={tmp_path}/run", *TINY])
+    Trainer(cfg).close()
+    assert "clip floating: its stance feet are 5.0 cm above the floor" in capsys.readouterr().out

@@ -104,6 +104,9 @@ class MotionLib:
             raise ValueError(f"the first tracked body must be the pelvis (root), got {self.body_names[0]}")
         self.joint_names: tuple[str, ...] = self.spec.joint_names
         self.motion_names: list[str] = []
+        self.motions: list[Motion] = []
+        """The clips as loaded, in the robot variant's joint order (for checks such as
+        :func:`asap.motion.ops.floor_offset`)."""
         cols: dict[str, list[np.ndarray]] = {k: [] for k in (
             "root_pos", "root_quat", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel",
             "body_pos", "body_quat", "body_lin_vel", "body_ang_vel", "action")}  # fmt: skip
@@ -137,6 +140,7 @@ class MotionLib:
             has_action.append(m.action is not None)
             cols["action"].append(m.action if m.action is not None else np.zeros_like(m.dof_pos))
             self.motion_names.append(name)
+            self.motions.append(m)
             num_frames.append(t)
             fps.append(float(m.fps))
         kw = {"device": self.device, "dtype": dtype}

@@ -178,6 +178,29 @@ def fix_floor(motion: Motion, spec: RobotSpec | None = None, mode: str = "frame"
     return replace(motion, root_pos=root, meta=meta), shift
 
 
+FLOOR_TOLERANCE_M = 0.02
+"""A clip whose stance feet are farther than this (m, median over stance frames) from z = 0 is reported."""
+
+
+def floor_offset(motion: Motion, spec: RobotSpec | None = None) -> float:
+    """Median height (m) of the lowest sole point over the clip's stance frames: > 0 the clip floats above the
+    floor, < 0 its feet sink into it. The simulated robot stands on z = 0 whatever the clip says, so this offset
+    appears in every frame's global tracking error and eats the motion-far and failure margins."""
+    return float(np.median(foot_heights(motion, spec).stance_heights()))
+
+
+def floor_warning(name: str, motion: Motion, spec: RobotSpec | None = None) -> str | None:
+    """One line naming the fix when ``motion``'s stance feet are off the floor by more than
+    :data:`FLOOR_TOLERANCE_M`; None otherwise."""
+    off = floor_offset(motion, spec)
+    if abs(off) <= FLOOR_TOLERANCE_M:
+        return None
+    where = "above" if off > 0 else "below"
+    return (f"warning: clip {name}: its stance feet are {100 * abs(off):.1f} cm {where} the floor (median); the "
+            f"robot stands on the floor, so the reference is off by that much everywhere; fix the clip with "
+            f"`asap motion convert IN OUT.npz --fix-floor`")
+
+
 # ---------------------------------------------------------------------- report
 def _stats(x: np.ndarray) -> dict[str, float]:
     return {"min": float(np.min(x)), "median": float(np.median(x)), "max": float(np.max(x))}
