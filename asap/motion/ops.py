@@ -196,9 +196,11 @@ def floor_warning(name: str, motion: Motion, spec: RobotSpec | None = None) -> s
     if abs(off) <= FLOOR_TOLERANCE_M:
         return None
     where = "above" if off > 0 else "below"
-    return (f"warning: clip {name}: its stance feet are {100 * abs(off):.1f} cm {where} the floor (median); the "
-            f"robot stands on the floor, so the reference is off by that much everywhere; fix the clip with "
-            f"`asap motion convert IN OUT.npz --fix-floor`")
+    return (
+        f"warning: clip {name}: its stance feet are {100 * abs(off):.1f} cm {where} the floor (median); the "
+        f"robot stands on the floor, so the reference is off by that much everywhere; fix the clip with "
+        f"`asap motion convert IN OUT.npz --fix-floor`"
+    )
 
 
 # ---------------------------------------------------------------------- report
