@@ -3,7 +3,8 @@
 For every logged episode (Motion files with ``action``, e.g. a fine-tuned policy's `asap collect` output) the
 logged states are fed frame by frame through the delta observation (:func:`asap.delta.obs.actor_obs`, the target
 shaping the logs record, each model's own previous Δa as ``last_delta``) and every model's Δa is compared with the
-closed-form oracle of the known gap on the joints the model drives: least-squares slope, correlation and R². Foot
+closed-form oracle of the known gap on the joints the model drives: least-squares slope, correlation, R² and the
+mean step-to-step change of Δa (its roughness in time). Foot
 contact forces are not logged and enter as zeros (they reach only ``obs_scope=full`` models). Prints one table;
 ``--json`` writes it. The open-loop replay errors of the same models come from `asap eval --open-loop`.
 
@@ -39,15 +40,17 @@ LOGGED = ("root_pos", "root_quat", "root_lin_vel", "root_ang_vel", "dof_pos", "d
 
 def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: TargetShaping
                     ) -> list[dict[str, float]]:  # fmt: skip
-    """Per driven joint of ``model_spec``: ``{"joint", "slope", "corr", "r2", "oracle_abs", "model_abs"}``, over the
-    logged ``motions`` replayed with the target ``shaping`` the runtime applied."""
+    """Per driven joint of ``model_spec``: ``{"joint", "slope", "corr", "r2", "oracle_abs", "model_abs",
+    "oracle_step", "model_step"}``, over the logged ``motions`` replayed with the target ``shaping`` the runtime
+    applied. ``*_abs``: mean |Δa|; ``*_step``: mean |Δa_k − Δa_{k−1}| between consecutive steps of an episode (how
+    rough the correction is in time; a model much rougher than the oracle shakes the simulator it aligns)."""
     model = load_delta(model_spec)
     oracle = load_delta(ORACLE_PREFIX + gap)
     spec = get_spec(model.meta.variant)
     default = torch.as_tensor(spec.default_pos, dtype=torch.float32)
     lo, hi = (torch.as_tensor(x, dtype=torch.float32) for x in (spec.pos_lower, spec.pos_upper))
     idx = model.meta.joint_index()
-    learned, exact = [], []
+    learned, exact, ends = [], [], []
     for m in motions:
         f = {k: torch.as_tensor(np.asarray(getattr(m, k)), dtype=torch.float32) for k in LOGGED}
         prev, last = None, torch.zeros(1, spec.num_joints)
@@ -62,13 +65,18 @@ def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: T
             last = model(o)
             learned.append(last[0, idx].numpy())
             exact.append(oracle(o)[0, idx].numpy())
+        ends.append(len(learned))
     a, b = np.asarray(learned), np.asarray(exact)
+    inside = np.ones(len(a) - 1, dtype=bool)  # consecutive steps of one episode
+    inside[np.asarray(ends[:-1]) - 1] = False
+    da, db = np.abs(np.diff(a, axis=0))[inside], np.abs(np.diff(b, axis=0))[inside]
     rows = []
     for j, name in enumerate(model.meta.joints):
         x, y = a[:, j], b[:, j]
         rows.append({"joint": name, "slope": float(x @ y / (y @ y)), "corr": float(np.corrcoef(x, y)[0, 1]),
                      "r2": float(1 - ((x - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
-                     "oracle_abs": float(np.abs(y).mean()), "model_abs": float(np.abs(x).mean())})  # fmt: skip
+                     "oracle_abs": float(np.abs(y).mean()), "model_abs": float(np.abs(x).mean()),
+                     "oracle_step": float(db[:, j].mean()), "model_step": float(da[:, j].mean())})  # fmt: skip
     return rows
 
 
@@ -118,12 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     shaping = replay_shaping(logged_shaping, None)  # the shaping the logs record (the runtime's), else the default
     out = {}
     print(f"{len(files)} episode(s); Δa of each model against the oracle of {args.gap}, per driven joint")
-    print(f"{'model':40s} {'joint':26s} {'slope':>6s} {'corr':>6s} {'R2':>7s} {'|oracle|':>8s} {'|model|':>8s}")
+    print(f"{'model':40s} {'joint':26s} {'slope':>6s} {'corr':>6s} {'R2':>7s} {'|oracle|':>8s} {'|model|':>8s} "
+          f"{'|dOracle|':>9s} {'|dModel|':>8s}")  # fmt: skip
     for d in args.delta:
         out[d] = model_vs_oracle(motions, d, args.gap, shaping)
         for r in out[d]:
             print(f"{d[-40:]:40s} {r['joint']:26s} {r['slope']:6.2f} {r['corr']:6.2f} {r['r2']:7.2f} "
-                  f"{r['oracle_abs']:8.3f} {r['model_abs']:8.3f}")  # fmt: skip
+                  f"{r['oracle_abs']:8.3f} {r['model_abs']:8.3f} {r['oracle_step']:9.3f} {r['model_step']:8.3f}")  # fmt: skip
     if args.returns:
         specs = {"zero Δa": None, "oracle": ORACLE_PREFIX + args.gap, **{d: d for d in args.delta}}
         ret = task_returns(motions, shaping, specs, args.returns)

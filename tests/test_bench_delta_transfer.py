@@ -34,6 +34,7 @@ def test_oracle_against_itself_and_task_returns(tmp_path: Path) -> None:
     for r in rows:
         if "ankle" in r["joint"]:
             assert abs(r["slope"] - 1) < 1e-5 and r["corr"] > 0.9999 and r["oracle_abs"] > 0.01
+            assert 0 < r["oracle_step"] == r["model_step"] < r["oracle_abs"]
     ret = res["returns"]
     assert set(ret) == {"zero Δa", "oracle", spec}
     assert ret["oracle"]["return"] > ret["zero Δa"]["return"]

@@ -80,6 +80,16 @@ def test_joint_group_calibration_repairs_sizes_that_differ_by_joint(tmp_path):
     assert len(tries) == 1 + 2 * 2 and tries[-1]["group"] == "ankle_roll_joint"
     assert min(t["error_mm"] for t in tries) < tries[0]["error_mm"]
 
+    # one side short: only per-joint groups can fix the left pitch alone
+    one_side = half_oracle()
+    one_side.net.weight.data[[1, 2, 3]] *= 2.0  # all but the left ankle pitch at the full correction
+    assert joint_groups(one_side.meta.joints, "joint") == {n: [i] for i, n in enumerate(one_side.meta.joints)}
+    per_joint, _ = calibrate_joint_gains(one_side, logs, make, SHAPING, [2.0], horizon_s=0.6, stride_s=0.2,
+                                         grouping="joint")  # fmt: skip
+    assert per_joint == (2.0, 1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="joint grouping must be one of"):
+        joint_groups(one_side.meta.joints, "side")
+
     calibrated = DeltaModel(model.net, replace(model.meta, gain=1.5, joint_gain=gains))
     obs = torch.randn(5, dobs.actor_dim(23))
     idx = model.meta.joint_index()

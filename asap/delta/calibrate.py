@@ -57,11 +57,18 @@ def calibrate_gain(
     return best, errors
 
 
-def joint_groups(joints: Sequence[str]) -> dict[str, list[int]]:
-    """Driven joints grouped with their mirror: ``{name without left_/right_: [positions in joints]}`` in order."""
+JOINT_GROUPINGS = ("mirror", "joint")
+"""How the joint calibration groups joints: a joint with its mirror (one multiplier for both), or each alone."""
+
+
+def joint_groups(joints: Sequence[str], grouping: str = "mirror") -> dict[str, list[int]]:
+    """Driven joints grouped for the calibration, in order: ``mirror``: ``{name without left_/right_: [positions in
+    joints]}``; ``joint``: ``{name: [position]}``. Raises ``ValueError`` for another grouping."""
+    if grouping not in JOINT_GROUPINGS:
+        raise ValueError(f"joint grouping must be one of {JOINT_GROUPINGS}, got {grouping!r}")
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(joints):
-        key = name.removeprefix("left_").removeprefix("right_")
+        key = name if grouping == "joint" else name.removeprefix("left_").removeprefix("right_")
         groups.setdefault(key, []).append(i)
     return groups
 
@@ -69,10 +76,11 @@ def joint_groups(joints: Sequence[str]) -> dict[str, list[int]]:
 def calibrate_joint_gains(
     model: DeltaModel, logs: MotionLib, make_sim: Callable[[int], Simulator], shaping: TargetShaping,
     factors: Sequence[float], horizon_s: float = 1.0, stride_s: float = 0.5, metric: str = "E_g_mpjpe",
-    sweeps: int = 1,
+    sweeps: int = 1, grouping: str = "mirror",
 ) -> tuple[tuple[float, ...], list[dict[str, float | str]]]:  # fmt: skip
     """Per driven joint, the multiplier on ``model``'s Δa (on top of its scalar gain) that lowers the open-loop
-    ``metric`` (mm) over ``logs``' windows, fitted group by group (:func:`joint_groups`): for each group, each
+    ``metric`` (mm) over ``logs``' windows, fitted group by group (:func:`joint_groups` with ``grouping``): for
+    each group, each
     factor of ``factors`` times the group's current multiplier is tried and the best kept when it improves on the
     current error; ``sweeps`` passes over the groups (a sweep that keeps nothing ends it). Starts from
     ``model.meta.joint_gain`` (or 1). Returns the multipliers (one per driven joint, the order of
@@ -86,7 +94,7 @@ def calibrate_joint_gains(
         candidate = DeltaModel(model.net, replace(model.meta, joint_gain=tuple(g)))
         return float(replay(logs, make_sim, shaping, horizon_s, stride_s, candidate)["metrics"][metric])
 
-    groups = joint_groups(model.meta.joints)
+    groups = joint_groups(model.meta.joints, grouping)
     best = score(gains)
     tries: list[dict[str, float | str]] = [{"group": "", "factor": 1.0, "error_mm": best}]
     for _ in range(sweeps):

@@ -73,3 +73,6 @@ class DeltaTrainConfig:
     joints fall short by different amounts; costs one replay per group and factor."""
     joint_gain_sweeps: int = 1
     """Passes of the joint-group calibration over the groups (stops early when a pass keeps nothing)."""
+    joint_gain_groups: str = "mirror"
+    """Groups of the joint calibration: ``mirror`` (a joint and its mirror share a multiplier) or ``joint`` (each
+    joint its own: for gaps or models that differ between the sides; about 1.5x the replays)."""

@@ -64,6 +64,9 @@ class DeltaTrainer:
         from asap.rl.vecenv import RslTrackingEnv
 
         model_class = actor_class(cfg)  # an unknown or inconsistent model fails before any set-up
+        from asap.delta.calibrate import joint_groups
+
+        joint_groups([], cfg.joint_gain_groups)  # so does an unknown calibration grouping
         self.dist = dist.setup(cfg.device)
         """This process' rank layout (data-parallel PPO: :mod:`asap.rl.distributed`; world_size 1 otherwise)."""
         saved_cfg = cfg
@@ -191,11 +194,12 @@ class DeltaTrainer:
         if c.joint_gain_factors:
             joint_gain, tries = calibrate_joint_gains(DeltaModel(model.net, meta), self.train_lib, make, c.shaping,
                                                       c.joint_gain_factors, horizon, stride, metric=metric,
-                                                      sweeps=c.joint_gain_sweeps)  # fmt: skip
+                                                      sweeps=c.joint_gain_sweeps,
+                                                      grouping=c.joint_gain_groups)  # fmt: skip
             meta = replace(meta, joint_gain=joint_gain)
             out["joint_gain"] = dict(zip(meta.joints, joint_gain, strict=True))
             out["joint_gain_tries"] = tries
-            fitted = ", ".join(f"{g} x{joint_gain[i[0]]:g}" for g, i in joint_groups(meta.joints).items()
+            fitted = ", ".join(f"{g} x{joint_gain[i[0]]:g}" for g, i in joint_groups(meta.joints, c.joint_gain_groups).items()
                                if joint_gain[i[0]] != 1.0)  # fmt: skip
             print(f"joint-group calibration: {tries[0]['error_mm']:.1f} -> {min(t['error_mm'] for t in tries):.1f} mm; "
                   f"{fitted or 'no change'}", flush=True)  # fmt: skip
