@@ -59,6 +59,11 @@ def print_info(info: dict[str, Any], name: str = "") -> None:
     )
     if fc["penetration_frames"]:
         print(f"  ground penetration (> 1 mm) on {fc['penetration_frames']} frames")
+    sp = info["support"]
+    print(
+        f"  balance: {sp['single_stance_frames']} single-stance frames; centre of mass outside the stance foot by up "
+        f"to {100 * sp['com_outside_max_m']:.1f} cm, for at most {sp['longest_unsupported_s']:.2f} s in a row"
+    )
 
 
 def _info(args: argparse.Namespace) -> int:

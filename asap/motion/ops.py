@@ -12,7 +12,7 @@ from asap.motion.formats._common import kinematic_model, spec_for_joints
 from asap.motion.motion import Motion, frame_count_at
 from asap.robot.model import collision_points
 from asap.robot.spec import FEET, RobotSpec
-from asap.utils.rotations import slerp
+from asap.utils.rotations import quat_rotate, slerp
 
 STANCE_SPEED = 0.25
 """A foot moving slower than this (m/s, horizontal speed of its ankle roll link) counts as in stance."""
@@ -119,29 +119,53 @@ def _sole_geoms(model: mujoco.MjModel, body: str) -> np.ndarray:
     return np.array(ids)
 
 
-def foot_heights(motion: Motion, spec: RobotSpec | None = None) -> FootHeights:
-    """Lowest sole point of each foot per frame (:func:`asap.robot.model.collision_points` of its collision geoms)."""
-    rs = spec or spec_for_joints(motion.joint_names)
-    m = motion.for_robot(rs)
+@dataclass
+class _ClipKinematics:
+    """Forward kinematics of every frame of a clip on the robot's kinematic model."""
+
+    model: mujoco.MjModel
+    xpos: np.ndarray
+    """(T, nbody, 3) m, world positions of the bodies."""
+    xquat: np.ndarray
+    """(T, nbody, 4) wxyz, world orientations of the bodies."""
+    com: np.ndarray
+    """(T, 3) m, the whole robot's centre of mass."""
+
+
+def _clip_kinematics(m: Motion, rs: RobotSpec) -> _ClipKinematics:
     model = kinematic_model(rs.name)
     data = mujoco.MjData(model)
     adr = np.array([model.joint(n).qposadr[0] for n in rs.joint_names])
-    points = {f: collision_points(model, _sole_geoms(model, f)) for f in FEET}
     t = m.num_frames
     xpos = np.zeros((t, model.nbody, 3))
     xquat = np.zeros((t, model.nbody, 4))
+    com = np.zeros((t, 3))
     quat = m.root_quat / np.linalg.norm(m.root_quat, axis=-1, keepdims=True)
     for f in range(t):
         data.qpos[:3] = m.root_pos[f]
         data.qpos[3:7] = quat[f]
         data.qpos[adr] = m.dof_pos[f]
         mujoco.mj_kinematics(model, data)
+        mujoco.mj_comPos(model, data)
         xpos[f] = data.xpos
         xquat[f] = data.xquat
-    left, right = (points[f].heights(xpos, xquat).min(axis=-1) for f in FEET)
-    feet = [model.body(f).id for f in FEET]
-    return FootHeights(left=left, right=right, left_xy=xpos[:, feet[0], :2], right_xy=xpos[:, feet[1], :2],
-                       fps=float(m.fps))  # fmt: skip
+        com[f] = data.subtree_com[0]
+    return _ClipKinematics(model, xpos, xquat, com)
+
+
+def _foot_heights(kin: _ClipKinematics, fps: float) -> FootHeights:
+    points = {f: collision_points(kin.model, _sole_geoms(kin.model, f)) for f in FEET}
+    left, right = (points[f].heights(kin.xpos, kin.xquat).min(axis=-1) for f in FEET)
+    feet = [kin.model.body(f).id for f in FEET]
+    return FootHeights(left=left, right=right, left_xy=kin.xpos[:, feet[0], :2], right_xy=kin.xpos[:, feet[1], :2],
+                       fps=fps)  # fmt: skip
+
+
+def foot_heights(motion: Motion, spec: RobotSpec | None = None) -> FootHeights:
+    """Lowest sole point of each foot per frame (:func:`asap.robot.model.collision_points` of its collision geoms)."""
+    rs = spec or spec_for_joints(motion.joint_names)
+    m = motion.for_robot(rs)
+    return _foot_heights(_clip_kinematics(m, rs), float(m.fps))
 
 
 FLOOR_MODES = ("clip", "frame")
@@ -178,6 +202,80 @@ def fix_floor(motion: Motion, spec: RobotSpec | None = None, mode: str = "frame"
     return replace(motion, root_pos=root, meta=meta), shift
 
 
+SWING_CLEARANCE_M = 0.03
+"""A foot whose lowest sole point is this much higher (m) than the other foot's is in the air (single stance)."""
+SUPPORT_TOLERANCE_M = 0.02
+"""The centre of mass may pass the stance foot's sole by this much (m) before a frame counts as unsupported."""
+UNSUPPORTED_MAX_S = 0.3
+"""Single stance with the centre of mass outside the stance foot for longer than this (s) is reported."""
+
+
+@dataclass
+class SupportCheck:
+    """Where the clip's centre of mass lies against the stance foot during single stance (static balance)."""
+
+    single_stance: np.ndarray
+    """(T,) True where one foot is in the air (:data:`SWING_CLEARANCE_M`) and the other on the floor."""
+    outside: np.ndarray
+    """(T,) m, horizontal distance of the centre of mass outside the stance foot's sole rectangle (0 when over it,
+    and on frames that are not single stance)."""
+    lateral: np.ndarray
+    """(T,) m, the centre of mass's sideways offset from the stance ankle, in the foot's frame (0 off single stance)."""
+    fps: float
+    """Frame rate of the clip."""
+
+    def longest_unsupported_s(self, tol: float = SUPPORT_TOLERANCE_M) -> float:
+        """Longest run (s) of consecutive single-stance frames with the centre of mass more than ``tol`` outside."""
+        run = best = 0
+        for bad in self.outside > tol:
+            run = run + 1 if bad else 0
+            best = max(best, run)
+        return best / self.fps
+
+
+def support_check(motion: Motion, spec: RobotSpec | None = None) -> SupportCheck:
+    """:class:`SupportCheck` of a clip: forward kinematics with the robot's masses per frame; the stance foot's
+    sole is the rectangle around its collision geoms' points (their radius included) in the foot's frame, and the
+    centre of mass is projected on the floor in the frame of the foot's heading."""
+    rs = spec or spec_for_joints(motion.joint_names)
+    m = motion.for_robot(rs)
+    kin = _clip_kinematics(m, rs)
+    fh = _foot_heights(kin, float(m.fps))
+    gap = fh.left - fh.right
+    single = (np.abs(gap) >= SWING_CLEARANCE_M) & (np.minimum(fh.left, fh.right) <= SWING_CLEARANCE_M)
+    outside, lateral = np.zeros(m.num_frames), np.zeros(m.num_frames)
+    for i, foot in enumerate(FEET):
+        frames = np.flatnonzero(single & ((gap > 0) if i == 1 else (gap < 0)))  # the other foot is up
+        if not len(frames):
+            continue
+        cp = collision_points(kin.model, _sole_geoms(kin.model, foot))
+        lo, hi = (cp.local[:, :2] - cp.radius[:, None]).min(0), (cp.local[:, :2] + cp.radius[:, None]).max(0)
+        b = kin.model.body(foot).id
+        x_axis = quat_rotate(kin.xquat[frames, b], np.array([1.0, 0.0, 0.0]))[:, :2]
+        c, s = (x_axis / np.linalg.norm(x_axis, axis=-1, keepdims=True)).T
+        d = kin.com[frames, :2] - kin.xpos[frames, b, :2]
+        rel = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
+        out = np.maximum(np.maximum(lo - rel, rel - hi), 0.0)
+        outside[frames], lateral[frames] = np.hypot(out[:, 0], out[:, 1]), rel[:, 1]
+    return SupportCheck(single_stance=single, outside=outside, lateral=lateral, fps=float(m.fps))
+
+
+def balance_warning(name: str, motion: Motion, spec: RobotSpec | None = None) -> str | None:
+    """One line when ``motion`` keeps its centre of mass outside the stance foot for longer than
+    :data:`UNSUPPORTED_MAX_S` of single stance: poses the robot can pass through while moving (a step catches the
+    fall) but not hold, so a clip that holds them makes the policy leave the reference to balance (slow or no
+    convergence); None otherwise."""
+    sc = support_check(motion, spec)
+    run = sc.longest_unsupported_s()
+    if run <= UNSUPPORTED_MAX_S:
+        return None
+    return (
+        f"warning: clip {name}: for {run:.1f} s of single stance its centre of mass is up to "
+        f"{100 * sc.outside.max():.1f} cm outside the stance foot, which the robot can pass through while stepping "
+        f"but not hold; if the clip holds such poses, shift its pelvis over the stance foot"
+    )
+
+
 FLOOR_TOLERANCE_M = 0.02
 """A clip whose stance feet are farther than this (m, median over stance frames) from z = 0 is reported."""
 
@@ -209,7 +307,8 @@ def _stats(x: np.ndarray) -> dict[str, float]:
 
 
 def motion_info(motion: Motion, spec: RobotSpec | None = None) -> dict[str, Any]:
-    """Figures of a clip: length, fps, joint ranges used, limit violations, foot clearance (JSON-ready)."""
+    """Figures of a clip: length, fps, joint ranges used, limit violations, foot clearance, centre of mass against
+    the stance foot (:func:`support_check`) (JSON-ready)."""
     rs = spec or spec_for_joints(motion.joint_names)
     m = motion.for_robot(rs)
     fh = foot_heights(m, rs)
@@ -221,6 +320,7 @@ def motion_info(motion: Motion, spec: RobotSpec | None = None) -> dict[str, Any]
         for j, n in enumerate(rs.joint_names)
     }  # fmt: skip
     sh = fh.stance_heights()
+    sc = support_check(m, rs)
     return {
         "robot": rs.name,
         "fps": float(m.fps),
@@ -238,6 +338,11 @@ def motion_info(motion: Motion, spec: RobotSpec | None = None) -> dict[str, Any]
             "stance_sole": _stats(sh),
             "penetration_frames": int((fh.lowest < -1e-3).sum()),
             "fix_floor_shift_clip": -float(fh.lowest.min()),
+        },
+        "support": {
+            "single_stance_frames": int(sc.single_stance.sum()),
+            "com_outside_max_m": float(sc.outside.max()),
+            "longest_unsupported_s": sc.longest_unsupported_s(),
         },
         "meta": m.meta,
     }

@@ -3,7 +3,8 @@
 Each clip is a keyframed human (1.7 m adult proportions; z-up, facing +x, left = +y) turned into keypoints:
 the pelvis path and the ankle targets are keyframed, legs are solved by two-link inverse kinematics with the
 knee in front, feet are flat and fixed on the ground while in stance, and the pelvis moves over the stance
-foot before a foot leaves the ground (so the centre of mass stays over the support). Keyframes are joined by
+foot before a foot leaves the ground, far enough that the retargeted G1's centre of mass stays over its stance
+foot during single stance (checked by :func:`asap.motion.ops.support_check`; tests pin it). Keyframes are joined by
 smooth (zero-velocity) cosine blends.
 """
 
@@ -214,17 +215,21 @@ def side_step() -> np.ndarray:
     return _assemble(t, pelvis, 0 * t + 0.05, (la, ra), (0 * t, 0 * t), (arm, arm))
 
 
-def kick() -> np.ndarray:
-    """Weight onto the left foot, right front kick (chamber, extend, re-chamber), foot back down (4 s)."""
+def kick(pelvis_shift: float = 0.21, kick_y: float = -0.03) -> np.ndarray:
+    """Weight onto the left foot, right front kick (chamber, extend, re-chamber), foot back down (4 s).
+    ``pelvis_shift``: sideways pelvis travel towards the stance foot (m); ``kick_y``: the kicking foot's sideways
+    position at full extension (m, left = +y)."""
     t = _time(4.0)
     z0 = STAND_PELVIS_Z - 0.02
     shift = keyframes(t, [0, 0.3, 0.9, 3.1, 3.7, 4.0], [0, 0, 1, 1, 0, 0])
-    pelvis = np.stack([0.02 * shift, 0.085 * shift, z0 - 0.02 * shift], -1)
+    # the pelvis goes past the stance foot and the kick stays near the midline: the retargeted G1's centre of
+    # mass then stays over its stance foot (asap.motion.ops.support_check; 0.085 / -0.08 left it 8 cm beside it)
+    pelvis = np.stack([0.02 * shift, pelvis_shift * shift, z0 - 0.02 * shift], -1)
     la = np.tile(_foot(STANCE_HALF_WIDTH), (len(t), 1))
     keys = [0, 1.0, 1.5, 1.95, 2.35, 2.8, 3.2, 4.0]
     ra_k = [
-        _foot(-STANCE_HALF_WIDTH), _foot(-STANCE_HALF_WIDTH), [0.22, -0.09, 0.38], [0.62, -0.08, 0.62],
-        [0.62, -0.08, 0.62], [0.22, -0.09, 0.38], _foot(-STANCE_HALF_WIDTH), _foot(-STANCE_HALF_WIDTH),
+        _foot(-STANCE_HALF_WIDTH), _foot(-STANCE_HALF_WIDTH), [0.22, kick_y - 0.01, 0.38], [0.62, kick_y, 0.62],
+        [0.62, kick_y, 0.62], [0.22, kick_y - 0.01, 0.38], _foot(-STANCE_HALF_WIDTH), _foot(-STANCE_HALF_WIDTH),
     ]  # fmt: skip
     ra = keyframes(t, keys, ra_k)
     pitch_r = keyframes(t, keys, [0, 0, 0.3, 0.9, 0.9, 0.3, 0, 0])
@@ -242,10 +247,11 @@ def balance() -> np.ndarray:
     shift = keyframes(t, [0, 0.3, 1.0, 4.0, 4.6, 5.0], [0, 0, 1, 1, 0, 0])
     lift = keyframes(t, [0, 1.0, 1.6, 3.5, 4.1, 5.0], [0, 0, 1, 1, 0, 0])
     sway = 0.008 * np.sin(2 * np.pi * 0.7 * t) * lift
-    pelvis = np.stack([sway, 0.09 * shift + 0.5 * sway, z0 - 0.02 * shift], -1)
+    # as in the kick: far enough over the stance foot for the G1's centre of mass (0.09 / -0.07: 8 cm beside it)
+    pelvis = np.stack([sway, 0.20 * shift + 0.5 * sway, z0 - 0.02 * shift], -1)
     la = np.tile(_foot(STANCE_HALF_WIDTH), (len(t), 1))
     down = np.array(_foot(-STANCE_HALF_WIDTH))
-    up = np.array([0.14, -0.07, 0.42])
+    up = np.array([0.14, -0.03, 0.42])
     ra = (1 - lift[:, None]) * down + lift[:, None] * up
     arms_out = keyframes(t, [0, 0.8, 1.6, 3.6, 4.4, 5.0], [0, 0, 1, 1, 0, 0])
     arm = (0.1 + 0 * t, 0.1 + 1.3 * arms_out, 0.3 * (1 - arms_out) + 0.1)

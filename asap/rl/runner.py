@@ -94,11 +94,12 @@ class Trainer:
 
         self.clips = clip_fingerprints(self.motion_lib)
         if self.dist.is_main:
-            from asap.motion.ops import floor_warning
+            from asap.motion.ops import balance_warning, floor_warning
 
             for name, m in zip(self.motion_lib.motion_names, self.motion_lib.motions, strict=True):
-                if msg := floor_warning(name, m, self.motion_lib.spec):
-                    print(msg, flush=True)
+                for check in (floor_warning, balance_warning):
+                    if msg := check(name, m, self.motion_lib.spec):
+                        print(msg, flush=True)
         """Fingerprints of the training clips (saved in every checkpoint and ONNX export)."""
         self.sim_cfg = SimConfig(backend=cfg.sim, variant=cfg.variant, num_envs=cfg.num_envs, threads=cfg.threads,
                                  device=cfg.device, model=cfg.physics)  # fmt: skip
