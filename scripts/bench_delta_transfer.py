@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         out[d] = model_vs_oracle(motions, d, args.gap, shaping)
         for r in out[d]:
             print(f"{d[-40:]:40s} {r['joint']:26s} {r['slope']:6.2f} {r['corr']:6.2f} {r['r2']:7.2f} "
-                  f"{r['oracle_abs']:8.3f} {r['model_abs']:8.3f} {r['oracle_step']:9.3f} {r['model_step']:8.3f}")  # fmt: skip
+                  f"{r['oracle_abs']:8.3f} {r['model_abs']:8.3f} "
+                  f"{r['oracle_step']:9.3f} {r['model_step']:8.3f}")  # fmt: skip
     if args.returns:
         specs = {"zero Δa": None, "oracle": ORACLE_PREFIX + args.gap, **{d: d for d in args.delta}}
         ret = task_returns(motions, shaping, specs, args.returns)

@@ -199,8 +199,8 @@ class DeltaTrainer:
             meta = replace(meta, joint_gain=joint_gain)
             out["joint_gain"] = dict(zip(meta.joints, joint_gain, strict=True))
             out["joint_gain_tries"] = tries
-            fitted = ", ".join(f"{g} x{joint_gain[i[0]]:g}" for g, i in joint_groups(meta.joints, c.joint_gain_groups).items()
-                               if joint_gain[i[0]] != 1.0)  # fmt: skip
+            groups = joint_groups(meta.joints, c.joint_gain_groups)
+            fitted = ", ".join(f"{g} x{joint_gain[i[0]]:g}" for g, i in groups.items() if joint_gain[i[0]] != 1.0)
             print(f"joint-group calibration: {tries[0]['error_mm']:.1f} -> {min(t['error_mm'] for t in tries):.1f} mm; "
                   f"{fitted or 'no change'}", flush=True)  # fmt: skip
         ck = torch.load(str(delta_path), map_location="cpu", weights_only=False)
