@@ -77,6 +77,19 @@ def test_finetune_runs_on_the_aligned_simulator_and_exports(tmp_path, pretrained
     assert r["iterations"] >= 1 and json.loads((out / "metrics.json").read_text())["delta"] == str(delta)
 
 
+def test_finetune_needs_something_to_fine_tune_against(tmp_path, pretrained):
+    """Nothing but the pretraining simulator is refused in one line; another simulator (another engine or other
+    physics: the target itself, as the benchmark's Oracle on an engine gap) is something to fine-tune against."""
+    d, ck = pretrained
+    plain = load_config(FinetuneConfig, None, [f"checkpoint={ck}", f"out_dir={tmp_path / 'a'}", "max_iterations=1",
+                                                "eval_interval=0"])  # fmt: skip
+    with pytest.raises(ValueError, match="nothing to fine-tune against.*pretrain.sim=genesis"):
+        finetune(plain)
+    other = load_config(FinetuneConfig, None, [f"checkpoint={ck}", f"out_dir={tmp_path / 'b'}", "max_iterations=1",
+                                                "eval_interval=0", "pretrain.physics.floor_friction=0.6"])  # fmt: skip
+    assert finetune(other)["iterations"] >= 1
+
+
 def test_finetune_options_mask_and_scale():
     from asap.sim.base import SimConfig, make_simulator
 

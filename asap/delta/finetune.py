@@ -77,15 +77,21 @@ class FinetuneConfig:
     """Overrides of the checkpoint's pretraining config (e.g. ``{num_envs: 64}``)."""
 
 
-def pretrain_config_for(cfg: FinetuneConfig) -> PretrainConfig:
-    """The checkpoint's pretraining config with the fine-tuning settings applied."""
-    if not cfg.checkpoint or not Path(cfg.checkpoint).is_file():
-        raise FileNotFoundError(f"pretraining checkpoint {cfg.checkpoint!r} not found: give --checkpoint model_*.pt")
-    ck = torch.load(cfg.checkpoint, map_location="cpu", weights_only=False)
+def checkpoint_config(checkpoint: str) -> PretrainConfig:
+    """The pretraining config saved in an `asap pretrain` checkpoint. Raises ``FileNotFoundError`` for a missing
+    file and ``ValueError`` for a checkpoint without one."""
+    if not checkpoint or not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"pretraining checkpoint {checkpoint!r} not found: give --checkpoint model_*.pt")
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     infos = ck.get("infos") or {}
     if "config" not in infos:
-        raise ValueError(f"{cfg.checkpoint}: not an `asap pretrain` checkpoint (no config in infos)")
-    base = merge_dicts(to_dict(from_dict(PretrainConfig, infos["config"])), cfg.pretrain)
+        raise ValueError(f"{checkpoint}: not an `asap pretrain` checkpoint (no config in infos)")
+    return from_dict(PretrainConfig, infos["config"])
+
+
+def pretrain_config_for(cfg: FinetuneConfig) -> PretrainConfig:
+    """The checkpoint's pretraining config with the fine-tuning settings applied."""
+    base = merge_dicts(to_dict(checkpoint_config(cfg.checkpoint)), cfg.pretrain)
     p = from_dict(PretrainConfig, base)
     p.run.out_dir = cfg.out_dir
     p.run.resume = cfg.resume or cfg.checkpoint
@@ -110,6 +116,12 @@ def draw_delta_options(sim: AlignedSimulator, cfg: FinetuneConfig) -> None:
     sim.env_scale = (lo + (hi - lo) * torch.rand(n, j, generator=g)).to(sim.device)
 
 
+def simulator_differs(pcfg: PretrainConfig, pretrained: PretrainConfig) -> bool:
+    """Whether fine-tuning steps another simulator than pretraining did: another engine (``sim``, e.g. the
+    target engine itself: the benchmark's Oracle on an engine gap) or other physics options (``physics``)."""
+    return pcfg.sim != pretrained.sim or to_dict(pcfg.physics) != to_dict(pretrained.physics)
+
+
 def domain_rand_on(pcfg: PretrainConfig) -> bool:
     """Whether the tracking env randomises anything (an option of ``env.domain_rand`` is switched on)."""
     return any(v is True for v in to_dict(pcfg.env.domain_rand).values())
@@ -127,10 +139,17 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     dyn = load_dynamics(cfg.dynamics) if cfg.dynamics else None
     residual = load_dynamics_model(cfg.dynamics_model, pcfg.variant) if cfg.dynamics_model else None
     corrected: list[DeltaDynamicsSimulator] = []  # the training simulator's residual wrapper comes first
-    if model is None and dyn is None and residual is None and not domain_rand_on(pcfg):
+    if (
+        model is None
+        and dyn is None
+        and residual is None
+        and not domain_rand_on(pcfg)
+        and not simulator_differs(pcfg, checkpoint_config(cfg.checkpoint))
+    ):
         raise ValueError("nothing to fine-tune against: give --delta (delta.pt), --dynamics-model "
                          "(dynamics_model.pt of `asap train-dynamics`), --dynamics (dynamics.yaml of "
-                         "`asap sysid`) or a config with domain randomisation (configs/finetune/dr.yaml)")  # fmt: skip
+                         "`asap sysid`), a config with domain randomisation (configs/finetune/dr.yaml) or "
+                         "another simulator than the pretraining's (e.g. pretrain.sim=genesis)")  # fmt: skip
 
     def wrap(sim: Simulator) -> Simulator:
         if dyn is not None:
