@@ -68,7 +68,7 @@ def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: T
         ends.append(len(learned))
     a, b = np.asarray(learned), np.asarray(exact)
     inside = np.ones(len(a) - 1, dtype=bool)  # consecutive steps of one episode
-    inside[np.asarray(ends[:-1]) - 1] = False
+    inside[np.asarray(ends[:-1], dtype=np.int64) - 1] = False  # the step from one episode into the next
     da, db = np.abs(np.diff(a, axis=0))[inside], np.abs(np.diff(b, axis=0))[inside]
     rows = []
     for j, name in enumerate(model.meta.joints):

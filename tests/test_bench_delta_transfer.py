@@ -39,3 +39,6 @@ def test_oracle_against_itself_and_task_returns(tmp_path: Path) -> None:
     assert set(ret) == {"zero Δa", "oracle", spec}
     assert ret["oracle"]["return"] > ret["zero Δa"]["return"]
     assert abs(ret[spec]["return"] - ret["oracle"]["return"]) < 1e-6
+    one = tmp_path / "one"  # a single episode: no step crosses into another
+    make_gapped_log(steps=30, seed=0).save(one / "ep0.npz")
+    assert bench_delta_transfer.main(["--logs", str(one), "--gap", str(gap), "--delta", spec]) == 0
