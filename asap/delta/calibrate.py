@@ -80,9 +80,8 @@ def calibrate_joint_gains(
 ) -> tuple[tuple[float, ...], list[dict[str, float | str]]]:  # fmt: skip
     """Per driven joint, the multiplier on ``model``'s Δa (on top of its scalar gain) that lowers the open-loop
     ``metric`` (mm) over ``logs``' windows, fitted group by group (:func:`joint_groups` with ``grouping``): for
-    each group, each
-    factor of ``factors`` times the group's current multiplier is tried and the best kept when it improves on the
-    current error; ``sweeps`` passes over the groups (a sweep that keeps nothing ends it). Starts from
+    each group, each factor of ``factors`` times the group's current multiplier is tried and the best kept when it
+    improves on the current error; ``sweeps`` passes over the groups (a sweep that keeps nothing ends it). Starts from
     ``model.meta.joint_gain`` (or 1). Returns the multipliers (one per driven joint, the order of
     ``model.meta.joints``) and every try ``{"group", "factor", "error_mm"}`` (the first: the start, group ``""``).
     Raises ``ValueError`` for no factors or sweeps."""

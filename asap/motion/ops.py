@@ -223,6 +223,8 @@ class SupportCheck:
     """(T,) m, the centre of mass's sideways offset from the stance ankle, in the foot's frame (0 off single stance)."""
     fps: float
     """Frame rate of the clip."""
+    feet: FootHeights
+    """The sole heights of the same forward-kinematics pass (for the floor check and the clearance figures)."""
 
     def longest_unsupported_s(self, tol: float = SUPPORT_TOLERANCE_M) -> float:
         """Longest run (s) of consecutive single-stance frames with the centre of mass more than ``tol`` outside."""
@@ -257,7 +259,7 @@ def support_check(motion: Motion, spec: RobotSpec | None = None) -> SupportCheck
         rel = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
         out = np.maximum(np.maximum(lo - rel, rel - hi), 0.0)
         outside[frames], lateral[frames] = np.hypot(out[:, 0], out[:, 1]), rel[:, 1]
-    return SupportCheck(single_stance=single, outside=outside, lateral=lateral, fps=float(m.fps))
+    return SupportCheck(single_stance=single, outside=outside, lateral=lateral, fps=float(m.fps), feet=fh)
 
 
 def balance_warning(name: str, motion: Motion, spec: RobotSpec | None = None) -> str | None:
@@ -265,7 +267,10 @@ def balance_warning(name: str, motion: Motion, spec: RobotSpec | None = None) ->
     :data:`UNSUPPORTED_MAX_S` of single stance: poses the robot can pass through while moving (a step catches the
     fall) but not hold, so a clip that holds them makes the policy leave the reference to balance (slow or no
     convergence); None otherwise."""
-    sc = support_check(motion, spec)
+    return _balance_message(name, support_check(motion, spec))
+
+
+def _balance_message(name: str, sc: SupportCheck) -> str | None:
     run = sc.longest_unsupported_s()
     if run <= UNSUPPORTED_MAX_S:
         return None
@@ -284,13 +289,21 @@ def floor_offset(motion: Motion, spec: RobotSpec | None = None) -> float:
     """Median height (m) of the lowest sole point over the clip's stance frames: > 0 the clip floats above the
     floor, < 0 its feet sink into it. The simulated robot stands on z = 0 whatever the clip says, so this offset
     appears in every frame's global tracking error and eats the motion-far and failure margins."""
-    return float(np.median(foot_heights(motion, spec).stance_heights()))
+    return _stance_median(foot_heights(motion, spec))
+
+
+def _stance_median(fh: FootHeights) -> float:
+    return float(np.median(fh.stance_heights()))
 
 
 def floor_warning(name: str, motion: Motion, spec: RobotSpec | None = None) -> str | None:
     """One line naming the fix when ``motion``'s stance feet are off the floor by more than
     :data:`FLOOR_TOLERANCE_M`; None otherwise."""
-    off = floor_offset(motion, spec)
+    return _floor_message(name, foot_heights(motion, spec))
+
+
+def _floor_message(name: str, fh: FootHeights) -> str | None:
+    off = _stance_median(fh)
     if abs(off) <= FLOOR_TOLERANCE_M:
         return None
     where = "above" if off > 0 else "below"
@@ -299,6 +312,13 @@ def floor_warning(name: str, motion: Motion, spec: RobotSpec | None = None) -> s
         f"robot stands on the floor, so the reference is off by that much everywhere; fix the clip with "
         f"`asap motion convert IN OUT.npz --fix-floor`"
     )
+
+
+def clip_warnings(name: str, motion: Motion, spec: RobotSpec | None = None) -> list[str]:
+    """The lines of :func:`floor_warning` and :func:`balance_warning` that apply to ``motion``, from one
+    forward-kinematics pass (what training prints at start)."""
+    sc = support_check(motion, spec)
+    return [msg for msg in (_floor_message(name, sc.feet), _balance_message(name, sc)) if msg]
 
 
 # ---------------------------------------------------------------------- report
@@ -311,7 +331,8 @@ def motion_info(motion: Motion, spec: RobotSpec | None = None) -> dict[str, Any]
     the stance foot (:func:`support_check`) (JSON-ready)."""
     rs = spec or spec_for_joints(motion.joint_names)
     m = motion.for_robot(rs)
-    fh = foot_heights(m, rs)
+    sc = support_check(m, rs)
+    fh = sc.feet
     stance = fh.stance()
     lo, hi = m.dof_pos.min(0), m.dof_pos.max(0)
     joints = {
@@ -320,7 +341,6 @@ def motion_info(motion: Motion, spec: RobotSpec | None = None) -> dict[str, Any]
         for j, n in enumerate(rs.joint_names)
     }  # fmt: skip
     sh = fh.stance_heights()
-    sc = support_check(m, rs)
     return {
         "robot": rs.name,
         "fps": float(m.fps),

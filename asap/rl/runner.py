@@ -93,14 +93,13 @@ class Trainer:
         from asap.rl.export import clip_fingerprints
 
         self.clips = clip_fingerprints(self.motion_lib)
-        if self.dist.is_main:
-            from asap.motion.ops import balance_warning, floor_warning
+        """Fingerprints of the training clips (saved in every checkpoint and ONNX export)."""
+        if self.dist.is_main:  # clips the robot cannot follow: floating feet, centre of mass beside the stance foot
+            from asap.motion.ops import clip_warnings
 
             for name, m in zip(self.motion_lib.motion_names, self.motion_lib.motions, strict=True):
-                for check in (floor_warning, balance_warning):
-                    if msg := check(name, m, self.motion_lib.spec):
-                        print(msg, flush=True)
-        """Fingerprints of the training clips (saved in every checkpoint and ONNX export)."""
+                for msg in clip_warnings(name, m, self.motion_lib.spec):
+                    print(msg, flush=True)
         self.sim_cfg = SimConfig(backend=cfg.sim, variant=cfg.variant, num_envs=cfg.num_envs, threads=cfg.threads,
                                  device=cfg.device, model=cfg.physics)  # fmt: skip
         self.wrap_sim = wrap_sim or (lambda sim: sim)
