@@ -167,3 +167,15 @@ def test_finetune_averages_the_last_checkpoints(tmp_path, pretrained):
     if var in final:
         assert torch.allclose(final["obs_normalizer._std"], final[var].sqrt())
     assert r["checkpoint"] == str(out / f"model_{last}.pt")
+
+
+def test_finetune_starts_from_the_given_action_std(tmp_path, pretrained):
+    d, ck = pretrained
+    pre = torch.load(ck, map_location="cpu", weights_only=False)["actor_state_dict"]["distribution.std_param"]
+    delta = constant_delta(tmp_path / "delta.pt", 0.1)
+    cfg = load_config(FinetuneConfig, None, [f"checkpoint={ck}", f"delta={delta}", f"out_dir={tmp_path / 'ft'}",
+                                              "max_iterations=1", "eval_interval=0", "action_std=0.2",
+                                              "pretrain.ppo.entropy_coef=0"])  # fmt: skip
+    r = finetune(cfg)
+    std = torch.load(r["checkpoint"], map_location="cpu", weights_only=False)["actor_state_dict"]
+    assert pre.mean() > 0.4 and std["distribution.std_param"].sub(0.2).abs().max() < 0.01

@@ -213,11 +213,12 @@ def test_cli_convert_and_info(tmp_path, capsys):
     assert main(["motion", "info", str(tmp_path / "o.csv"), "--input-fps", "50", "--json", str(js)]) == 0
     text = capsys.readouterr().out
     assert "51 frames at 50 fps, 1.000 s" in text and "foot clearance" in text and "stance-foot" in text
-    assert "balance: " in text and "single-stance frames" in text
+    assert "balance: " in text and "single-stance frames" in text and "zero-moment point" in text
     info = json.loads(js.read_text())
     assert info["robot"] == "g1_29dof" and info["frames"] == 51 and info["length_s"] == pytest.approx(1.0)
     assert set(info["foot_clearance"]) >= {"lowest_sole", "stance_sole", "stance_frames", "penetration_frames"}
-    assert set(info["support"]) == {"single_stance_frames", "com_outside_max_m", "longest_unsupported_s"}
+    assert set(info["support"]) == {"single_stance_frames", "com_outside_max_m", "longest_unsupported_s",
+                                    "zmp_outside_max_m", "longest_zmp_outside_s"}  # fmt: skip
     assert info["foot_clearance"]["lowest_sole"]["min"] == pytest.approx(0.0, abs=1e-5)
 
 

@@ -119,3 +119,58 @@ def test_training_reports_a_floating_clip(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "clip floating: its stance feet are 5.0 cm above the floor" in out
     assert "centre of mass" not in out  # arm_wave stands on both feet
+
+
+def test_temporal_smoothness_skips_pairs_across_episode_ends():
+    from asap.rl.ppo import temporal_smoothness
+
+    means = torch.tensor([[[0.0, 0.0]], [[1.0, 3.0]], [[1.0, 3.0]], [[9.0, 9.0]]])  # (T=4, N=1, A=2)
+    dones = torch.tensor([[0], [0], [1], [0]])
+    # pairs (0,1): mean of 1^2 and 3^2 = 5; (1,2): 0; (2,3) crosses an episode end and is skipped
+    assert temporal_smoothness(means, dones).item() == pytest.approx(2.5)
+    assert temporal_smoothness(means, torch.ones(4, 1)).item() == 0.0
+
+
+def test_smoothness_pass_makes_the_mean_action_smoother(tmp_path, motion_file):
+    from asap.rl.ppo import temporal_smoothness
+    from asap.rl.runner import Trainer
+
+    cfg = load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}", "run.logger=none",
+                                              "ppo.smoothness_coef=10.0", *TINY])  # fmt: skip
+    assert rsl_train_cfg(cfg)["algorithm"]["smoothness_coef"] == 10.0
+    tr = Trainer(cfg)
+    alg = tr.runner.alg
+    obs = tr.vec.get_observations()
+    alg.train_mode()
+    with torch.inference_mode():
+        for _ in range(cfg.ppo.num_steps_per_env):
+            obs, rew, dones, extras = tr.vec.step(alg.act(obs))
+            alg.process_env_step(obs, rew, dones, extras)
+
+    def smoothness() -> float:
+        with torch.no_grad():
+            return temporal_smoothness(alg.actor(alg.storage.observations), alg.storage.dones).item()
+
+    before = smoothness()
+    passes = [alg._smoothness_pass() for _ in range(30)]
+    assert passes[0] == pytest.approx(before, rel=0.5) and smoothness() < 0.5 * before
+    with pytest.raises(ValueError, match="separate_optimizers"):
+        rsl_train_cfg(load_config(PretrainConfig, None, ["ppo.smoothness_coef=1", "ppo.separate_optimizers=false"]))
+
+
+def test_set_action_std_on_both_parameterisations():
+    from rsl_rl.modules.distribution import GaussianDistribution
+
+    from asap.rl.ppo import set_action_std
+
+    for kind in ("scalar", "log"):
+        actor = torch.nn.Module()
+        actor.distribution = GaussianDistribution(3, init_std=0.8, std_type=kind)
+        set_action_std(actor, 0.3)
+        p = getattr(actor.distribution, "std_param", None)
+        std = p if p is not None else actor.distribution.log_std_param.exp()
+        assert torch.allclose(std, torch.full((3,), 0.3))
+    with pytest.raises(ValueError, match="> 0"):
+        set_action_std(actor, 0.0)
+    with pytest.raises(ValueError, match="no Gaussian"):
+        set_action_std(torch.nn.Linear(2, 2), 0.3)

@@ -312,3 +312,23 @@ def test_builtin_kick_and_balance_keep_the_centre_of_mass_over_the_stance_foot(s
                       source="old kick", meta={})  # fmt: skip
     msg = balance_warning("old kick", retarget(old, cfg, solver).motion)
     assert msg is not None and "for 1.9 s of single stance" in msg and "outside the stance foot" in msg
+
+
+def test_builtin_kick_shifts_its_weight_slowly_enough_for_the_feet(solver):
+    """The shipped kick's zero-moment point stays within 3 cm of the feet; the same kick with the weight shifted
+    in 0.6 s (the clip the policy fell from at the lift-off) puts it 5 cm past the stance foot and is reported."""
+    from asap.motion.ops import dynamic_balance_warning, support_check
+    from asap.retarget.builtin import kick
+    from asap.retarget.human import HumanMotion
+
+    shipped = load_motion("motions/builtin/kick.npz")
+    sc = support_check(shipped)
+    assert sc.zmp_outside.max() < 0.03 and dynamic_balance_warning("kick", shipped) is None
+    fast = HumanMotion(names=KEYPOINTS, positions=kick(shift_s=0.6), fps=FPS, parents=PARENTS, source="fast kick",
+                       meta={})  # fmt: skip
+    m = retarget(fast, load_table("builtin", []), solver).motion
+    sc = support_check(m)
+    worst = int(sc.zmp_outside.argmax())
+    assert sc.zmp_outside[worst] > 0.04 and 0.7 < worst / sc.fps < 1.0  # as the weight shift stops, before lift-off
+    msg = dynamic_balance_warning("fast kick", m)
+    assert msg is not None and "zero-moment point" in msg and "slow that part" in msg

@@ -33,6 +33,7 @@ from asap.delta.delta_dynamics import DeltaDynamicsSimulator, load_dynamics_mode
 from asap.delta.oracle import load_delta
 from asap.rl import distributed as dist
 from asap.rl.config import PretrainConfig
+from asap.rl.ppo import set_action_std
 from asap.sim.base import Simulator
 from asap.sim.dynamics import apply_dynamics, load_dynamics, overwritten
 
@@ -59,6 +60,9 @@ class FinetuneConfig:
     """Fine-tuning time budget in seconds (0: no limit)."""
     max_iterations: int = 1000000
     """PPO iteration budget (the reference: 1000)."""
+    action_std: float = 0.0
+    """Exploration std (policy units) the fine-tuning starts from (0: the pretrained policy's own, which PPO's
+    entropy bonus has grown during pretraining)."""
     init_noise_level: float = 1.0
     """Initial-state noise multiplier (the reference's ``noise_to_initial_level`` = 1 when fine-tuning)."""
     penalty_curriculum: bool = True
@@ -163,6 +167,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     try:
         if not cfg.resume:  # a fresh fine-tuning run: its own clock and history
             tr.train_time, tr.history, tr.evals = 0.0, [], []
+            if cfg.action_std > 0:
+                set_action_std(tr.runner.alg.actor, cfg.action_std)
         if dyn is not None and (lost := overwritten(tr.sim, dyn)):
             raise ValueError(f"the tracking env's domain randomisation rewrites {lost} of {cfg.dynamics} at every "
                              "reset: turn those pretrain.env.domain_rand options off")  # fmt: skip

@@ -62,7 +62,9 @@ def print_info(info: dict[str, Any], name: str = "") -> None:
     sp = info["support"]
     print(
         f"  balance: {sp['single_stance_frames']} single-stance frames; centre of mass outside the stance foot by up "
-        f"to {100 * sp['com_outside_max_m']:.1f} cm, for at most {sp['longest_unsupported_s']:.2f} s in a row"
+        f"to {100 * sp['com_outside_max_m']:.1f} cm, for at most {sp['longest_unsupported_s']:.2f} s in a row; "
+        f"zero-moment point outside the feet by up to {100 * sp['zmp_outside_max_m']:.1f} cm, for at most "
+        f"{sp['longest_zmp_outside_s']:.2f} s in a row"
     )
 
 

@@ -208,6 +208,14 @@ SUPPORT_TOLERANCE_M = 0.02
 """The centre of mass may pass the stance foot's sole by this much (m) before a frame counts as unsupported."""
 UNSUPPORTED_MAX_S = 0.3
 """Single stance with the centre of mass outside the stance foot for longer than this (s) is reported."""
+ZMP_TOLERANCE_M = 0.03
+"""The zero-moment point may pass the support polygon by this much (m) before a frame counts as unrealisable."""
+ZMP_OUTSIDE_MAX_S = 0.1
+"""A zero-moment point outside the support polygon for longer than this (s) in a row is reported."""
+ZMP_SMOOTH_S = 0.04
+"""Gaussian smoothing (s, standard deviation) of the centre of mass before it is differentiated twice."""
+GRAVITY = 9.81
+"""m/s²."""
 
 
 @dataclass
@@ -225,14 +233,53 @@ class SupportCheck:
     """Frame rate of the clip."""
     feet: FootHeights
     """The sole heights of the same forward-kinematics pass (for the floor check and the clearance figures)."""
+    zmp: np.ndarray
+    """(T, 2) m, the zero-moment point of the clip's centre-of-mass motion (point-mass model: the centre of mass
+    minus its height over the floor times its horizontal acceleration over g plus its vertical acceleration;
+    the bodies' angular momentum is left out), NaN in flight (vertical acceleration below -0.8 g)."""
+    zmp_outside: np.ndarray
+    """(T,) m, how far the zero-moment point lies outside the support polygon (the convex hull of the soles of
+    the feet within :data:`SWING_CLEARANCE_M` of the lower one; the distance past its farthest-out edge line),
+    0 inside it and in flight."""
 
     def longest_unsupported_s(self, tol: float = SUPPORT_TOLERANCE_M) -> float:
         """Longest run (s) of consecutive single-stance frames with the centre of mass more than ``tol`` outside."""
-        run = best = 0
-        for bad in self.outside > tol:
-            run = run + 1 if bad else 0
-            best = max(best, run)
-        return best / self.fps
+        return _longest_run(self.outside > tol) / self.fps
+
+    def longest_zmp_outside_s(self, tol: float = ZMP_TOLERANCE_M) -> float:
+        """Longest run (s) of consecutive frames with the zero-moment point more than ``tol`` outside the support
+        polygon: the clip asks for accelerations the feet cannot push for (the robot tips over its foot edge)."""
+        return _longest_run(self.zmp_outside > tol) / self.fps
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    run = best = 0
+    for bad in flags:
+        run = run + 1 if bad else 0
+        best = max(best, run)
+    return best
+
+
+def _zero_moment_point(com: np.ndarray, floor: np.ndarray, fps: float) -> np.ndarray:
+    """(T, 2) point-mass zero-moment point of a (T, 3) centre-of-mass path over floor heights (T,); NaN in flight."""
+    from scipy.ndimage import gaussian_filter1d
+
+    if len(com) < 3:
+        return com[:, :2].copy()
+    c = gaussian_filter1d(com, ZMP_SMOOTH_S * fps, axis=0, mode="nearest")
+    acc = np.gradient(np.gradient(c, 1.0 / fps, axis=0), 1.0 / fps, axis=0)
+    g = GRAVITY + acc[:, 2]
+    zmp = c[:, :2] - ((c[:, 2] - floor) / np.maximum(g, 1e-6))[:, None] * acc[:, :2]
+    zmp[g < 0.2 * GRAVITY] = np.nan
+    return zmp
+
+
+def _outside_hull(points: np.ndarray, p: np.ndarray) -> float:
+    """Distance (m) of p (2,) past the farthest-out edge line of the convex hull of points (K, 2); 0 inside."""
+    from scipy.spatial import ConvexHull
+
+    eq = ConvexHull(points).equations  # rows (nx, ny, offset), outward unit normals
+    return max(float((eq[:, :2] @ p + eq[:, 2]).max()), 0.0)
 
 
 def support_check(motion: Motion, spec: RobotSpec | None = None) -> SupportCheck:
@@ -246,20 +293,32 @@ def support_check(motion: Motion, spec: RobotSpec | None = None) -> SupportCheck
     gap = fh.left - fh.right
     single = (np.abs(gap) >= SWING_CLEARANCE_M) & (np.minimum(fh.left, fh.right) <= SWING_CLEARANCE_M)
     outside, lateral = np.zeros(m.num_frames), np.zeros(m.num_frames)
+    corners = []  # per foot (T, 4, 2): its sole rectangle's corners on the floor
     for i, foot in enumerate(FEET):
-        frames = np.flatnonzero(single & ((gap > 0) if i == 1 else (gap < 0)))  # the other foot is up
-        if not len(frames):
-            continue
         cp = collision_points(kin.model, _sole_geoms(kin.model, foot))
         lo, hi = (cp.local[:, :2] - cp.radius[:, None]).min(0), (cp.local[:, :2] + cp.radius[:, None]).max(0)
         b = kin.model.body(foot).id
-        x_axis = quat_rotate(kin.xquat[frames, b], np.array([1.0, 0.0, 0.0]))[:, :2]
+        x_axis = quat_rotate(kin.xquat[:, b], np.array([1.0, 0.0, 0.0]))[:, :2]
         c, s = (x_axis / np.linalg.norm(x_axis, axis=-1, keepdims=True)).T
+        local = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]], [hi[0], lo[1]]])
+        rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)  # (T, 2, 2) foot heading
+        corners.append(kin.xpos[:, None, b, :2] + np.einsum("tij,kj->tki", rot, local))
+        frames = np.flatnonzero(single & ((gap > 0) if i == 1 else (gap < 0)))  # the other foot is up
+        if not len(frames):
+            continue
+        c, s = c[frames], s[frames]
         d = kin.com[frames, :2] - kin.xpos[frames, b, :2]
         rel = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
         out = np.maximum(np.maximum(lo - rel, rel - hi), 0.0)
         outside[frames], lateral[frames] = np.hypot(out[:, 0], out[:, 1]), rel[:, 1]
-    return SupportCheck(single_stance=single, outside=outside, lateral=lateral, fps=float(m.fps), feet=fh)
+    zmp = _zero_moment_point(kin.com, fh.lowest, float(m.fps))
+    on_floor = np.stack([fh.left, fh.right], -1) <= fh.lowest[:, None] + SWING_CLEARANCE_M
+    zmp_outside = np.zeros(m.num_frames)
+    for f in np.flatnonzero(~np.isnan(zmp[:, 0])):
+        pts = np.concatenate([corners[i][f] for i in range(len(FEET)) if on_floor[f, i]])
+        zmp_outside[f] = _outside_hull(pts, zmp[f])
+    return SupportCheck(single_stance=single, outside=outside, lateral=lateral, fps=float(m.fps), feet=fh, zmp=zmp,
+                        zmp_outside=zmp_outside)  # fmt: skip
 
 
 def balance_warning(name: str, motion: Motion, spec: RobotSpec | None = None) -> str | None:
@@ -278,6 +337,27 @@ def _balance_message(name: str, sc: SupportCheck) -> str | None:
         f"warning: clip {name}: for {run:.1f} s of single stance its centre of mass is up to "
         f"{100 * sc.outside.max():.1f} cm outside the stance foot, which the robot can pass through while stepping "
         f"but not hold; if the clip holds such poses, shift its pelvis over the stance foot"
+    )
+
+
+def dynamic_balance_warning(name: str, motion: Motion, spec: RobotSpec | None = None) -> str | None:
+    """One line when ``motion``'s zero-moment point leaves the support polygon by more than
+    :data:`ZMP_TOLERANCE_M` for longer than :data:`ZMP_OUTSIDE_MAX_S`: its centre of mass accelerates (typically
+    a weight shift stopping over the stance foot) harder than the feet can push for, so the robot tips over a
+    foot's edge where it follows the clip; None otherwise."""
+    return _dynamic_message(name, support_check(motion, spec))
+
+
+def _dynamic_message(name: str, sc: SupportCheck) -> str | None:
+    run = sc.longest_zmp_outside_s()
+    if run <= ZMP_OUTSIDE_MAX_S:
+        return None
+    worst = int(np.argmax(sc.zmp_outside))
+    return (
+        f"warning: clip {name}: at {worst / sc.fps:.2f} s its zero-moment point is {100 * sc.zmp_outside[worst]:.1f} "
+        f"cm outside the feet ({run:.2f} s in a row): the centre of mass accelerates harder than the feet can "
+        f"push for and the robot tips over a foot's edge there; slow that part of the clip (a weight shift over "
+        f"~1 s or more)"
     )
 
 
@@ -315,10 +395,11 @@ def _floor_message(name: str, fh: FootHeights) -> str | None:
 
 
 def clip_warnings(name: str, motion: Motion, spec: RobotSpec | None = None) -> list[str]:
-    """The lines of :func:`floor_warning` and :func:`balance_warning` that apply to ``motion``, from one
-    forward-kinematics pass (what training prints at start)."""
+    """The lines of :func:`floor_warning`, :func:`balance_warning` and :func:`dynamic_balance_warning` that apply
+    to ``motion``, from one forward-kinematics pass (what training prints at start)."""
     sc = support_check(motion, spec)
-    return [msg for msg in (_floor_message(name, sc.feet), _balance_message(name, sc)) if msg]
+    msgs = (_floor_message(name, sc.feet), _balance_message(name, sc), _dynamic_message(name, sc))
+    return [msg for msg in msgs if msg]
 
 
 # ---------------------------------------------------------------------- report
@@ -363,6 +444,8 @@ def motion_info(motion: Motion, spec: RobotSpec | None = None) -> dict[str, Any]
             "single_stance_frames": int(sc.single_stance.sum()),
             "com_outside_max_m": float(sc.outside.max()),
             "longest_unsupported_s": sc.longest_unsupported_s(),
+            "zmp_outside_max_m": float(sc.zmp_outside.max()),
+            "longest_zmp_outside_s": sc.longest_zmp_outside_s(),
         },
         "meta": m.meta,
     }

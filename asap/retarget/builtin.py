@@ -215,18 +215,23 @@ def side_step() -> np.ndarray:
     return _assemble(t, pelvis, 0 * t + 0.05, (la, ra), (0 * t, 0 * t), (arm, arm))
 
 
-def kick(pelvis_shift: float = 0.21, kick_y: float = -0.03) -> np.ndarray:
-    """Weight onto the left foot, right front kick (chamber, extend, re-chamber), foot back down (4 s).
-    ``pelvis_shift``: sideways pelvis travel towards the stance foot (m); ``kick_y``: the kicking foot's sideways
-    position at full extension (m, left = +y)."""
-    t = _time(4.0)
+def kick(pelvis_shift: float = 0.21, kick_y: float = -0.03, shift_s: float = 1.4) -> np.ndarray:
+    """Weight onto the left foot, right front kick (chamber, extend, re-chamber), foot back down, weight back
+    (2.6 s + 2 x ``shift_s``). ``pelvis_shift``: sideways pelvis travel towards the stance foot (m); ``kick_y``: the
+    kicking foot's sideways position at full extension (m, left = +y); ``shift_s``: duration of each weight shift
+    (s)."""
+    lift = 0.4 + shift_s  # the swing foot leaves the floor 0.1 s after the weight is over the stance foot
+    down = lift + 2.2
+    t = _time(down + 0.4 + shift_s)
     z0 = STAND_PELVIS_Z - 0.02
-    shift = keyframes(t, [0, 0.3, 0.9, 3.1, 3.7, 4.0], [0, 0, 1, 1, 0, 0])
+    # a weight shift over 0.6 s put the zero-moment point 5 cm past the stance foot's outer edge as it stopped
+    # (asap.motion.ops.dynamic_balance_warning): the policy fell at the lift-off; over 1.4 s it stays on the sole
+    shift = keyframes(t, [0, 0.3, 0.3 + shift_s, down + 0.1, down + 0.1 + shift_s, t[-1]], [0, 0, 1, 1, 0, 0])
     # the pelvis goes past the stance foot and the kick stays near the midline: the retargeted G1's centre of
     # mass then stays over its stance foot (asap.motion.ops.support_check; 0.085 / -0.08 left it 8 cm beside it)
     pelvis = np.stack([0.02 * shift, pelvis_shift * shift, z0 - 0.02 * shift], -1)
     la = np.tile(_foot(STANCE_HALF_WIDTH), (len(t), 1))
-    keys = [0, 1.0, 1.5, 1.95, 2.35, 2.8, 3.2, 4.0]
+    keys = [0, lift, lift + 0.5, lift + 0.95, lift + 1.35, lift + 1.8, down, t[-1]]
     ra_k = [
         _foot(-STANCE_HALF_WIDTH), _foot(-STANCE_HALF_WIDTH), [0.22, kick_y - 0.01, 0.38], [0.62, kick_y, 0.62],
         [0.62, kick_y, 0.62], [0.22, kick_y - 0.01, 0.38], _foot(-STANCE_HALF_WIDTH), _foot(-STANCE_HALF_WIDTH),

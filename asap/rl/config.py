@@ -54,6 +54,9 @@ class PPOConfig:
     """Gradient norm clip, per network."""
     obs_normalization: bool = False
     """Empirical observation normalisation (off in the reference)."""
+    smoothness_coef: float = 0.0
+    """Weight of the temporal smoothness of the actor's mean action (CAPS' temporal term; 0: off, as the
+    reference). Needs ``separate_optimizers``."""
 
 
 @dataclass
@@ -144,6 +147,9 @@ def rsl_train_cfg(cfg: PretrainConfig) -> dict[str, Any]:
     }
     if p.separate_optimizers:
         alg["critic_learning_rate"] = p.critic_learning_rate
+        alg["smoothness_coef"] = p.smoothness_coef
+    elif p.smoothness_coef > 0:
+        raise ValueError("ppo.smoothness_coef needs ppo.separate_optimizers=true")
     logger: Any = "tensorboard"
     if cfg.run.logger == "wandb":
         logger = {"class_name": "WandbLogWriter", "project_name": cfg.run.wandb_project}

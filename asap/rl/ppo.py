@@ -4,6 +4,12 @@ rsl-rl's PPO drives one Adam over both networks with the adaptive-KL learning ra
 the KL schedule adapts the actor's learning rate only, while the critic keeps its own fixed rate (a KL-driven rate
 of 1e-5..1e-4 would starve a shared critic). :class:`SplitPPO` swaps in a two-optimiser object that rsl-rl's
 update loop drives unchanged: its ``param_groups`` are the actor's, so the schedule touches the actor only.
+
+It can also keep the deterministic policy smooth in time (``smoothness_coef``): after each PPO update, one pass
+over the rollout's consecutive observation pairs minimises the squared change of the actor's mean action from one
+step to the next (the temporal term of CAPS, Mysore et al. 2021, "Regularizing Action Policies for Smooth Control
+with Reinforcement Learning"). Unlike an action-rate reward, which mostly penalises the sampled exploration noise,
+it acts on the mean that is deployed and leaves exploration alone.
 """
 
 from __future__ import annotations
@@ -48,12 +54,71 @@ class SplitOptimizer:
         self.critic.load_state_dict(state["critic"])
 
 
-class SplitPPO(PPO):
-    """rsl-rl PPO with separate actor/critic Adam optimisers; ``critic_learning_rate`` stays fixed."""
+def set_action_std(actor: Any, std: float) -> None:
+    """Set the exploration standard deviation of an rsl-rl actor with a Gaussian head (scalar or log
+    parameterisation) to ``std`` on every action dimension (policy units). Raises ``ValueError`` for std <= 0 or
+    an actor without a Gaussian head."""
+    if std <= 0:
+        raise ValueError(f"action std must be > 0, got {std}")
+    d = getattr(actor, "distribution", None)
+    with torch.no_grad():
+        if hasattr(d, "std_param"):
+            d.std_param.fill_(std)
+        elif hasattr(d, "log_std_param"):
+            d.log_std_param.fill_(float(torch.log(torch.tensor(std))))
+        else:
+            raise ValueError("the actor has no Gaussian action distribution whose std could be set")
 
-    def __init__(self, *args: Any, critic_learning_rate: float = 1e-3, **kwargs: Any) -> None:
+
+def temporal_smoothness(means: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+    """Mean squared step-to-step change of the policy's mean action within episodes.
+
+    ``means``: (T, N, A) mean actions of a rollout (policy units); ``dones``: (T, N) or (T, N, 1), nonzero where the
+    episode ended at that step (the next observation then belongs to a new episode and the pair is skipped).
+    Returns a scalar: the mean over valid pairs of mean_a (μ_{t+1} − μ_t)²; zero when no pair is valid.
+    """
+    keep = (dones.reshape(dones.shape[0], dones.shape[1])[:-1] == 0).to(means.dtype)
+    sq = (means[1:] - means[:-1]).pow(2).mean(dim=-1)
+    return (sq * keep).sum() / keep.sum().clamp(min=1.0)
+
+
+class SplitPPO(PPO):
+    """rsl-rl PPO with separate actor/critic Adam optimisers; ``critic_learning_rate`` stays fixed; optional
+    temporal smoothness of the actor's mean (``smoothness_coef``, see module docstring)."""
+
+    def __init__(
+        self, *args: Any, critic_learning_rate: float = 1e-3, smoothness_coef: float = 0.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.critic_learning_rate = critic_learning_rate
+        self.smoothness_coef = smoothness_coef
         self.optimizer = SplitOptimizer(  # type: ignore[assignment]
             self.actor.parameters(), self.critic.parameters(), self.learning_rate, critic_learning_rate
         )
+
+    def update(self) -> dict[str, float]:
+        """rsl-rl's PPO update, then (``smoothness_coef`` > 0) the smoothness pass; adds ``smoothness`` (the mean
+        squared step-to-step change of the mean action before the pass) to the loss dict."""
+        losses = super().update()
+        if self.smoothness_coef > 0:
+            losses["smoothness"] = self._smoothness_pass()
+        return losses
+
+    def _smoothness_pass(self) -> float:
+        """One epoch over the rollout just used (rsl-rl's ``storage.clear`` only rewinds its cursor), envs split
+        into ``num_mini_batches`` groups, one actor Adam step per group on coef x :func:`temporal_smoothness`."""
+        obs, dones = self.storage.observations, self.storage.dones
+        n = dones.shape[1]
+        groups = torch.randperm(n, device=dones.device).chunk(max(1, min(self.num_mini_batches, n)))
+        total = 0.0
+        for idx in groups:
+            means = self.actor(obs[:, idx])
+            loss = temporal_smoothness(means, dones[:, idx])
+            self.optimizer.actor.zero_grad()
+            (self.smoothness_coef * loss).backward()
+            if self.is_multi_gpu:
+                self.reduce_parameters()
+            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
+            self.optimizer.actor.step()
+            total += float(loss.detach())
+        return total / len(groups)

@@ -242,6 +242,8 @@ class Trainer:
                    "penalty_scale": env.penalty_scale, "learning_rate": alg.learning_rate,
                    "action_std": float(alg.get_policy().output_std.mean().detach()), "value_loss": float(loss["value"]),
                    "collect_s": collect, "learn_s": learn}  # fmt: skip
+            if "smoothness" in loss:  # mean squared step-to-step change of the mean action (ppo.smoothness_coef)
+                row["action_smoothness"] = float(loss["smoothness"])
             ev = None
             if main and cfg.run.eval_interval > 0 and (it + 1) % cfg.run.eval_interval == 0:
                 ev = self.evaluate()
