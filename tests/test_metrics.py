@@ -211,3 +211,45 @@ def test_rollout_comparison_reports_joint_angles_and_groups():
     assert m.E_mpjpe > 0 and m.E_mpjpe_upper is not None and m.E_mpjpe_feet > 0
     same = compare_rollout(ref, ref)
     assert same.E_joint_angle == pytest.approx(0.0, abs=1e-4) and same.PA_MPJPE == pytest.approx(0.0, abs=1e-3)
+
+
+def test_slow_fast_split_of_a_posture_offset_and_a_dither():
+    from asap.eval.metrics import slow_fast_mpjpe
+
+    t = np.arange(200)
+    ref = np.zeros((200, 2, 3))
+    ref[:, 1, 0] = 0.3  # body 1 sits 30 cm in front of the root
+    posture = ref.copy()
+    posture[:, 1, 2] += 0.04  # body 1 held 4 cm high throughout
+    total, slow, fast = slow_fast_mpjpe(posture, ref, fps=50.0)
+    assert (total, slow) == (pytest.approx(20.0), pytest.approx(20.0)) and fast == pytest.approx(0.0, abs=1e-9)
+    dither = ref.copy()
+    dither[:, 1, 1] += 0.01 * (-1.0) ** t  # body 1 alternates +-1 cm every frame (25 Hz at 50 fps)
+    total, slow, fast = slow_fast_mpjpe(dither, ref, fps=50.0)
+    assert total == pytest.approx(5.0) and slow < 0.1 and fast == pytest.approx(5.0, rel=0.02)
+
+
+def test_error_split_script_on_logged_episodes(tmp_path, capsys):
+    import importlib.util
+    import json
+    from dataclasses import replace
+
+    from asap.motion.synthetic import synthetic_motion
+
+    spec = importlib.util.spec_from_file_location("split", "scripts/tracking_error_split.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ref = synthetic_motion(num_frames=60, seed=4)
+    ref.save(tmp_path / "clip.npz")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    q = ref.dof_pos.copy()
+    q[:, 3] += 0.1  # one joint held 0.1 rad off: a slow error only
+    replace(ref, dof_pos=q).save(logs / "ep0.npz")
+    out = mod.main(["--motion", str(tmp_path / "clip.npz"), "--logs", str(logs), "--json", str(tmp_path / "s.json")])
+    r = out[str(logs)]
+    assert r["episodes"] == 1 and r["E_mpjpe"] > 1.0 and r["E_mpjpe_fast"] < 0.1 * r["E_mpjpe"]
+    name, err = r["worst_joints_deg"][0]
+    assert name == ref.joint_names[3] and err == pytest.approx(np.degrees(0.1), abs=0.1)
+    assert json.loads((tmp_path / "s.json").read_text())[str(logs)]["episodes"] == 1
+    assert "slow" in capsys.readouterr().out

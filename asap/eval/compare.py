@@ -109,14 +109,16 @@ def aligned_reference(
                   meta={"source": f"reference {reference.motion_names[motion_id]}, align={align}"})  # fmt: skip
 
 
-def compare_rollout(
+def rollout_against_reference(
     rollout: Motion | str | Path,
     reference: Motion | str | Path | MotionLib,
     start_time: float = 0.0,
     align: str = "none",
     variant: str | None = None,
-) -> TrackingMetrics:
-    """Metrics of ``rollout`` against ``reference`` (see module docstring). ``align``: 'none' or 'start'."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The frames :func:`compare_rollout` scores: (rollout bodies (T, B, 3) m, reference bodies (T, B, 3) m,
+    rollout joint angles (T, J) rad, reference joint angles (T, J) rad), frames 0..K of an episode from
+    ``start_time`` (see module docstring). ``align``: 'none' or 'start'."""
     ro = rollout if isinstance(rollout, Motion) else Motion.load(rollout)
     v = variant or ("g1_29dof" if len(ro.joint_names) == 29 else "g1_23dof")
     get_spec(v)
@@ -131,5 +133,16 @@ def compare_rollout(
     sim, times = sim[keep], times[keep]
     anchor = (ro.root_pos[0], ro.root_quat[0]) if align == "start" else None
     ref = reference_body_positions(lib, times, anchor)
-    q = ro.for_robot(v).dof_pos[keep]
-    return tracking_metrics(sim, ref, dof_pos=q, ref_dof_pos=reference_dof_pos(lib, times))
+    return sim, ref, ro.for_robot(v).dof_pos[keep], reference_dof_pos(lib, times)
+
+
+def compare_rollout(
+    rollout: Motion | str | Path,
+    reference: Motion | str | Path | MotionLib,
+    start_time: float = 0.0,
+    align: str = "none",
+    variant: str | None = None,
+) -> TrackingMetrics:
+    """Metrics of ``rollout`` against ``reference`` (see module docstring). ``align``: 'none' or 'start'."""
+    sim, ref, q, q_ref = rollout_against_reference(rollout, reference, start_time, align, variant)
+    return tracking_metrics(sim, ref, dof_pos=q, ref_dof_pos=q_ref)

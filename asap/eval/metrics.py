@@ -49,6 +49,31 @@ def body_position_errors(body_pos: Array, ref_body_pos: Array, root_index: int =
     return g, ((local * local).sum(-1) ** 0.5).mean(-1)
 
 
+SLOW_SIGMA_S = 0.1
+"""Gaussian smoothing (s, standard deviation) that separates the slow part of a tracking error (posture, drift:
+below ~2 Hz) from the fast part (dither, shaking)."""
+
+
+def slow_fast_mpjpe(sim: np.ndarray, ref: np.ndarray, fps: float, sigma_s: float = SLOW_SIGMA_S,
+                    root_index: int = 0) -> tuple[float, float, float]:  # fmt: skip
+    """(E_mpjpe, its slow part, its fast part) in mm of a rollout's bodies ``sim`` against ``ref`` (both (T, B, 3),
+    m, at ``fps``; frames 1..T-1 as :func:`tracking_metrics`). The root-relative error vectors are split into a
+    Gaussian-smoothed part (``sigma_s``) and the rest; each part is scored as E_mpjpe is (mean body distance).
+    The two parts do not add up to the total (norms of a sum): they say which kind of error dominates."""
+    from scipy.ndimage import gaussian_filter1d
+
+    sim, ref = np.asarray(sim, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    _check(sim, ref)
+    r = root_index
+    d = (sim - sim[:, r : r + 1]) - (ref - ref[:, r : r + 1])
+    slow = gaussian_filter1d(d, sigma_s * fps, axis=0, mode="nearest")
+
+    def score(x: np.ndarray) -> float:
+        return float(1000 * np.linalg.norm(x[1:], axis=-1).mean())
+
+    return score(d), score(slow), score(d - slow)
+
+
 BODY_GROUPS = ("upper", "lower", "feet", "vr_3point")
 """Body groups with their own E_g-mpjpe/E_mpjpe (upper: :data:`asap.robot.spec.UPPER_BODY`, lower: the other
 tracked bodies, root included; feet: :data:`~asap.robot.spec.FEET`; vr_3point: :data:`~asap.robot.spec.VR_3POINT`)."""
