@@ -93,9 +93,10 @@ def checkpoint_config(checkpoint: str) -> PretrainConfig:
     return from_dict(PretrainConfig, infos["config"])
 
 
-def pretrain_config_for(cfg: FinetuneConfig) -> PretrainConfig:
-    """The checkpoint's pretraining config with the fine-tuning settings applied."""
-    base = merge_dicts(to_dict(checkpoint_config(cfg.checkpoint)), cfg.pretrain)
+def pretrain_config_for(cfg: FinetuneConfig, pretrained: PretrainConfig) -> PretrainConfig:
+    """``pretrained`` (the checkpoint's pretraining config, :func:`checkpoint_config`) with the fine-tuning
+    settings applied."""
+    base = merge_dicts(to_dict(pretrained), cfg.pretrain)
     p = from_dict(PretrainConfig, base)
     p.run.out_dir = cfg.out_dir
     p.run.resume = cfg.resume or cfg.checkpoint
@@ -136,7 +137,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     from asap.rl.runner import Trainer
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    pcfg = pretrain_config_for(cfg)
+    pretrained = checkpoint_config(cfg.checkpoint)
+    pcfg = pretrain_config_for(cfg, pretrained)
     model = load_delta(cfg.delta, pcfg.variant) if cfg.delta else None
     if model is not None and model.meta.variant != pcfg.variant:
         raise ValueError(f"delta model is for {model.meta.variant}, the policy for {pcfg.variant}")
@@ -148,7 +150,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         and dyn is None
         and residual is None
         and not domain_rand_on(pcfg)
-        and not simulator_differs(pcfg, checkpoint_config(cfg.checkpoint))
+        and not simulator_differs(pcfg, pretrained)
     ):
         raise ValueError("nothing to fine-tune against: give --delta (delta.pt), --dynamics-model "
                          "(dynamics_model.pt of `asap train-dynamics`), --dynamics (dynamics.yaml of "

@@ -14,6 +14,7 @@ it acts on the mean that is deployed and leaves exploration alone.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -65,7 +66,7 @@ def set_action_std(actor: Any, std: float) -> None:
         if hasattr(d, "std_param"):
             d.std_param.fill_(std)
         elif hasattr(d, "log_std_param"):
-            d.log_std_param.fill_(float(torch.log(torch.tensor(std))))
+            d.log_std_param.fill_(math.log(std))
         else:
             raise ValueError("the actor has no Gaussian action distribution whose std could be set")
 
