@@ -23,13 +23,14 @@ from envs.delta.env import DeltaEnv
 SHAPING = TargetShaping()
 
 
-def make_gapped_log(steps: int = 60, seed: int = 0) -> Motion:
-    """Roll a Kp x0.65-ankle simulator with smooth actions; store s_f and the action applied from s_f (50 fps)."""
+def make_gapped_log(steps: int = 60, seed: int = 0, substep_delay: int = 0) -> Motion:
+    """Roll a Kp x0.65-ankle simulator (with a command latency of ``substep_delay`` physics substeps) with smooth
+    actions; store s_f and the action applied from s_f (50 fps)."""
     sim = make_simulator(SimConfig(num_envs=1, threads=1))
     spec = sim.spec
     k = torch.ones(1, spec.num_joints)
     k[:, [i for i, n in enumerate(spec.joint_names) if "ankle" in n]] = 0.65
-    sim.set_dynamics(None, DynamicsParams(kp_scale=k))
+    sim.set_dynamics(None, DynamicsParams(kp_scale=k, substep_delay=torch.tensor([substep_delay])))
     sim.reset()
     rng = np.random.default_rng(seed)
     freq = rng.uniform(0.5, 1.5, spec.num_joints)

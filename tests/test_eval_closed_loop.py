@@ -13,7 +13,7 @@ import torch
 
 from asap.delta.aligned import AlignedSimulator
 from asap.delta.oracle import OracleDelta
-from asap.eval.targets import GapSimulator, latency_steps
+from asap.eval.targets import GapSimulator, latency_split
 from asap.motion.motion import Motion
 from asap.paths import repo_path
 from asap.robot.spec import get_spec
@@ -107,7 +107,7 @@ def test_hard_gap_target_applies_every_part_of_the_profile():
     law = ActuatorLaw.of(gap, spec.joint_names, spec.effort_limit)
     assert torch.allclose(dyn.kp_scale[0], torch.as_tensor(law.kp_scale, dtype=torch.float32))
     assert torch.allclose(dyn.motor_strength[0], torch.as_tensor(law.torque_scale, dtype=torch.float32))
-    assert int(dyn.action_delay[0]) == target.delay == latency_steps(0.02, 0.02) == 1
+    assert int(dyn.action_delay[0]) == target.delay == latency_split(0.02, 0.005, 4)[0] == 1
     # model edits: +2 kg, joint damping and friction
     assert target.total_mass == pytest.approx(plain.total_mass + 2.0)
     assert dyn.joint_damping[0].tolist() == pytest.approx([0.05] * spec.num_joints)

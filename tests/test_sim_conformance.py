@@ -254,6 +254,22 @@ def test_action_delay_delays(fresh: Simulator):
         sim.set_dynamics([0], DynamicsParams(action_delay=torch.tensor([99])))
 
 
+def test_substep_delay_is_a_latency_below_one_control_step(fresh: Simulator):
+    sim = fresh
+    _in_the_sky(sim)
+    sim.set_dynamics(None, DynamicsParams(substep_delay=torch.tensor([0, 1, 3, 0]),
+                                          action_delay=torch.tensor([0, 0, 0, 1])))  # fmt: skip
+    target = _default(sim)
+    target[:, 3] += 0.4
+    sim.step(target)
+    knee = sim.get_joint_state()[0][:, 3]
+    q0 = float(sim.spec.default_pos[3])
+    # later commands move the knee less within the step: 0 > 1 > 3 substeps > one whole control step (not at all)
+    assert knee[0] > knee[1] > knee[2] > q0 + 1e-4
+    assert knee[3].item() == pytest.approx(q0, abs=1e-5)
+    assert sim.get_dynamics([1, 2]).substep_delay.tolist() == [1, 3]
+
+
 def test_direct_torques_and_push(fresh: Simulator):
     sim = fresh
     _in_the_sky(sim)

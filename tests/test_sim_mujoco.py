@@ -50,6 +50,36 @@ def test_batch_matches_a_plain_mjdata_loop(persistent: bool):
     np.testing.assert_allclose(s.get_applied_torques()[0].numpy(), d.actuator_force[s._act], atol=1e-4)
 
 
+@pytest.mark.parametrize("late", [1, 3])
+def test_substep_delay_matches_a_plain_mjdata_loop(late: int):
+    """substep_delay d: the first d substeps of each control step still apply the previous command (env 1), and
+    env 0 (d = 0) is untouched by its neighbour's delay."""
+    s = MujocoSimulator(SimConfig(num_envs=2, threads=2))
+    s.set_dynamics([1], DynamicsParams(substep_delay=torch.tensor([late])))
+    m = s.model
+    plain, delayed = mujoco.MjData(m), mujoco.MjData(m)
+    for d in (plain, delayed):
+        d.qpos[:] = s.default_qpos
+    previous = s.spec.default_pos.astype(np.float32)
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        tgt = (s.spec.default_pos + 0.2 * rng.standard_normal(s.num_joints)).astype(np.float32)
+        s.step(torch.as_tensor(tgt).expand(2, -1))
+        for i in range(s.spec.decimation):
+            plain.ctrl[s._act] = tgt
+            delayed.ctrl[s._act] = previous if i < late else tgt
+            mujoco.mj_step(m, plain)
+            mujoco.mj_step(m, delayed)
+        previous = tgt
+    q, qd = s.get_joint_state()
+    np.testing.assert_allclose(q[0].numpy(), plain.qpos[s._qadr], atol=1e-6)
+    np.testing.assert_allclose(q[1].numpy(), delayed.qpos[s._qadr], atol=1e-6)
+    np.testing.assert_allclose(qd[1].numpy(), delayed.qvel[s._vadr], atol=1e-5)
+    assert np.abs(plain.qpos - delayed.qpos).max() > 1e-3  # the delay changed the motion
+    with pytest.raises(ValueError, match="substep_delay"):
+        s.set_dynamics([0], DynamicsParams(substep_delay=torch.tensor([4])))
+
+
 def test_bodies_and_contacts_match_mujoco(sim: MujocoSimulator):
     sim.set_dynamics(None, sim.default_dynamics(3))
     sim.reset()

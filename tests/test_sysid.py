@@ -69,6 +69,21 @@ def test_grid_scores_every_combination_and_finds_the_logged_scale(logs, tmp_path
     assert s["train"]["best"]["E_g_mpjpe"] < 0.1 * s["train"]["nominal"]["E_g_mpjpe"]
 
 
+def test_grid_identifies_a_command_latency_below_one_control_step(tmp_path):
+    """Logs of a simulator whose commands act 2 physics substeps (10 ms) late: the grid over substep_delay finds 2."""
+    d = tmp_path / "late_logs"
+    d.mkdir()
+    for i in range(4):
+        make_gapped_log(steps=60, seed=i, substep_delay=2).save(d / f"ep{i}.npz")
+    s = sysid(_cfg(d, tmp_path / "latency", "method=grid", "params=[kp_scale.ankles,substep_delay]",
+                   "grid={kp_scale.ankles: [0.65]}", "grid_points=4", "population=4"))  # fmt: skip
+    assert s["candidates"] == 4  # substep_delay 0, 1, 2, 3
+    assert s["values"] == {"kp_scale.ankles": 0.65, "substep_delay": 2.0}
+    assert load_dynamics(tmp_path / "latency" / "dynamics.yaml").substep_delay == 2
+    with pytest.raises(ValueError, match="substep_delay"):
+        SearchSpace.of(_cfg(d, tmp_path, "params=[substep_delay]", "ranges.substep_delay=[0,4]"))
+
+
 def test_resume_continues_from_the_saved_generation(logs, tmp_path):
     out = tmp_path / "resume"
     args = ("params=[kp_scale.ankles,kd_scale.ankles]", "population=3")

@@ -75,6 +75,7 @@ class AlignedSimulator:
         ids = as_env_ids(env_ids, self.sim.num_envs).to(self.sim.device)
         self.last_targets[ids] = targets.to(self.sim.device, torch.float32)
         self.has_last[ids] = True
+        self.sim.set_previous_targets(env_ids, targets)  # in flight in the wrapped simulator (without that step's Δa)
 
     def step(self, targets: torch.Tensor | None = None, torques: torch.Tensor | None = None) -> None:
         """One control step of the wrapped simulator with Δa added to ``targets`` (see module docstring)."""

@@ -21,7 +21,7 @@ import torch
 
 from asap.delta.model import DeltaMeta
 from asap.delta.obs import term_slice
-from asap.eval.targets import latency_steps
+from asap.eval.targets import latency_split
 from asap.robot.spec import get_spec
 from deploy.gap import ActuatorLaw, RealGapConfig
 
@@ -41,9 +41,9 @@ class OracleDelta:
         f32 = torch.float32
         self.k, self.d, self.s, self.effort = (torch.as_tensor(x, dtype=f32) for x in
                                                (law.kp_scale, law.kd_scale, law.torque_scale, law.effort))  # fmt: skip
-        self.delay = latency_steps(gap.latency_s, spec.control_dt)
-        if self.delay > 1:
-            raise ValueError(f"the oracle of {gap.name!r} covers a latency of at most one control step "
+        self.delay, substeps = latency_split(gap.latency_s, spec.sim_dt, spec.decimation)
+        if self.delay > 1 or substeps:
+            raise ValueError(f"the oracle of {gap.name!r} covers a latency of 0 or 1 control step "
                              f"({spec.control_dt * 1e3:g} ms), not {gap.latency_s * 1e3:g} ms")  # fmt: skip
         self.damping = float(gap.joint_damping)
         self.friction = float(gap.joint_friction)

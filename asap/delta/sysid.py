@@ -20,9 +20,9 @@ re-running the same command continues from there. Output in ``out_dir``: ``dynam
 `asap train-delta`: rows OpenLoop, SysID, and Oracle when the logs' gap is known), ``sysid.json`` (summary and
 per-generation history), ``split.json``, ``config.yaml``.
 
-Integer parameters (``action_delay``) are rounded. Windows start with the simulator's action-delay queue holding
-the default pose (:meth:`asap.sim.base.Simulator.reset`), so a delay d replays the first d steps of every window
-with that target instead of the logged ones: delays are identified with that bias.
+Integer parameters (``action_delay``, ``substep_delay``) are rounded. Windows start with the logged previous target
+in flight (:meth:`asap.sim.base.Simulator.set_previous_targets`), so a substep delay replays exactly; an action delay
+d > 1 replays the first d - 1 steps of a window with that one target instead of the older logged ones.
 """
 
 from __future__ import annotations
@@ -76,7 +76,11 @@ def _default_params() -> list[str]:
 def _default_ranges() -> dict[str, list[float]]:
     return {"kp_scale": [0.3, 1.5], "kd_scale": [0.3, 1.5], "motor_strength": [0.5, 1.2], "joint_damping": [0.0, 1.0],
             "joint_frictionloss": [0.0, 1.0], "joint_armature": [0.005, 0.1], "base_mass": [-3.0, 3.0],
-            "base_com": [-0.05, 0.05], "friction": [0.3, 1.5], "action_delay": [0, 2]}  # fmt: skip
+            "base_com": [-0.05, 0.05], "friction": [0.3, 1.5], "action_delay": [0, 2], "substep_delay": [0, 3]}  # fmt: skip
+
+
+INTEGER_PARAMS = ("action_delay", "substep_delay")
+"""Parameters identified as integers (rounded): command latency in control steps and in physics substeps."""
 
 
 @dataclass
@@ -101,7 +105,7 @@ class SysIDConfig:
     """Parameters to identify: ``<field>.<group>`` with field kp_scale, kd_scale, motor_strength (factors),
     joint_damping (N m s/rad), joint_frictionloss (N m), joint_armature (kg m^2); ``base_mass`` (kg added to
     ``base_body``), ``base_com.x|y|z`` (m, ``base_body`` frame), ``friction`` (contacts), ``action_delay`` (control
-    steps, rounded)."""
+    steps, rounded), ``substep_delay`` (latency below a control step in 5 ms physics substeps, 0-3, rounded)."""
     ranges: dict[str, list[float]] = field(default_factory=_default_ranges)
     """Search range [low, high] by parameter field (``kp_scale``, ``base_com``...) or by full name
     (``kp_scale.ankles``: wins over its field's range)."""
@@ -189,7 +193,7 @@ class SearchSpace:
             elif kind == "base_com":
                 if sub not in AXES:
                     raise ValueError(f"parameter {name!r}: base_com takes .x, .y or .z")
-            elif kind not in ("base_mass", "friction", "action_delay") or sub:
+            elif kind not in ("base_mass", "friction", *INTEGER_PARAMS) or sub:
                 raise ValueError(f"unknown parameter {name!r}; see `asap sysid --help`")
             r = cfg.ranges.get(name, cfg.ranges.get(kind))
             if r is None or len(r) != 2 or float(r[0]) >= float(r[1]):
@@ -197,6 +201,8 @@ class SearchSpace:
                                  f"low < high, got {r}")  # fmt: skip
             if kind == "action_delay" and (float(r[0]) < 0 or float(r[1]) > max_delay):
                 raise ValueError(f"action_delay must stay in [0, {max_delay}] control steps, got {r}")
+            if kind == "substep_delay" and (float(r[0]) < 0 or float(r[1]) > 3):
+                raise ValueError(f"substep_delay must stay in [0, 3] physics substeps, got {r}")
             lo.append(float(r[0]))
             hi.append(float(r[1]))
         extra = sorted(set(cfg.grid) - set(cfg.params))
@@ -209,7 +215,7 @@ class SearchSpace:
         axes = []
         for n, lo, hi in zip(self.names, self.low, self.high, strict=True):
             v = [float(x) for x in cfg.grid[n]] if n in cfg.grid else np.linspace(lo, hi, cfg.grid_points).tolist()
-            axes.append(sorted({float(round(x)) for x in v}) if n == "action_delay" else v)
+            axes.append(sorted({float(round(x)) for x in v}) if n in INTEGER_PARAMS else v)
         size = math.prod(len(a) for a in axes)
         if size > cfg.max_grid:
             raise ValueError(f"the grid has {size} combinations (max_grid {cfg.max_grid}): fewer params or values")
@@ -218,7 +224,7 @@ class SearchSpace:
     def from_unit(self, x: np.ndarray) -> dict[str, float]:
         """Parameter values of a point ``x`` (D,) of the normalised box [0, 1]^D (integers rounded)."""
         v = self.low + np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0) * (self.high - self.low)
-        return {n: (float(round(a)) if n == "action_delay" else float(a)) for n, a in zip(self.names, v, strict=True)}
+        return {n: (float(round(a)) if n in INTEGER_PARAMS else float(a)) for n, a in zip(self.names, v, strict=True)}
 
     def to_unit(self, values: dict[str, float]) -> np.ndarray:
         """The normalised point of parameter values (clipped into the box)."""
@@ -260,6 +266,8 @@ class SearchSpace:
                 d.com_offset[self.base_body] = list(com)
             elif kind == "friction":
                 d.friction = float(v)
+            elif kind == "substep_delay":
+                d.substep_delay = int(round(v))
             else:
                 d.action_delay = int(round(v))
         return d

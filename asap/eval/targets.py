@@ -11,9 +11,9 @@ A :class:`GapSimulator` applies the same gap as the virtual G1 (:mod:`deploy.vir
 * **model edits** (:func:`deploy.engine.gap_model_spec`): added masses, joint damping and friction, floor friction,
   built into the MjSpec the simulator is made from (fields the profile leaves at their defaults keep the policy's
   training physics);
-* **latency**: joint targets take effect ``round(latency_s / control_dt)`` *control steps* late (the protocol's
-  ``action_delay``; 20 ms is exactly one step). The virtual G1 delays in 5 ms physics steps instead, so a latency
-  that is not a multiple of 20 ms is rounded here;
+* **latency**: joint targets take effect ``round(latency_s / sim_dt)`` physics substeps late, as on the virtual G1
+  (5 ms ticks): whole control steps as the protocol's ``action_delay`` and the rest as its ``substep_delay``
+  (:func:`latency_split`; 20 ms is exactly one control step, 5 ms one substep);
 * **sensor noise**: Gaussian noise of ``joint_vel_noise`` on the joint velocities and ``imu_gyro_noise`` on the root
   angular velocity that :meth:`GapSimulator.get_joint_state` / :meth:`GapSimulator.get_root_state` report (drawn
   once per control step and reset, from the target's seed; isotropic, so the same in the world and the pelvis
@@ -52,9 +52,12 @@ def target_backend_error(backend: str) -> str | None:
     return f"unknown target {backend!r}; targets: {', '.join(TARGET_BACKENDS)}"
 
 
-def latency_steps(latency_s: float, control_dt: float) -> int:
-    """Control steps a command latency of ``latency_s`` seconds delays joint targets by (rounded, halves up)."""
-    return int(math.floor(latency_s / control_dt + 0.5 + 1e-9))
+def latency_split(latency_s: float, sim_dt: float, decimation: int) -> tuple[int, int]:
+    """A command latency of ``latency_s`` seconds as (control steps, physics substeps): the protocol's
+    ``action_delay`` and ``substep_delay``. Rounded to whole substeps of ``sim_dt`` (halves up), the resolution of
+    the virtual G1's 5 ms ticks."""
+    total = int(math.floor(latency_s / sim_dt + 0.5 + 1e-9))
+    return total // decimation, total % decimation
 
 
 def resolve_gap(gap: RealGapConfig | str | Path | None) -> RealGapConfig:
@@ -82,8 +85,9 @@ class GapSimulator:
         self.gap = resolve_gap(gap)
         """The reality-gap profile this target applies."""
         spec = cfg.spec
-        self.delay = latency_steps(self.gap.latency_s, spec.control_dt)
-        """Control steps by which joint targets are delayed (the profile's latency)."""
+        self.delay, self.substep_delay = latency_split(self.gap.latency_s, spec.sim_dt, spec.decimation)
+        """Control steps, and physics substeps beyond them, by which joint targets are delayed (the profile's
+        latency)."""
         self.cfg = replace(cfg, max_action_delay=max(cfg.max_action_delay, self.delay))
         model = gap_model_spec(self.gap, variant=spec, base=cfg.model, mjcf=cfg.mjcf)
         self.sim: Simulator = make_simulator(self.cfg, spec=model)
@@ -118,6 +122,8 @@ class GapSimulator:
                 setattr(p, name, torch.as_tensor(value, dtype=torch.float32).expand(n, j).to(self.device))
         if self.delay:
             p.action_delay = torch.full((n,), self.delay, dtype=torch.long, device=self.device)
+        if self.substep_delay:
+            p.substep_delay = torch.full((n,), self.substep_delay, dtype=torch.long, device=self.device)
         if p.names():
             self.sim.set_dynamics(None, p)
         return tuple(p.names())
@@ -193,6 +199,7 @@ class GapSimulator:
         return {
             "backend": self.cfg.backend, "gap": g.name, "gap_description": g.description,
             "latency_s": g.latency_s, "latency_control_steps": self.delay,
+            "latency_substeps": self.substep_delay,
             "dynamics_set": list(self.owned), "torque_limit_scale": g.torque_limit_scale,
             "added_mass_kg": dict(g.added_mass), "joint_damping": g.joint_damping, "joint_friction": g.joint_friction,
             "floor_friction": g.floor_friction, "joint_vel_noise": g.joint_vel_noise,

@@ -10,7 +10,11 @@ the virtual G1 talk only to this protocol. Conventions, identical in every backe
 * per-body dynamics parameters are over the 24 links :data:`DYNAMICS_BODIES` (the extended points are massless);
 * one ``step`` is one CONTROL step: ``decimation`` (4) physics substeps of ``sim_dt`` (0.005 s). With joint
   targets q*, each substep applies ``tau = clip(motor_strength * (kp_scale*Kp*(q* - q) - kd_scale*Kd*qd),
-  -effort, effort)`` recomputed from the current q, qd (the reference's software PD at 200 Hz).
+  -effort, effort)`` recomputed from the current q, qd (the reference's software PD at 200 Hz);
+* command latency: a new command takes effect ``action_delay`` control steps late, and then its first
+  ``substep_delay`` substeps still apply the command before it (:class:`DynamicsParams`; both 0 by default). The
+  robot runtime's own loop has about one substep of it: a LowCmd computed from a LowState reaches the motors at
+  their next 5 ms tick (docs/sim.md, "Command latency").
 
 Env ids are ``torch.long`` tensors (or anything ``torch.as_tensor`` accepts); ``None`` means all envs. Setters take
 one row per id, in the order of the ids (``set_root_state([2, 0], rows)``: row 0 goes to env 2); ids must not repeat.
@@ -108,6 +112,9 @@ class DynamicsParams:
     """(n, J) reflected rotor inertia (kg m^2), absolute value."""
     action_delay: torch.Tensor | None = None
     """(n,) integer delay of joint targets/torques in control steps, 0..cfg.max_action_delay."""
+    substep_delay: torch.Tensor | None = None
+    """(n,) integer physics substeps (0.005 s) at the start of each control step that still apply the previous
+    command, 0..decimation - 1 (a latency below one control step; added to ``action_delay``)."""
 
     def names(self) -> list[str]:
         """Names of the fields that are set (not None)."""
@@ -121,16 +128,29 @@ class DynamicsParams:
 
 
 def write_dynamics(
-    current: DynamicsParams, rows: torch.Tensor, params: DynamicsParams, num_joints: int, max_action_delay: int
+    current: DynamicsParams,
+    rows: torch.Tensor,
+    params: DynamicsParams,
+    num_joints: int,
+    max_action_delay: int,
+    decimation: int = 4,
 ) -> set[str]:
     """Write the set fields of ``params`` (n rows, or broadcastable to them) into ``rows`` of ``current``.
 
     ``current`` has every field filled (one row per env); ``rows`` (n,) are env ids on its device. Values are cast
-    (float32; ``action_delay`` long) and broadcast to the field's per-env shape. Returns the names written.
-    Raises ``ValueError`` for an ``action_delay`` outside [0, max_action_delay].
+    (float32; ``action_delay`` and ``substep_delay`` long) and broadcast to the field's per-env shape. Returns the
+    names written. Raises ``ValueError`` for an ``action_delay`` outside [0, max_action_delay] or a
+    ``substep_delay`` outside [0, decimation - 1].
     """
     n, nb = len(rows), len(DYNAMICS_BODIES)
-    per_env = {"friction": (), "action_delay": (), "mass_scale": (nb,), "mass_add": (nb,), "com_offset": (nb, 3)}
+    per_env = {
+        "friction": (),
+        "action_delay": (),
+        "substep_delay": (),
+        "mass_scale": (nb,),
+        "mass_add": (nb,),
+        "com_offset": (nb, 3),
+    }
     names = set(params.names())
     for name in names:
         field_now = getattr(current, name)
@@ -140,6 +160,11 @@ def write_dynamics(
             value = value.to(torch.long).expand(shape)
             if value.numel() and (int(value.min()) < 0 or int(value.max()) > max_action_delay):
                 raise ValueError(f"action_delay must be in [0, {max_action_delay}] (cfg.max_action_delay)")
+        elif name == "substep_delay":
+            value = value.to(torch.long).expand(shape)
+            if value.numel() and (int(value.min()) < 0 or int(value.max()) > decimation - 1):
+                raise ValueError(f"substep_delay must be in [0, {decimation - 1}] physics substeps (a longer latency "
+                                 "is action_delay control steps plus the rest in substeps)")  # fmt: skip
         else:
             value = value.to(torch.float32).expand(shape)
         field_now[rows] = value
@@ -208,6 +233,12 @@ class Simulator(Protocol):
         Clears solver warm start, applied torques and the action-delay queue (filled with the default pose
         targets, i.e. action 0). Dynamics parameters are kept.
         """
+        ...
+
+    def set_previous_targets(self, env_ids: torch.Tensor | Sequence[int] | None, targets: torch.Tensor) -> None:
+        """Make the joint targets (n, J) rad the command in flight before the next step of envs ``env_ids`` (call
+        after :meth:`reset` when a replay starts inside a log): a command latency (``action_delay``,
+        ``substep_delay``) then applies them instead of the reset's default pose."""
         ...
 
     # --- stepping --------------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ class SimDynamics:
     """Sliding friction of every contact (None: the model's)."""
     action_delay: int = 0
     """Delay of joint targets in control steps (0.02 s each)."""
+    substep_delay: int = 0
+    """Further delay of joint targets in physics substeps (0.005 s each, 0-3): a latency below one control step."""
 
     def params(self, sim: Simulator) -> DynamicsParams:
         """The fields this set lists as one-row :class:`DynamicsParams` for ``sim`` (broadcast over any env ids).
@@ -94,6 +96,8 @@ class SimDynamics:
             p.friction = torch.tensor([float(self.friction)], device=dev)
         if self.action_delay:
             p.action_delay = torch.tensor([int(self.action_delay)], dtype=torch.long, device=dev)
+        if self.substep_delay:
+            p.substep_delay = torch.tensor([int(self.substep_delay)], dtype=torch.long, device=dev)
         return p
 
 

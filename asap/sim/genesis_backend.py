@@ -118,6 +118,8 @@ class GenesisSimulator:
         self._queue = ActionDelayQueue(n, j, cfg.max_action_delay, self.device)
         self._torque_mode = False
         self._torques = torch.zeros(n, j, device=self.device)
+        self._applied = torch.zeros(n, j, device=self.device)
+        """(N, J) the command the last substep applied: what a ``substep_delay`` keeps applying."""
         self._stale = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._dyn = self.default_dynamics(n)
         self.reset()
@@ -200,8 +202,16 @@ class GenesisSimulator:
         self.set_root_state(ids, root_state)
         self._queue.fill(ids, 0.0 if self._torque_mode else default)
         self._torques[ids.to(self.device)] = 0.0
+        self._applied[ids.to(self.device)] = 0.0 if self._torque_mode else default
         if not self._torque_mode:
             self.robot.control_dofs_position(self._g(default.expand(len(ids), -1)), self._dofs, self._gids(ids))
+
+    def set_previous_targets(self, env_ids: torch.Tensor | Sequence[int] | None, targets: torch.Tensor) -> None:
+        """The targets (n, J) rad in flight before the next step of the given envs (see the protocol)."""
+        ids = as_env_ids(env_ids, self.num_envs)
+        t = torch.as_tensor(targets, dtype=torch.float32, device=self.device).expand(len(ids), self.num_joints)
+        self._queue.fill(ids, t)
+        self._applied[ids.to(self.device)] = t
 
     # ------------------------------------------------------------------ stepping
     def step(self, targets: torch.Tensor | None = None, torques: torch.Tensor | None = None) -> None:
@@ -211,23 +221,37 @@ class GenesisSimulator:
         shape = (self.num_envs, self.num_joints)
         if targets is None and torques is None and self._torque_mode:
             torques = self._queue.latest.clone()
+        switched = self._torque_mode != (torques is not None)
         if torques is not None:
             cmd = torch.as_tensor(torques, dtype=torch.float32, device=self.device).expand(shape)
             tau = self._queue.push(cmd) * self._dyn.motor_strength  # type: ignore[operator]
-            tau = torch.maximum(torch.minimum(tau, self._effort), -self._effort)
+            command = torch.maximum(torch.minimum(tau, self._effort), -self._effort)
             self._torque_mode = True
-            self._torques = tau
-            self.robot.control_dofs_force(self._g(tau), self._dofs)
         else:
             if targets is None:
                 cmd = self._queue.latest.clone()
             else:
                 cmd = torch.as_tensor(targets, dtype=torch.float32, device=self.device).expand(shape)
             self._torque_mode = False
-            self.robot.control_dofs_position(self._g(self._queue.push(cmd)), self._dofs)
-        for _ in range(self.spec.decimation):
+            command = self._queue.push(cmd)
+        late = self._dyn.substep_delay
+        delayed = bool(late.any()) and not switched  # type: ignore[union-attr]
+        previous = self._applied.clone()
+        for i in range(self.spec.decimation):
+            if i == 0 or delayed:
+                now = torch.where((late > i)[:, None], previous, command) if delayed else command  # type: ignore[operator]
+                self._apply(now)
             self.scene.step()
+        self._applied = command.clone()
         self._stale[:] = False
+
+    def _apply(self, command: torch.Tensor) -> None:
+        """Send an (N, J) command for the next substeps: torques in torque mode, else PD targets."""
+        if self._torque_mode:
+            self._torques = command
+            self.robot.control_dofs_force(self._g(command), self._dofs)
+        else:
+            self.robot.control_dofs_position(self._g(command), self._dofs)
 
     def get_applied_torques(self) -> torch.Tensor:
         """(N, J) joint torques of the last substep."""
@@ -279,6 +303,7 @@ class GenesisSimulator:
             joint_frictionloss=full(self._nominal_frictionloss, (n, j)),
             joint_armature=full(self._nominal_armature, (n, j)),
             action_delay=torch.zeros(n, dtype=torch.long, device=dev),
+            substep_delay=torch.zeros(n, dtype=torch.long, device=dev),
         )
 
     def get_dynamics(self, env_ids: torch.Tensor | Sequence[int] | None = None) -> DynamicsParams:
@@ -289,7 +314,8 @@ class GenesisSimulator:
         """Set the given envs' dynamics; None fields are left as they are."""
         ids = as_env_ids(env_ids, self.num_envs)
         dev_ids = ids.to(self.device)
-        changed = write_dynamics(self._dyn, dev_ids, params, self.num_joints, self.cfg.max_action_delay)
+        changed = write_dynamics(self._dyn, dev_ids, params, self.num_joints, self.cfg.max_action_delay,
+                                 self.spec.decimation)  # fmt: skip
         if not changed or len(ids) == 0:
             return
         self._queue.delay = self._dyn.action_delay  # type: ignore[assignment]

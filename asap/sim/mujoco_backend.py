@@ -134,6 +134,8 @@ class MujocoSimulator:
 
         n, j = self.num_envs, self.num_joints
         self._queue = ActionDelayQueue(n, j, cfg.max_action_delay, self.device)
+        self._applied = np.zeros((n, j))
+        """(N, J) the command the last substep applied (policy order): what a ``substep_delay`` keeps applying."""
         self._hold = torch.as_tensor(self.spec.default_pos, dtype=torch.float32, device=self.device)
         """(J,) the command queued on reset in PD mode (hold the default pose)."""
         self._torque_mode = False
@@ -229,6 +231,14 @@ class MujocoSimulator:
         self._torques[ids] = 0.0
         self._queue.fill(ids_t, 0.0 if self._torque_mode else self._hold)
         self._ctrl[np.ix_(ids, self._act)] = self.spec.default_pos
+        self._applied[ids] = 0.0 if self._torque_mode else self.spec.default_pos
+
+    def set_previous_targets(self, env_ids: torch.Tensor | Sequence[int] | None, targets: torch.Tensor) -> None:
+        """The targets (n, J) rad in flight before the next step of the given envs (see the protocol)."""
+        ids_t = as_env_ids(env_ids, self.num_envs)
+        t = torch.as_tensor(targets, dtype=torch.float32, device=self.device).expand(len(ids_t), self.num_joints)
+        self._queue.fill(ids_t, t)
+        self._applied[ids_t.numpy()] = _np(t)
 
     # ------------------------------------------------------------------ stepping
     def step(self, targets: torch.Tensor | None = None, torques: torch.Tensor | None = None) -> None:
@@ -238,23 +248,42 @@ class MujocoSimulator:
         shape = (self.num_envs, self.num_joints)
         if targets is None and torques is None and self._torque_mode:
             torques = self._queue.latest.clone()  # hold the previous command, in the mode it was given
+        switched = self._torque_mode != (torques is not None)
         if torques is not None:
             cmd = torques.to(self.device, torch.float32).expand(shape)
             tau = _np(self._queue.push(cmd)) * _np(self._dyn.motor_strength)
             np.clip(tau, -self._effort, self._effort, out=tau)
             self._set_torque_mode(True)
-            self._torques[:] = tau
-            self._qfrc[:, self._vadr] = tau
+            command = tau
         else:
             if targets is None:
                 cmd = self._queue.latest.clone()
             else:
                 cmd = targets.to(self.device, torch.float32).expand(shape)
             self._set_torque_mode(False)
-            self._ctrl[:, self._act] = _np(self._queue.push(cmd))
-        self._flush()
-        self.batch.step(nstep=self.spec.decimation, stage=_VEL)
+            command = _np(self._queue.push(cmd))
+        late = _np(self._dyn.substep_delay)
+        if late.any() and not switched:
+            # the first `late` substeps of an env still apply the command before this one (sub-step latency)
+            previous = self._applied.copy()
+            self._flush()
+            for i in range(self.spec.decimation):
+                self._apply(np.where((late > i)[:, None], previous, command))
+                self.batch.step(nstep=1, stage=_VEL)
+        else:
+            self._apply(command)
+            self._flush()
+            self.batch.step(nstep=self.spec.decimation, stage=_VEL)
+        self._applied[:] = command
         self._stale_acc[:] = False
+
+    def _apply(self, command: np.ndarray) -> None:
+        """Write an (N, J) command (policy order) for the next substeps: torques in torque mode, else PD targets."""
+        if self._torque_mode:
+            self._torques[:] = command
+            self._qfrc[:, self._vadr] = command
+        else:
+            self._ctrl[:, self._act] = command
 
     def _set_torque_mode(self, on: bool) -> None:
         if on == self._torque_mode:
@@ -357,6 +386,7 @@ class MujocoSimulator:
             joint_frictionloss=full(m.dof_frictionloss[self._vadr], (n, j)),
             joint_armature=full(m.dof_armature[self._vadr], (n, j)),
             action_delay=torch.zeros(n, dtype=torch.long, device=self.device),
+            substep_delay=torch.zeros(n, dtype=torch.long, device=self.device),
         )
 
     def get_dynamics(self, env_ids: torch.Tensor | Sequence[int] | None = None) -> DynamicsParams:
@@ -375,7 +405,8 @@ class MujocoSimulator:
         """Set the given envs' dynamics; None fields are left as they are."""
         ids_t = as_env_ids(env_ids, self.num_envs)
         ids = ids_t.numpy()
-        changed = write_dynamics(self._dyn, ids_t.to(self.device), params, self.num_joints, self.cfg.max_action_delay)
+        changed = write_dynamics(self._dyn, ids_t.to(self.device), params, self.num_joints, self.cfg.max_action_delay,
+                                 self.spec.decimation)  # fmt: skip
         if not changed:
             return
         self._queue.delay = self._dyn.action_delay  # type: ignore[assignment]

@@ -203,6 +203,11 @@ class DomainRandConfig:
     """Randomise the action delay (control steps) per env at reset."""
     control_delay_range: tuple[int, int] = (0, 2)
     """Inclusive range of the action delay (control steps)."""
+    substep_delay: bool = False
+    """Randomise a command latency below one control step (physics substeps of 5 ms) per env at reset: the robot
+    runtime's loop applies a LowCmd at the motors' next tick after the LowState it was computed from."""
+    substep_delay_range: tuple[int, int] = (0, 2)
+    """Inclusive range of that latency (physics substeps, at most decimation - 1 = 3)."""
     push: bool = False
     """Push the robots by setting the base xy velocity."""
     push_interval_s: tuple[float, float] = (5.0, 10.0)

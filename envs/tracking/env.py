@@ -133,7 +133,7 @@ class TrackingEnv:
         self._gravity: torch.Tensor | None = None
         """(N, 3) projected gravity of the last state read (shared by terminations and observations)."""
         if any((cfg.domain_rand.friction, cfg.domain_rand.kp_kd, cfg.domain_rand.control_delay,
-                cfg.domain_rand.com_offset, cfg.domain_rand.link_mass)):  # fmt: skip
+                cfg.domain_rand.substep_delay, cfg.domain_rand.com_offset, cfg.domain_rand.link_mass)):  # fmt: skip
             self._nominal = sim.default_dynamics(1)
         self.reset()
 
@@ -238,6 +238,7 @@ class TrackingEnv:
         q = torch.maximum(torch.minimum(q, self.pos_upper), self.pos_lower)
         root_state = torch.cat([root_pos, root_quat, lin, ang], dim=-1)
         self.sim.reset(env_ids, root_state=root_state, q=q, qd=qd)
+        self.sim.set_previous_targets(env_ids, q)  # what a command latency applies before the first new target
         self.targets[env_ids] = q
         self.episode_steps[env_ids] = motion_steps(self.motion_len[env_ids], self.dt, start)
         self._randomize(env_ids)
@@ -266,6 +267,9 @@ class TrackingEnv:
         if dr.control_delay:
             lo, hi = dr.control_delay_range
             p.action_delay = torch.randint(lo, hi + 1, (n,), generator=self.gen).to(self.device)
+        if dr.substep_delay:
+            lo, hi = dr.substep_delay_range
+            p.substep_delay = torch.randint(lo, hi + 1, (n,), generator=self.gen).to(self.device)
         if dr.com_offset:
             off = torch.zeros(n, len(DYNAMICS_BODIES), 3)
             b = DYNAMICS_BODIES.index(dr.com_offset_body)
