@@ -76,7 +76,8 @@ def _default_params() -> list[str]:
 def _default_ranges() -> dict[str, list[float]]:
     return {"kp_scale": [0.3, 1.5], "kd_scale": [0.3, 1.5], "motor_strength": [0.5, 1.2], "joint_damping": [0.0, 1.0],
             "joint_frictionloss": [0.0, 1.0], "joint_armature": [0.005, 0.1], "base_mass": [-3.0, 3.0],
-            "base_com": [-0.05, 0.05], "friction": [0.3, 1.5], "action_delay": [0, 2], "substep_delay": [0, 3]}  # fmt: skip
+            "base_com": [-0.05, 0.05], "friction": [0.3, 1.5], "action_delay": [0, 2],
+            "substep_delay": [0, 3]}  # fmt: skip
 
 
 INTEGER_PARAMS = ("action_delay", "substep_delay")
