@@ -103,9 +103,11 @@ def test_curricula_move_with_episode_length(sim, lib):
 
 
 def test_domain_randomisation_reaches_the_simulator(sim, lib):
-    dr = DomainRandConfig(friction=True, kp_kd=True, control_delay=True, link_mass=True, com_offset=True)
+    dr = DomainRandConfig(friction=True, kp_kd=True, control_delay=True, link_mass=True, com_offset=True,
+                          substep_delay=True, substep_delay_range=(1, 2))  # fmt: skip
     env = _env(sim, lib, domain_rand=dr)
     d = sim.get_dynamics()
+    assert set(d.substep_delay.tolist()) <= {1, 2}
     assert bool(((d.friction >= 0.5) & (d.friction <= 1.25)).all())
     assert bool(((d.kp_scale >= 0.75) & (d.kp_scale <= 1.25)).all()) and float(d.kp_scale.std()) > 0
     assert set(d.action_delay.tolist()) <= {0, 1, 2}
