@@ -125,3 +125,19 @@ def test_far_threshold_tightens_with_timeout_rate(sim, lib):
     assert env.timeout_rate == pytest.approx(1.0) and env.far_threshold == pytest.approx(0.25)
     env._after_episodes(done, done, env.motion_time())  # all fail
     assert env.far_threshold == pytest.approx(0.5)
+
+
+def test_init_noise_clean_ratio_keeps_some_starts_exact(lib):
+    from envs.tracking.config import InitNoiseConfig
+
+    n = 16
+    sim = make_simulator(SimConfig(num_envs=n, threads=1))
+    env = TrackingEnv(TrackingEnvConfig(init_noise=InitNoiseConfig(level=1.0, clean_ratio=0.5)), sim, lib)
+    env.reset_to(torch.zeros(n, dtype=torch.long), torch.zeros(n))
+    q = sim.get_joint_state()[0]
+    ref = lib.get_state(torch.zeros(n, dtype=torch.long), torch.zeros(n)).dof_pos
+    ref = torch.maximum(torch.minimum(ref, env.pos_upper), env.pos_lower)
+    clean = (q - ref).abs().amax(dim=-1) < 1e-5
+    assert 0 < int(clean.sum()) < n  # some starts exact, the others perturbed (P(all alike) = 2^-15)
+    assert float((q - ref).abs().amax(dim=-1)[~clean].min()) > 1e-3
+    sim.close()

@@ -280,6 +280,9 @@ class InitNoiseConfig:
     """Gaussian sigma on the root angular velocity (rad/s)."""
     root_rot_deg: float = 10.0
     """Root rotation noise: random axis, angle U(0, this) degrees."""
+    clean_ratio: float = 0.0
+    """Share of resets, drawn per reset, that start exactly at the reference state although ``level`` > 0 (keeps
+    clean starts in a fine-tuning that also learns to recover from perturbed ones)."""
 
 
 @dataclass

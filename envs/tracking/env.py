@@ -223,17 +223,24 @@ class TrackingEnv:
         if lvl > 0:
             root_pos, root_quat, lin, ang, q, qd = (x.clone() for x in (root_pos, root_quat, lin, ang, q, qd))
 
+            keep = None
+            if nz.clean_ratio > 0:  # per reset: perturbed (1) or clean (0)
+                keep = (torch.rand(n, 1, generator=self.gen) >= nz.clean_ratio).float().to(self.device)
+
             def g(*shape: int) -> torch.Tensor:
-                return torch.randn(*shape, generator=self.gen).to(self.device)
+                x = torch.randn(*shape, generator=self.gen).to(self.device)
+                return x if keep is None else x * keep
 
             root_pos += lvl * nz.root_pos * g(n, 3)
             lin += lvl * nz.root_vel * g(n, 3)
             ang += lvl * nz.root_ang_vel * g(n, 3)
             q += lvl * nz.dof_pos * g(n, self.num_actions)
             qd += lvl * nz.dof_vel * g(n, self.num_actions)
-            axis = g(n, 3)
+            axis = torch.randn(n, 3, generator=self.gen).to(self.device)
             axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-9)
             angle = lvl * math.radians(nz.root_rot_deg) * torch.rand(n, 1, generator=self.gen).to(self.device)
+            if keep is not None:
+                angle = angle * keep
             root_quat = quat_normalize(quat_mul(axis_angle_to_quat(axis * angle), root_quat))
         q = torch.maximum(torch.minimum(q, self.pos_upper), self.pos_lower)
         root_state = torch.cat([root_pos, root_quat, lin, ang], dim=-1)
