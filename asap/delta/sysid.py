@@ -185,6 +185,7 @@ class SearchSpace:
         if len(set(cfg.params)) != len(cfg.params):
             raise ValueError(f"params names a parameter twice: {cfg.params}")
         max_delay = SimConfig().max_action_delay
+        max_substeps = SimConfig().spec.decimation - 1
         lo, hi = [], []
         for name in cfg.params:
             kind, _, sub = name.partition(".")
@@ -202,8 +203,8 @@ class SearchSpace:
                                  f"low < high, got {r}")  # fmt: skip
             if kind == "action_delay" and (float(r[0]) < 0 or float(r[1]) > max_delay):
                 raise ValueError(f"action_delay must stay in [0, {max_delay}] control steps, got {r}")
-            if kind == "substep_delay" and (float(r[0]) < 0 or float(r[1]) > 3):
-                raise ValueError(f"substep_delay must stay in [0, 3] physics substeps, got {r}")
+            if kind == "substep_delay" and (float(r[0]) < 0 or float(r[1]) > max_substeps):
+                raise ValueError(f"substep_delay must stay in [0, {max_substeps}] physics substeps, got {r}")
             lo.append(float(r[0]))
             hi.append(float(r[1]))
         extra = sorted(set(cfg.grid) - set(cfg.params))

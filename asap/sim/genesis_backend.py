@@ -235,13 +235,15 @@ class GenesisSimulator:
             self._torque_mode = False
             command = self._queue.push(cmd)
         late = self._dyn.substep_delay
-        delayed = bool(late.any()) and not switched  # type: ignore[union-attr]
-        previous = self._applied.clone()
-        for i in range(self.spec.decimation):
-            if i == 0 or delayed:
-                now = torch.where((late > i)[:, None], previous, command) if delayed else command  # type: ignore[operator]
-                self._apply(now)
-            self.scene.step()
+        if bool(late.any()) and not switched:  # type: ignore[union-attr]
+            # the first `late` substeps of an env still apply the command before this one (sub-step latency)
+            for i in range(self.spec.decimation):
+                self._apply(torch.where((late > i)[:, None], self._applied, command))  # type: ignore[operator]
+                self.scene.step()
+        else:
+            self._apply(command)
+            for _ in range(self.spec.decimation):
+                self.scene.step()
         self._applied = command.clone()
         self._stale[:] = False
 

@@ -265,10 +265,9 @@ class MujocoSimulator:
         late = _np(self._dyn.substep_delay)
         if late.any() and not switched:
             # the first `late` substeps of an env still apply the command before this one (sub-step latency)
-            previous = self._applied.copy()
             self._flush()
             for i in range(self.spec.decimation):
-                self._apply(np.where((late > i)[:, None], previous, command))
+                self._apply(np.where((late > i)[:, None], self._applied, command))
                 self.batch.step(nstep=1, stage=_VEL)
         else:
             self._apply(command)

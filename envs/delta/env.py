@@ -135,9 +135,7 @@ class DeltaEnv:
         prev = self._shape(self.logs.frame_action(m, (f0 - 1).clamp(min=0)), None)
         self.targets[ids] = self._shape(self.logs.frame_action(m, f0), prev)
         self.prev_targets[ids] = prev
-        set_previous = getattr(self.sim, "set_previous_targets", None)  # an aligned simulator replaying the window
-        if set_previous is not None:
-            set_previous(ids, prev)
+        self.sim.set_previous_targets(ids, prev)  # in flight during a latency; π^Δ's previous action (aligned sim)
         self.delta[ids] = 0.0
         self.last_delta[ids] = 0.0
         self.delta_full[ids] = 0.0
