@@ -158,6 +158,47 @@ def test_smoothness_pass_makes_the_mean_action_smoother(tmp_path, motion_file):
         rsl_train_cfg(load_config(PretrainConfig, None, ["ppo.smoothness_coef=1", "ppo.separate_optimizers=false"]))
 
 
+def test_anchor_pass_pulls_the_mean_action_back_to_the_first_update(tmp_path, motion_file):
+    from asap.rl.runner import Trainer
+
+    cfg = load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}", "run.logger=none",
+                                              "ppo.anchor_coef=10.0", *TINY])  # fmt: skip
+    assert rsl_train_cfg(cfg)["algorithm"]["anchor_coef"] == 10.0
+    tr = Trainer(cfg)
+    alg = tr.runner.alg
+    obs = tr.vec.get_observations()
+    alg.train_mode()
+    with torch.inference_mode():
+        for _ in range(cfg.ppo.num_steps_per_env):
+            obs, rew, dones, extras = tr.vec.step(alg.act(obs))
+            alg.process_env_step(obs, rew, dones, extras)
+    with torch.inference_mode():
+        alg.compute_returns(obs)
+    start = {k: v.clone() for k, v in alg.actor.state_dict().items()}
+    alg.update()  # the first update freezes a copy of the actor as it was before it
+    assert alg.anchor is not None
+    assert all(torch.equal(start[k], v) for k, v in alg.anchor.state_dict().items())
+
+    def distance() -> float:
+        with torch.no_grad():
+            o = alg.storage.observations
+            return (alg.actor(o) - alg.anchor(o)).pow(2).mean().item()
+
+    with torch.no_grad():  # move the actor away from the anchor, then let the passes pull it back
+        for p in alg.actor.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    before = distance()
+    passes = [alg._anchor_pass() for _ in range(30)]
+    assert before > 0 and passes[0] == pytest.approx(before, rel=0.5) and distance() < 0.3 * before
+    ck = tr.save(tmp_path / "model_1.pt")  # a resumed run keeps the anchor it had, not the resumed actor
+    resumed = Trainer(load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}/r",
+                                                         "run.logger=none", "ppo.anchor_coef=10.0",
+                                                         f"run.resume={ck}", *TINY]))  # fmt: skip
+    assert all(torch.equal(alg.anchor.state_dict()[k], v) for k, v in resumed.runner.alg.anchor.state_dict().items())
+    with pytest.raises(ValueError, match="separate_optimizers"):
+        rsl_train_cfg(load_config(PretrainConfig, None, ["ppo.anchor_coef=1", "ppo.separate_optimizers=false"]))
+
+
 def test_set_action_std_on_both_parameterisations():
     from rsl_rl.modules.distribution import GaussianDistribution
 

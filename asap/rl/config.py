@@ -57,6 +57,10 @@ class PPOConfig:
     smoothness_coef: float = 0.0
     """Weight of the temporal smoothness of the actor's mean action (CAPS' temporal term; 0: off, as the
     reference). Needs ``separate_optimizers``."""
+    anchor_coef: float = 0.0
+    """Weight of the squared distance of the actor's mean action from a frozen copy of the actor as it was at the
+    first update (the loaded checkpoint when fine-tuning), on the rollout's observations (0: off). Needs
+    ``separate_optimizers``."""
 
 
 @dataclass
@@ -148,8 +152,9 @@ def rsl_train_cfg(cfg: PretrainConfig) -> dict[str, Any]:
     if p.separate_optimizers:
         alg["critic_learning_rate"] = p.critic_learning_rate
         alg["smoothness_coef"] = p.smoothness_coef
-    elif p.smoothness_coef > 0:
-        raise ValueError("ppo.smoothness_coef needs ppo.separate_optimizers=true")
+        alg["anchor_coef"] = p.anchor_coef
+    elif p.smoothness_coef > 0 or p.anchor_coef > 0:
+        raise ValueError("ppo.smoothness_coef and ppo.anchor_coef need ppo.separate_optimizers=true")
     logger: Any = "tensorboard"
     if cfg.run.logger == "wandb":
         logger = {"class_name": "WandbLogWriter", "project_name": cfg.run.wandb_project}

@@ -10,10 +10,16 @@ over the rollout's consecutive observation pairs minimises the squared change of
 step to the next (the temporal term of CAPS, Mysore et al. 2021, "Regularizing Action Policies for Smooth Control
 with Reinforcement Learning"). Unlike an action-rate reward, which mostly penalises the sampled exploration noise,
 it acts on the mean that is deployed and leaves exploration alone.
+
+And it can keep the actor near where it started (``anchor_coef``): a frozen copy of the actor taken at the first
+update (when fine-tuning: the loaded pretraining checkpoint, with its observation normaliser) and one pass after each
+update that shrinks the squared distance of the mean action from the copy's on the rollout's observations -- a
+behaviour-cloning regulariser that lets PPO change the policy where the return asks for it and holds it elsewhere.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -88,11 +94,15 @@ class SplitPPO(PPO):
     temporal smoothness of the actor's mean (``smoothness_coef``, see module docstring)."""
 
     def __init__(
-        self, *args: Any, critic_learning_rate: float = 1e-3, smoothness_coef: float = 0.0, **kwargs: Any
-    ) -> None:
+        self, *args: Any, critic_learning_rate: float = 1e-3, smoothness_coef: float = 0.0,
+        anchor_coef: float = 0.0, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.critic_learning_rate = critic_learning_rate
         self.smoothness_coef = smoothness_coef
+        self.anchor_coef = anchor_coef
+        self.anchor: Any = None
+        """Frozen copy of the actor the anchor pass pulls towards (taken at the first update)."""
         self.optimizer = SplitOptimizer(  # type: ignore[assignment]
             self.actor.parameters(), self.critic.parameters(), self.learning_rate, critic_learning_rate
         )
@@ -100,10 +110,35 @@ class SplitPPO(PPO):
     def update(self) -> dict[str, float]:
         """rsl-rl's PPO update, then (``smoothness_coef`` > 0) the smoothness pass; adds ``smoothness`` (the mean
         squared step-to-step change of the mean action before the pass) to the loss dict."""
+        if self.anchor_coef > 0 and self.anchor is None:
+            self.anchor = copy.deepcopy(self.actor).eval().requires_grad_(False)
         losses = super().update()
         if self.smoothness_coef > 0:
             losses["smoothness"] = self._smoothness_pass()
+        if self.anchor_coef > 0:
+            losses["anchor"] = self._anchor_pass()
         return losses
+
+    def _anchor_pass(self) -> float:
+        """One epoch over the rollout just used, envs split into ``num_mini_batches`` groups, one actor Adam step per
+        group on coef x the mean squared distance (policy units) of the mean action from the anchor's."""
+        obs = self.storage.observations
+        n = self.storage.dones.shape[1]
+        groups = torch.randperm(n, device=self.storage.dones.device).chunk(max(1, min(self.num_mini_batches, n)))
+        total = 0.0
+        for idx in groups:
+            o = obs[:, idx]
+            with torch.no_grad():
+                target = self.anchor(o)
+            loss = (self.actor(o) - target).pow(2).mean()
+            self.optimizer.actor.zero_grad()
+            (self.anchor_coef * loss).backward()
+            if self.is_multi_gpu:
+                self.reduce_parameters()
+            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
+            self.optimizer.actor.step()
+            total += float(loss.detach())
+        return total / len(groups)
 
     def _smoothness_pass(self) -> float:
         """One epoch over the rollout just used (rsl-rl's ``storage.clear`` only rewinds its cursor), envs split

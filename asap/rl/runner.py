@@ -13,6 +13,7 @@ exports, and its stop decisions (time budget, success) hold for all ranks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -134,6 +135,9 @@ class Trainer:
             "motion_lengths_s": [float(x) for x in self.motion_lib.motion_lengths],
             "clips": [fp.to_dict() for fp in self.clips],
         }
+        anchor = getattr(self.runner.alg, "anchor", None)
+        if anchor is not None:  # ppo.anchor_coef: the frozen actor a resumed run must keep pulling towards
+            infos["ppo_anchor"] = anchor.state_dict()
         self.runner.save(str(path), infos=infos)
         return path
 
@@ -145,6 +149,10 @@ class Trainer:
         self.history = list(infos.get("history", []))
         self.evals = list(infos.get("evals", []))
         self.train_time = float(infos.get("train_time_s", 0.0))
+        if "ppo_anchor" in infos and getattr(self.runner.alg, "anchor_coef", 0.0) > 0:
+            anchor = copy.deepcopy(self.runner.alg.actor).eval().requires_grad_(False)
+            anchor.load_state_dict(infos["ppo_anchor"])
+            self.runner.alg.anchor = anchor
         self.runner.current_learning_iteration += 1
         if self.dist.is_main:
             print(f"resumed from {path} at iteration {self.runner.current_learning_iteration}", flush=True)
