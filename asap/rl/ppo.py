@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -108,8 +109,10 @@ class SplitPPO(PPO):
         )
 
     def update(self) -> dict[str, float]:
-        """rsl-rl's PPO update, then (``smoothness_coef`` > 0) the smoothness pass; adds ``smoothness`` (the mean
-        squared step-to-step change of the mean action before the pass) to the loss dict."""
+        """rsl-rl's PPO update, then the smoothness pass (``smoothness_coef`` > 0) and the anchor pass
+        (``anchor_coef`` > 0; the first update freezes the anchor); adds ``smoothness`` (the mean squared
+        step-to-step change of the mean action before the pass) and ``anchor`` (the mean squared distance of the mean
+        action from the anchor's before the pass) to the loss dict."""
         if self.anchor_coef > 0 and self.anchor is None:
             self.anchor = copy.deepcopy(self.actor).eval().requires_grad_(False)
         losses = super().update()
@@ -119,20 +122,18 @@ class SplitPPO(PPO):
             losses["anchor"] = self._anchor_pass()
         return losses
 
-    def _anchor_pass(self) -> float:
-        """One epoch over the rollout just used, envs split into ``num_mini_batches`` groups, one actor Adam step per
-        group on coef x the mean squared distance (policy units) of the mean action from the anchor's."""
-        obs = self.storage.observations
-        n = self.storage.dones.shape[1]
-        groups = torch.randperm(n, device=self.storage.dones.device).chunk(max(1, min(self.num_mini_batches, n)))
+    def _actor_pass(self, coef: float, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> float:
+        """One epoch over the rollout just used (rsl-rl's ``storage.clear`` only rewinds its cursor), envs split into
+        ``num_mini_batches`` groups, one actor Adam step per group on ``coef`` x ``loss_of(env indices)``; returns the
+        mean loss before the steps."""
+        dones = self.storage.dones
+        n = dones.shape[1]
+        groups = torch.randperm(n, device=dones.device).chunk(max(1, min(self.num_mini_batches, n)))
         total = 0.0
         for idx in groups:
-            o = obs[:, idx]
-            with torch.no_grad():
-                target = self.anchor(o)
-            loss = (self.actor(o) - target).pow(2).mean()
+            loss = loss_of(idx)
             self.optimizer.actor.zero_grad()
-            (self.anchor_coef * loss).backward()
+            (coef * loss).backward()
             if self.is_multi_gpu:
                 self.reduce_parameters()
             torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
@@ -141,20 +142,21 @@ class SplitPPO(PPO):
         return total / len(groups)
 
     def _smoothness_pass(self) -> float:
-        """One epoch over the rollout just used (rsl-rl's ``storage.clear`` only rewinds its cursor), envs split
-        into ``num_mini_batches`` groups, one actor Adam step per group on coef x :func:`temporal_smoothness`."""
+        """:meth:`_actor_pass` on :func:`temporal_smoothness` of the actor's mean actions."""
         obs, dones = self.storage.observations, self.storage.dones
-        n = dones.shape[1]
-        groups = torch.randperm(n, device=dones.device).chunk(max(1, min(self.num_mini_batches, n)))
-        total = 0.0
-        for idx in groups:
-            means = self.actor(obs[:, idx])
-            loss = temporal_smoothness(means, dones[:, idx])
-            self.optimizer.actor.zero_grad()
-            (self.smoothness_coef * loss).backward()
-            if self.is_multi_gpu:
-                self.reduce_parameters()
-            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
-            self.optimizer.actor.step()
-            total += float(loss.detach())
-        return total / len(groups)
+        return self._actor_pass(
+            self.smoothness_coef, lambda idx: temporal_smoothness(self.actor(obs[:, idx]), dones[:, idx])
+        )
+
+    def _anchor_pass(self) -> float:
+        """:meth:`_actor_pass` on the mean squared distance (policy units) of the actor's mean action from the
+        anchor's."""
+        obs = self.storage.observations
+
+        def distance(idx: torch.Tensor) -> torch.Tensor:
+            o = obs[:, idx]
+            with torch.no_grad():
+                target = self.anchor(o)
+            return (self.actor(o) - target).pow(2).mean()
+
+        return self._actor_pass(self.anchor_coef, distance)
