@@ -127,6 +127,26 @@ def test_far_threshold_tightens_with_timeout_rate(sim, lib):
     assert env.far_threshold == pytest.approx(0.5)
 
 
+def test_init_noise_tilt_only_rotates_about_horizontal_axes(lib):
+    from asap.utils.rotations import quat_conj, quat_mul
+    from envs.tracking.config import InitNoiseConfig
+
+    n = 16
+    sim = make_simulator(SimConfig(num_envs=n, threads=1))
+    ids, t0 = torch.zeros(n, dtype=torch.long), torch.zeros(n)
+    ref = lib.get_state(ids, t0).root_quat
+    for tilt in (True, False):
+        cfg = InitNoiseConfig(level=1.0, root_rot_deg=10.0, root_rot_tilt_only=tilt)
+        env = TrackingEnv(TrackingEnvConfig(init_noise=cfg), sim, lib)
+        env.reset_to(ids, t0)
+        noise = quat_mul(sim.get_root_state()[:, 3:7], quat_conj(ref))  # world-frame rotation applied, wxyz
+        angle = 2 * torch.atan2(noise[:, 1:].norm(dim=-1), noise[:, 0].abs())
+        assert float(angle.max()) > 0.02  # perturbed
+        vertical = noise[:, 3].abs() / noise[:, 1:].norm(dim=-1).clamp(min=1e-9)  # |axis_z|
+        assert (float(vertical.max()) < 1e-4) if tilt else (float(vertical.max()) > 0.1)
+    sim.close()
+
+
 def test_init_noise_clean_ratio_keeps_some_starts_exact(lib):
     from envs.tracking.config import InitNoiseConfig
 

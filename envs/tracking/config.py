@@ -280,6 +280,9 @@ class InitNoiseConfig:
     """Gaussian sigma on the root angular velocity (rad/s)."""
     root_rot_deg: float = 10.0
     """Root rotation noise: random axis, angle U(0, this) degrees."""
+    root_rot_tilt_only: bool = False
+    """Draw the root rotation noise's axis in the horizontal plane: roll/pitch tilts about the world x/y axes, no
+    rotation about the vertical (the reference draws any axis)."""
     clean_ratio: float = 0.0
     """Share of resets, drawn per reset, that start exactly at the reference state although ``level`` > 0 (keeps
     clean starts in a fine-tuning that also learns to recover from perturbed ones)."""

@@ -237,6 +237,8 @@ class TrackingEnv:
             q += lvl * nz.dof_pos * g(n, self.num_actions)
             qd += lvl * nz.dof_vel * g(n, self.num_actions)
             axis = torch.randn(n, 3, generator=self.gen).to(self.device)
+            if nz.root_rot_tilt_only:
+                axis[:, 2] = 0.0
             axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-9)
             angle = lvl * math.radians(nz.root_rot_deg) * torch.rand(n, 1, generator=self.gen).to(self.device)
             if keep is not None:
