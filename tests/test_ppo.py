@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import torch
@@ -131,13 +132,10 @@ def test_temporal_smoothness_skips_pairs_across_episode_ends():
     assert temporal_smoothness(means, torch.ones(4, 1)).item() == 0.0
 
 
-def test_smoothness_pass_makes_the_mean_action_smoother(tmp_path, motion_file):
-    from asap.rl.ppo import temporal_smoothness
+def _trainer_after_one_rollout(cfg: PretrainConfig) -> tuple[Any, Any]:
+    """A Trainer of ``cfg`` whose PPO storage holds one rollout (no update yet), and the last observations."""
     from asap.rl.runner import Trainer
 
-    cfg = load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}", "run.logger=none",
-                                              "ppo.smoothness_coef=10.0", *TINY])  # fmt: skip
-    assert rsl_train_cfg(cfg)["algorithm"]["smoothness_coef"] == 10.0
     tr = Trainer(cfg)
     alg = tr.runner.alg
     obs = tr.vec.get_observations()
@@ -146,6 +144,17 @@ def test_smoothness_pass_makes_the_mean_action_smoother(tmp_path, motion_file):
         for _ in range(cfg.ppo.num_steps_per_env):
             obs, rew, dones, extras = tr.vec.step(alg.act(obs))
             alg.process_env_step(obs, rew, dones, extras)
+    return tr, obs
+
+
+def test_smoothness_pass_makes_the_mean_action_smoother(tmp_path, motion_file):
+    from asap.rl.ppo import temporal_smoothness
+
+    cfg = load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}", "run.logger=none",
+                                              "ppo.smoothness_coef=10.0", *TINY])  # fmt: skip
+    assert rsl_train_cfg(cfg)["algorithm"]["smoothness_coef"] == 10.0
+    tr, obs = _trainer_after_one_rollout(cfg)
+    alg = tr.runner.alg
 
     def smoothness() -> float:
         with torch.no_grad():
@@ -164,14 +173,8 @@ def test_anchor_pass_pulls_the_mean_action_back_to_the_first_update(tmp_path, mo
     cfg = load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}", "run.logger=none",
                                               "ppo.anchor_coef=10.0", *TINY])  # fmt: skip
     assert rsl_train_cfg(cfg)["algorithm"]["anchor_coef"] == 10.0
-    tr = Trainer(cfg)
+    tr, obs = _trainer_after_one_rollout(cfg)
     alg = tr.runner.alg
-    obs = tr.vec.get_observations()
-    alg.train_mode()
-    with torch.inference_mode():
-        for _ in range(cfg.ppo.num_steps_per_env):
-            obs, rew, dones, extras = tr.vec.step(alg.act(obs))
-            alg.process_env_step(obs, rew, dones, extras)
     with torch.inference_mode():
         alg.compute_returns(obs)
     start = {k: v.clone() for k, v in alg.actor.state_dict().items()}

@@ -114,13 +114,21 @@ class SplitPPO(PPO):
         step-to-step change of the mean action before the pass) and ``anchor`` (the mean squared distance of the mean
         action from the anchor's before the pass) to the loss dict."""
         if self.anchor_coef > 0 and self.anchor is None:
-            self.anchor = copy.deepcopy(self.actor).eval().requires_grad_(False)
+            self.set_anchor()
         losses = super().update()
         if self.smoothness_coef > 0:
             losses["smoothness"] = self._smoothness_pass()
         if self.anchor_coef > 0:
             losses["anchor"] = self._anchor_pass()
         return losses
+
+    def set_anchor(self, state: dict[str, Any] | None = None) -> None:
+        """Freeze a copy of the actor as the anchor (``anchor_coef``), with the weights and normaliser of ``state`` (an
+        actor state dict, e.g. from a checkpoint) or, without it, the actor's current ones."""
+        anchor = copy.deepcopy(self.actor).eval().requires_grad_(False)
+        if state is not None:
+            anchor.load_state_dict(state)
+        self.anchor = anchor
 
     def _actor_pass(self, coef: float, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> float:
         """One epoch over the rollout just used (rsl-rl's ``storage.clear`` only rewinds its cursor), envs split into

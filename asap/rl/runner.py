@@ -13,7 +13,6 @@ exports, and its stop decisions (time budget, success) hold for all ranks.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import math
@@ -150,9 +149,7 @@ class Trainer:
         self.evals = list(infos.get("evals", []))
         self.train_time = float(infos.get("train_time_s", 0.0))
         if "ppo_anchor" in infos and getattr(self.runner.alg, "anchor_coef", 0.0) > 0:
-            anchor = copy.deepcopy(self.runner.alg.actor).eval().requires_grad_(False)
-            anchor.load_state_dict(infos["ppo_anchor"])
-            self.runner.alg.anchor = anchor
+            self.runner.alg.set_anchor(infos["ppo_anchor"])
         self.runner.current_learning_iteration += 1
         if self.dist.is_main:
             print(f"resumed from {path} at iteration {self.runner.current_learning_iteration}", flush=True)
