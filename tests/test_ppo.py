@@ -132,6 +132,19 @@ def test_temporal_smoothness_skips_pairs_across_episode_ends():
     assert temporal_smoothness(means, torch.ones(4, 1)).item() == 0.0
 
 
+def _actor_pass_cfg(out_dir: Any, motion_file: Any, coef: str, *extra: str) -> PretrainConfig:
+    """A tiny pretraining config with ``ppo.<coef>`` (an actor-pass coefficient) at 10 and ``extra`` overrides."""
+    overrides = [f"motion={motion_file}", f"run.out_dir={out_dir}", "run.logger=none", f"ppo.{coef}=10.0", *extra]
+    return load_config(PretrainConfig, None, [*overrides, *TINY])
+
+
+@pytest.mark.parametrize("coef", ["smoothness_coef", "anchor_coef"])
+def test_actor_pass_coefficients_reach_ppo_and_need_separate_optimizers(coef):
+    assert rsl_train_cfg(load_config(PretrainConfig, None, [f"ppo.{coef}=10.0"]))["algorithm"][coef] == 10.0
+    with pytest.raises(ValueError, match="separate_optimizers"):
+        rsl_train_cfg(load_config(PretrainConfig, None, [f"ppo.{coef}=1", "ppo.separate_optimizers=false"]))
+
+
 def _trainer_after_one_rollout(cfg: PretrainConfig) -> tuple[Any, Any]:
     """A Trainer of ``cfg`` whose PPO storage holds one rollout (no update yet), and the last observations."""
     from asap.rl.runner import Trainer
@@ -150,10 +163,7 @@ def _trainer_after_one_rollout(cfg: PretrainConfig) -> tuple[Any, Any]:
 def test_smoothness_pass_makes_the_mean_action_smoother(tmp_path, motion_file):
     from asap.rl.ppo import temporal_smoothness
 
-    cfg = load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}", "run.logger=none",
-                                              "ppo.smoothness_coef=10.0", *TINY])  # fmt: skip
-    assert rsl_train_cfg(cfg)["algorithm"]["smoothness_coef"] == 10.0
-    tr, obs = _trainer_after_one_rollout(cfg)
+    tr, obs = _trainer_after_one_rollout(_actor_pass_cfg(tmp_path, motion_file, "smoothness_coef"))
     alg = tr.runner.alg
 
     def smoothness() -> float:
@@ -163,17 +173,12 @@ def test_smoothness_pass_makes_the_mean_action_smoother(tmp_path, motion_file):
     before = smoothness()
     passes = [alg._smoothness_pass() for _ in range(30)]
     assert passes[0] == pytest.approx(before, rel=0.5) and smoothness() < 0.5 * before
-    with pytest.raises(ValueError, match="separate_optimizers"):
-        rsl_train_cfg(load_config(PretrainConfig, None, ["ppo.smoothness_coef=1", "ppo.separate_optimizers=false"]))
 
 
 def test_anchor_pass_pulls_the_mean_action_back_to_the_first_update(tmp_path, motion_file):
     from asap.rl.runner import Trainer
 
-    cfg = load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}", "run.logger=none",
-                                              "ppo.anchor_coef=10.0", *TINY])  # fmt: skip
-    assert rsl_train_cfg(cfg)["algorithm"]["anchor_coef"] == 10.0
-    tr, obs = _trainer_after_one_rollout(cfg)
+    tr, obs = _trainer_after_one_rollout(_actor_pass_cfg(tmp_path, motion_file, "anchor_coef"))
     alg = tr.runner.alg
     with torch.inference_mode():
         alg.compute_returns(obs)
@@ -194,12 +199,8 @@ def test_anchor_pass_pulls_the_mean_action_back_to_the_first_update(tmp_path, mo
     passes = [alg._anchor_pass() for _ in range(30)]
     assert before > 0 and passes[0] == pytest.approx(before, rel=0.5) and distance() < 0.3 * before
     ck = tr.save(tmp_path / "model_1.pt")  # a resumed run keeps the anchor it had, not the resumed actor
-    resumed = Trainer(load_config(PretrainConfig, None, [f"motion={motion_file}", f"run.out_dir={tmp_path}/r",
-                                                         "run.logger=none", "ppo.anchor_coef=10.0",
-                                                         f"run.resume={ck}", *TINY]))  # fmt: skip
+    resumed = Trainer(_actor_pass_cfg(tmp_path / "r", motion_file, "anchor_coef", f"run.resume={ck}"))
     assert all(torch.equal(alg.anchor.state_dict()[k], v) for k, v in resumed.runner.alg.anchor.state_dict().items())
-    with pytest.raises(ValueError, match="separate_optimizers"):
-        rsl_train_cfg(load_config(PretrainConfig, None, ["ppo.anchor_coef=1", "ppo.separate_optimizers=false"]))
 
 
 def test_set_action_std_on_both_parameterisations():

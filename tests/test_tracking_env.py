@@ -29,6 +29,14 @@ def sim():
     s.close()
 
 
+@pytest.fixture
+def sim16():
+    """16 envs: enough draws for the initial-state noise tests' statistics."""
+    s = make_simulator(SimConfig(num_envs=16, threads=1))
+    yield s
+    s.close()
+
+
 def _env(sim, lib, **kw) -> TrackingEnv:
     cfg = TrackingEnvConfig(**kw)
     return TrackingEnv(cfg, sim, lib)
@@ -127,12 +135,11 @@ def test_far_threshold_tightens_with_timeout_rate(sim, lib):
     assert env.far_threshold == pytest.approx(0.5)
 
 
-def test_init_noise_tilt_only_rotates_about_horizontal_axes(lib):
+def test_init_noise_tilt_only_rotates_about_horizontal_axes(lib, sim16):
     from asap.utils.rotations import quat_conj, quat_mul
     from envs.tracking.config import InitNoiseConfig
 
-    n = 16
-    sim = make_simulator(SimConfig(num_envs=n, threads=1))
+    sim, n = sim16, sim16.num_envs
     ids, t0 = torch.zeros(n, dtype=torch.long), torch.zeros(n)
     ref = lib.get_state(ids, t0).root_quat
     for tilt in (True, False):
@@ -144,14 +151,12 @@ def test_init_noise_tilt_only_rotates_about_horizontal_axes(lib):
         assert float(angle.max()) > 0.02  # perturbed
         vertical = noise[:, 3].abs() / noise[:, 1:].norm(dim=-1).clamp(min=1e-9)  # |axis_z|
         assert (float(vertical.max()) < 1e-4) if tilt else (float(vertical.max()) > 0.1)
-    sim.close()
 
 
-def test_init_noise_clean_ratio_keeps_some_starts_exact(lib):
+def test_init_noise_clean_ratio_keeps_some_starts_exact(lib, sim16):
     from envs.tracking.config import InitNoiseConfig
 
-    n = 16
-    sim = make_simulator(SimConfig(num_envs=n, threads=1))
+    sim, n = sim16, sim16.num_envs
     env = TrackingEnv(TrackingEnvConfig(init_noise=InitNoiseConfig(level=1.0, clean_ratio=0.5)), sim, lib)
     env.reset_to(torch.zeros(n, dtype=torch.long), torch.zeros(n))
     q = sim.get_joint_state()[0]
@@ -160,4 +165,3 @@ def test_init_noise_clean_ratio_keeps_some_starts_exact(lib):
     clean = (q - ref).abs().amax(dim=-1) < 1e-5
     assert 0 < int(clean.sum()) < n  # some starts exact, the others perturbed (P(all alike) = 2^-15)
     assert float((q - ref).abs().amax(dim=-1)[~clean].min()) > 1e-3
-    sim.close()
