@@ -90,6 +90,34 @@ def test_finetune_needs_something_to_fine_tune_against(tmp_path, pretrained):
     assert finetune(other)["iterations"] >= 1
 
 
+def test_checkpoints_name_their_clips_from_any_directory(tmp_path, monkeypatch):
+    """A run trained on a clip named relative to its working directory stores the clip's absolute path, so that
+    `asap finetune` finds it from another directory (shipped clip names stay as written); a clip that is gone is
+    refused in one line naming the override."""
+    from asap.delta.finetune import checkpoint_config
+    from asap.rl.runner import portable_motion_spec, pretrain
+
+    work = tmp_path / "work"
+    work.mkdir()
+    synthetic_motion(num_frames=16, fps=50, speed=(0, 0, 0), yaw_rate=0.0, amplitude=0.05).save(work / "clip.npz")
+    monkeypatch.chdir(work)
+    assert (
+        portable_motion_spec("clip.npz, motions/builtin/arm_wave.npz")
+        == f"{work / 'clip.npz'},motions/builtin/arm_wave.npz"
+    )
+    cfg = load_config(PretrainConfig, None, ["motion=clip.npz", "run.out_dir=pre", "run.max_iterations=1", *TINY])
+    ck = pretrain(cfg)["checkpoint"]
+    monkeypatch.chdir(tmp_path)
+    assert checkpoint_config(str(work / ck)).motion == str(work / "clip.npz")
+    assert str(work / "clip.npz") in (work / "pre" / "config.yaml").read_text()
+    gone = load_config(FinetuneConfig, None, [f"checkpoint={work / ck}", "pretrain.motion=gone.npz"])
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"gone.npz does not exist \(the checkpoint's training clip\): give pretrain.motion=PATH",
+    ):
+        finetune(gone)
+
+
 def test_finetune_options_mask_and_scale():
     from asap.sim.base import SimConfig, make_simulator
 

@@ -134,11 +134,15 @@ def domain_rand_on(pcfg: PretrainConfig) -> bool:
 
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune (see module docstring); returns the summary written to ``out_dir/metrics.json``."""
-    from asap.rl.runner import Trainer
+    from asap.rl.runner import Trainer, motion_sources
 
     os.environ.setdefault("WANDB_SILENT", "true")
     pretrained = checkpoint_config(cfg.checkpoint)
     pcfg = pretrain_config_for(cfg, pretrained)
+    try:
+        motion_sources(pcfg.motion)
+    except FileNotFoundError as e:  # a checkpoint saved before its clip paths were stored absolute, or moved
+        raise FileNotFoundError(f"{e} (the checkpoint's training clip): give pretrain.motion=PATH") from None
     model = load_delta(cfg.delta, pcfg.variant) if cfg.delta else None
     if model is not None and model.meta.variant != pcfg.variant:
         raise ValueError(f"delta model is for {model.meta.variant}, the policy for {pcfg.variant}")

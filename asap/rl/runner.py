@@ -47,6 +47,14 @@ def motion_sources(spec: str) -> list[str]:
     return items
 
 
+def portable_motion_spec(spec: str) -> str:
+    """``spec`` (a ``motion`` setting) with every local relative path made absolute, so that a config saved with a
+    run (``config.yaml``, checkpoints) names the same files from any working directory; names of shipped files
+    (``motions/...`` with no local copy) stay as written, since :func:`asap.paths.repo_path` finds them anywhere."""
+    items = [s.strip() for s in str(spec).split(",") if s.strip()]
+    return ",".join(str(Path(s).resolve()) if Path(s).exists() and not Path(s).is_absolute() else s for s in items)
+
+
 def _env_state(env: TrackingEnv) -> dict[str, Any]:
     return {
         "penalty_scale": env.penalty_scale,
@@ -77,8 +85,9 @@ class Trainer:
 
         self.dist = dist.setup(cfg.device)
         """This process' rank layout (world_size 1 when not distributed)."""
-        self.saved_cfg = cfg
-        """The config as given (written to config.yaml and every checkpoint)."""
+        self.saved_cfg = replace(cfg, motion=portable_motion_spec(cfg.motion))
+        """The config as given, local motion paths made absolute (written to config.yaml and every checkpoint:
+        `asap finetune` reads the clips from there, from whatever directory it runs in)."""
         cfg = dist.per_rank(cfg, self.dist)
         self.cfg = cfg
         """This rank's config: seed + rank, cuda:<local_rank>, its share of the cores."""
