@@ -47,6 +47,14 @@ def _in_the_sky(sim: Simulator) -> None:
     sim.reset(None, root_state=root)
 
 
+def test_building_leaves_the_float_mode_alone(sim: Simulator):
+    """No backend leaves float32 denormals flushed to zero in the process (Genesis' build did: later MuJoCo and
+    torch results in the same process then differed in their last bits from a process without Genesis)."""
+    from asap.robot.genesis import flushes_denormals
+
+    assert not flushes_denormals()
+
+
 def test_protocol_and_shapes(fresh: Simulator):
     sim = fresh
     assert isinstance(sim, Simulator)

@@ -14,7 +14,9 @@ kernels (~2-3 min on 2 CPU cores, cached in ``~/.cache/genesis`` and ``~/.cache/
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,29 @@ _INTEGRATORS = {
 """MuJoCo integrator -> Genesis integrator name; any other (rk4, implicit) runs as implicitfast."""
 
 
+def flushes_denormals() -> bool:
+    """Whether this thread's floating-point unit flushes float32 denormals to zero (the x86 FTZ/DAZ flags)."""
+    import torch
+
+    return bool(torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def keep_denormal_mode() -> Iterator[None]:
+    """Restore the calling thread's denormal mode on exit: Genesis' initialisation and first scene build switch
+    flush-to-zero on for the process's main thread and leave it on, which changes the last bits of every later
+    float computation there (torch, NumPy and MuJoCo threads started afterwards), so that the same MuJoCo rollout
+    gave other numbers in a process that had built a Genesis scene before."""
+    import torch
+
+    before = flushes_denormals()
+    try:
+        yield
+    finally:
+        if flushes_denormals() != before:
+            torch.set_flush_denormal(before)
+
+
 def import_genesis(backend: str = "cpu") -> Any:
     """Import genesis and run ``gs.init`` once per process (``backend``: 'cpu', 'gpu', 'cuda', 'vulkan', 'metal').
 
@@ -42,7 +67,8 @@ def import_genesis(backend: str = "cpu") -> Any:
     import genesis as gs
 
     if not getattr(gs, "_initialized", False):
-        gs.init(backend=getattr(gs, backend), logging_level="warning", precision="32")
+        with keep_denormal_mode():
+            gs.init(backend=getattr(gs, backend), logging_level="warning", precision="32")
     return gs
 
 
@@ -106,10 +132,11 @@ def build_genesis_scene(
     )
     plane = scene.add_entity(gs.morphs.Plane()) if floor_friction is not None else None
     robot = scene.add_entity(gs.morphs.MJCF(file=xml))
-    if n_envs is None:
-        scene.build()
-    else:
-        scene.build(n_envs=n_envs)
+    with keep_denormal_mode():
+        if n_envs is None:
+            scene.build()
+        else:
+            scene.build(n_envs=n_envs)
     if plane is not None:
         plane.set_friction(float(floor_friction))
     return GenesisScene(scene=scene, robot=robot, plane=plane, twin=twin, dt=dt)
