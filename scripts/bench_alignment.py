@@ -107,6 +107,15 @@ class Budget:
         return Budget([], episodes, [], [], [], [f"max_time_s={finetune_s:g}"], eval_episodes)
 
 
+def anchor_paths(args: argparse.Namespace, cwd: Path) -> None:
+    """Make the caller's paths (``--out``, clip files, ``--pretrain`` folders) absolute against ``cwd``, in place:
+    the steps run in the checkout, where the shipped ``configs/`` and ``motions/`` are named from, not where the
+    script was called."""
+    args.out = str((cwd / args.out).resolve())
+    args.clips = [c if c in CLIPS else str((cwd / c).resolve()) for c in args.clips]
+    args.pretrain = [f"{k}={(cwd / v).resolve()}" for k, v in (s.split("=", 1) for s in args.pretrain)]
+
+
 def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, Any]]:
     """Every step of the benchmark and the layout the report reads (``{target: {clip: paths}}``)."""
     out = Path(args.out)
@@ -417,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="only rebuild report.md from finished steps")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    anchor_paths(args, Path.cwd())
     os.chdir(REPO)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,21 @@ def test_plan_orders_every_step_and_reuses_a_pretraining_run(tmp_path):
     assert all("pretrain/arm_wave" not in j.deps for j in jobs2)
 
 
+def test_the_callers_paths_are_anchored_where_the_script_was_called(tmp_path):
+    """The steps run in the checkout: relative --out, clip files and --pretrain folders are resolved first against
+    the caller's directory; built-in clip names stay names."""
+    args = _args(tmp_path, out="bench", clips=["arm_wave", "clips/jump.npz"], pretrain=["jump=runs/jump"])
+    ba.anchor_paths(args, tmp_path)
+    assert args.out == str(tmp_path / "bench")
+    assert args.clips == ["arm_wave", str(tmp_path / "clips" / "jump.npz")]
+    assert args.pretrain == [f"jump={tmp_path / 'runs' / 'jump'}"]
+    jobs, layout = ba.plan(args)
+    assert layout["ankle_weak"]["jump"]["pretrain"] == str(tmp_path / "runs" / "jump")
+    names = {j.name: j for j in jobs}
+    assert str(tmp_path / "runs" / "jump" / "policy.onnx") in names["ankle_weak/jump/collect"].cmd
+    assert names["ankle_weak/jump/collect"].done[-1].parent.parent.parent == tmp_path / "bench" / "ankle_weak" / "jump"
+
+
 def test_placeholders_take_the_held_out_split_and_the_newest_checkpoint(tmp_path):
     t = tmp_path / "t"
     (t / "delta").mkdir(parents=True)
