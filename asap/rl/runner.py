@@ -35,9 +35,14 @@ from asap.sim.base import SimConfig, Simulator, make_simulator
 from envs.tracking.env import TrackingEnv
 
 
+def motion_items(spec: str) -> list[str]:
+    """The paths of a ``motion`` setting as written: one path, a folder, or comma-separated paths."""
+    return [s.strip() for s in str(spec).split(",") if s.strip()]
+
+
 def motion_sources(spec: str) -> list[str]:
     """Paths named by a ``motion`` setting: one path, a folder, or comma-separated paths."""
-    items = [s.strip() for s in str(spec).split(",") if s.strip()]
+    items = motion_items(spec)
     if not items:
         raise ValueError("no motion given: set motion=PATH (a motion file, a folder, or comma-separated files)")
     items = [str(repo_path(s)) for s in items]  # shipped configs name motions/... relative to the checkout
@@ -51,7 +56,7 @@ def portable_motion_spec(spec: str) -> str:
     """``spec`` (a ``motion`` setting) with every local relative path made absolute, so that a config saved with a
     run (``config.yaml``, checkpoints) names the same files from any working directory; names of shipped files
     (``motions/...`` with no local copy) stay as written, since :func:`asap.paths.repo_path` finds them anywhere."""
-    items = [s.strip() for s in str(spec).split(",") if s.strip()]
+    items = motion_items(spec)
     return ",".join(str(Path(s).resolve()) if Path(s).exists() and not Path(s).is_absolute() else s for s in items)
 
 

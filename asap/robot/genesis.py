@@ -46,8 +46,8 @@ def flushes_denormals() -> bool:
 def keep_denormal_mode() -> Iterator[None]:
     """Restore the calling thread's denormal mode on exit: Genesis' initialisation and first scene build switch
     flush-to-zero on for the process's main thread and leave it on, which changes the last bits of every later
-    float computation there (torch, NumPy and MuJoCo threads started afterwards), so that the same MuJoCo rollout
-    gave other numbers in a process that had built a Genesis scene before."""
+    float computation there (torch, NumPy and MuJoCo threads started afterwards), so that the same rollout gave
+    other numbers in a process that had built a Genesis scene before."""
     import torch
 
     before = flushes_denormals()
