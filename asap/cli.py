@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import re
 import sys
 import warnings
+from pathlib import Path
+from typing import Any
 
 # Each module defines ``register(subparsers)`` adding its commands; a command's handler is stored as
 # ``func`` and receives the parsed args. Order = order in ``asap --help``. Only stages that exist are listed, and
@@ -48,11 +51,73 @@ def command_modules(argv: list[str]) -> tuple[str, ...]:
     return COMMAND_MODULES
 
 
+OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
+"""A dotted ``key.sub=value`` config override on the command line."""
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def _leaf(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.ArgumentParser, list[str], list[Any]]:
+    """The (sub-)sub-command parser ``argv`` names, the arguments left for it and the (parser, dest, name) of each
+    sub-command level above it."""
+    path: list[Any] = []
+    while (sp := _subparsers(parser)) is not None and argv and argv[0] in sp.choices:
+        path.append((parser, sp.dest, argv[0]))
+        parser, argv = sp.choices[argv[0]], argv[1:]
+    return parser, argv, path
+
+
+def reorder_overrides(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with the ``key=value`` overrides that a list option (``--motions A B``) would swallow moved to the
+    end, where the command's ``overrides`` take them (``--motions logs/ run.max_time_s=60 --out D`` reads as the user
+    meant). Only for commands with an ``overrides`` argument; an existing file named like an override stays put."""
+    if not any(a.dest == "overrides" and not a.option_strings for a in parser._actions):
+        return argv
+    greedy = {s for a in parser._actions if a.option_strings and a.nargs in ("+", "*") for s in a.option_strings}
+    kept: list[str] = []
+    moved: list[str] = []
+    in_list = False
+    for tok in argv:
+        if tok.startswith("-") and len(tok) > 1 and not tok[1].isdigit():
+            in_list = tok in greedy
+            kept.append(tok)
+        elif in_list and OVERRIDE.match(tok) and not Path(tok).exists():
+            moved.append(tok)
+        else:
+            kept.append(tok)
+    return kept + moved
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv`` for the sub-command it names, options and positionals in any order (``asap pretrain
+    --config C motion=M --out D run.max_time_s=60``; ``asap eval A.onnx --out D B.onnx``), with the sub-command's
+    own usage in its errors."""
+    leaf, rest, path = _leaf(parser, argv)
+    if not path or _subparsers(leaf) is not None:
+        return parser.parse_args(argv)
+    rest = reorder_overrides(leaf, rest)
+    try:
+        args = leaf.parse_intermixed_args(rest)
+    except TypeError:  # a parser feature intermixed parsing does not support
+        args = leaf.parse_args(rest)
+    for level, dest, name in path:  # what the levels above would have set: the command names and their defaults
+        setattr(args, dest, name)
+        for a in level._actions:
+            if argparse.SUPPRESS not in (a.dest, a.default) and not hasattr(args, a.dest):
+                setattr(args, a.dest, a.default)
+        for k, v in level._defaults.items():
+            if not hasattr(args, k):
+                setattr(args, k, v)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asap`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(command_modules(argv))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv) if not argv or argv[0].startswith("-") else parse_command_line(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -7,6 +7,8 @@ default. Tests use other domain ids so that parallel runs never mix.
 from __future__ import annotations
 
 import atexit
+import ipaddress
+import socket
 import time
 from typing import Any
 
@@ -34,6 +36,20 @@ def domain_config(interface: str | None) -> str | None:
     )
 
 
+def check_interface(interface: str) -> None:
+    """Raise ``ValueError`` naming this machine's network interfaces when ``interface`` (a name such as ``enp3s0``
+    or an IP address) is not one of them: Cyclone DDS would otherwise fail with a non-specific error."""
+    try:
+        ipaddress.ip_address(interface)
+        return  # an address: Cyclone matches it against the interfaces itself
+    except ValueError:
+        pass
+    names = [name for _, name in socket.if_nameindex()]
+    if interface not in names:
+        raise ValueError(f"network interface {interface!r} not found; this machine has: {', '.join(names)} "
+                         "(the robot's is the one on 192.168.123.x)")  # fmt: skip
+
+
 def participant(domain_id: int, interface: str | None = None) -> DomainParticipant:
     """The process's participant on ``domain_id`` (created once, bound to ``interface``)."""
     if domain_id in _DOMAINS:
@@ -41,8 +57,13 @@ def participant(domain_id: int, interface: str | None = None) -> DomainParticipa
         if iface != interface:
             raise RuntimeError(f"domain {domain_id} is already bound to interface {iface!r}, not {interface!r}")
         return dp
+    if interface:
+        check_interface(interface)
     cfg = domain_config(interface)
-    dom = Domain(domain_id, cfg) if cfg else None
+    try:
+        dom = Domain(domain_id, cfg) if cfg else None
+    except Exception as e:  # cyclonedds.core.DDSException: its message is "Non specific error"
+        raise RuntimeError(f"DDS could not start on interface {interface!r} (domain {domain_id}): {e}") from e
     dp = DomainParticipant(domain_id)
     _DOMAINS[domain_id] = (dom, dp, interface)
     return dp

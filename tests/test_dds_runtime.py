@@ -279,3 +279,17 @@ def test_sigterm_damps_before_exit(tmp_path, policies) -> None:
     assert ev["wall"] - t_kill <= 0.05, ev["wall"] - t_kill
     assert json.loads((log_dir / "meta.json").read_text())["motion_name"] == "unit_motion"
     assert len(log_to_motions(log_dir)) == 1
+
+
+def test_an_unknown_interface_is_refused_in_one_line(tmp_path, policies) -> None:
+    """A mistyped --net names this machine's interfaces instead of Cyclone's "Non specific error" traceback."""
+    from deploy.dds import check_interface, participant
+
+    check_interface("lo")
+    check_interface("127.0.0.1")
+    with pytest.raises(ValueError, match=r"'enp99s9' not found; this machine has: .*\blo\b"):
+        participant(next_test_domain(), "enp99s9")
+    r = subprocess.run([sys.executable, "-m", "asap.cli", "deploy", "--policy", str(policies["ok"]), "--net", "enp99s9",
+                        "--dry-run"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: network interface 'enp99s9' not found")
