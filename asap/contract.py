@@ -439,6 +439,9 @@ class OnnxPolicy:
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"policy {self.path} does not exist")
+        if self.path.suffix == ".pt":
+            raise ContractError(f"{self.path} is a training checkpoint; this needs an exported policy: the run's "
+                                f"policy.onnx, or `asap export {self.path}`")  # fmt: skip
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -90,6 +90,15 @@ class VirtualOperator(threading.Thread):
             self.error = f"{type(e).__name__}: {e}"
 
 
+def collection_request(
+    policy: str | Path, episodes: int, gap: str | Path | None, virtual: bool, engine: str
+) -> dict[str, Any]:
+    """What a collection was asked for, as stored in its ``summary.json`` (``request``): a finished collection is
+    reused only for the same request (:func:`asap.eval.closed_loop.evaluate_over_dds`)."""
+    return {"policy": str(Path(policy).resolve()), "episodes": int(episodes), "virtual": bool(virtual),
+            "gap": str(Path(gap).resolve()) if gap else None, "engine": engine if virtual else None}  # fmt: skip
+
+
 def collect(
     policy: str | Path, out_dir: str | Path, episodes: int = 1, cfg: RuntimeConfig | None = None,
     virtual: bool = True, gap: str | Path | None = None, script: OperatorScript | None = None,
@@ -149,5 +158,6 @@ def collect(
     summary["episodes_converted"] = len(paths)
     summary["completed"] = [bool(m.meta["completed"]) for m in motions]
     summary["root_source"] = sorted({str(m.meta["root_source"]) for m in motions})
+    summary["request"] = collection_request(policy, episodes, gap if virtual else None, virtual, engine)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

@@ -170,11 +170,22 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `asap robot-sim`, `asap collect`, `asap deploy`."""
-    p = sub.add_parser("robot-sim", help="serve a virtual G1 (MuJoCo + reality gap) over DDS")
+    p = sub.add_parser(
+        "robot-sim", help="serve a virtual G1 (MuJoCo + reality gap) over DDS",
+        description="Serve a virtual G1 over the robot's own DDS topics (LowState out, LowCmd in; domain 1 on lo by "
+        "default), with a hidden reality-gap profile (configs/real_gap/*.yaml), for asap collect / asap deploy "
+        "to drive as they would a real G1. Runs until stopped (Ctrl-C).",
+    )  # fmt: skip
     robot_sim_arguments(p)
     p.set_defaults(func=_robot_sim)
 
-    p = sub.add_parser("collect", help="run a policy's motion N times on a G1 (virtual or real), log, convert")
+    p = sub.add_parser(
+        "collect", help="run a policy's motion N times on a G1 (virtual or real), log, convert",
+        description="Run an exported policy (policy.onnx; `asap export` makes one from a checkpoint) through the robot "
+        "runtime N times and write OUT/log (the 50 Hz rollout log), OUT/motions (one Motion file per episode, "
+        "with the applied action: the delta model's training data) and OUT/summary.json. --virtual starts a "
+        "virtual G1 with --gap and presses its buttons; on a real G1 (--net IFACE) you press START, A, SELECT.",
+    )  # fmt: skip
     p.add_argument("--policy", required=True, help="policy ONNX with the deploy contract")
     p.add_argument("--out", required=True, help="output directory (log/, motions/, summary.json)")
     p.add_argument("--episodes", type=int, default=1, help="episodes to record")
@@ -193,7 +204,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=_collect)
 
-    p = sub.add_parser("deploy", help="run a policy on the real G1 (checklist, remote/keyboard control)")
+    p = sub.add_parser(
+        "deploy", help="run a policy on the real G1 (checklist, remote/keyboard control)",
+        description="Run an exported policy (policy.onnx) on a G1 through the safety layer: START ramps to the "
+        "default pose, A runs the motion, SELECT damps; every exit ends in damping. --dry-run only reads the "
+        "robot's state. Prints the safety checklist first (gantry, emergency stop, debug mode).",
+    )  # fmt: skip
     p.add_argument("--policy", required=True, help="policy ONNX with the deploy contract")
     p.add_argument("--dry-run", action="store_true", help="connect and read state only; never send commands")
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds (dry run: 5)")

@@ -51,3 +51,43 @@ def test_errors_show_the_commands_own_usage(parser, capsys) -> None:
         parse_command_line(parser, "train-delta --motions a --bogus".split())
     err = capsys.readouterr().err
     assert "usage: asap train-delta" in err and "--bogus" in err
+
+
+def test_training_refuses_a_folder_that_holds_another_run(tmp_path, capsys) -> None:
+    """`asap pretrain/train-delta/finetune --out DIR` over an earlier run would overwrite its policy and mix the two
+    runs' checkpoints: refused in one line unless it resumes from DIR's own checkpoint."""
+    from asap.cli import main
+    from asap.rl.checkpoints import check_fresh_run
+
+    run = tmp_path / "run"
+    check_fresh_run(run, None)  # no folder yet
+    run.mkdir()
+    check_fresh_run(run, None)  # an empty folder
+    (run / "model_160.pt").write_bytes(b"")
+    check_fresh_run(run, run / "model_160.pt")  # resuming it
+    with pytest.raises(FileExistsError, match=r"holds a training run \(model_160.pt\): continue it with --resume"):
+        check_fresh_run(run, tmp_path / "other" / "model_599.pt")  # fine-tuning from elsewhere into it
+    for argv in (["pretrain", "--out", str(run)], ["train-delta", "--motions", str(tmp_path), "--out", str(run)]):
+        assert main([*argv, "run.max_iterations=1"]) == 1
+        assert capsys.readouterr().err.strip().endswith("give another output folder (--out)")
+
+
+def test_a_run_folder_stands_for_its_final_checkpoint(tmp_path) -> None:
+    """`--checkpoint run/demo/pretrain` (finetune), `--resume DIR` (pretrain), `asap export DIR`: the checkpoint
+    metrics.json names (stored as the training's own, cwd-relative path), else the highest-numbered one."""
+    import json
+
+    from asap.rl.checkpoints import resolve_checkpoint
+
+    run = tmp_path / "pretrain"
+    run.mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
+        resolve_checkpoint(run)
+    for name in ("model_100.pt", "model_599.pt", "model_600_iterate.pt", "model_50.pt"):
+        (run / name).write_bytes(b"")
+    assert resolve_checkpoint(run) == run / "model_599.pt"
+    (run / "model_1000.pt").write_bytes(b"")
+    assert resolve_checkpoint(run) == run / "model_1000.pt"
+    (run / "metrics.json").write_text(json.dumps({"checkpoint": "elsewhere/run/model_599.pt"}))
+    assert resolve_checkpoint(run) == run / "model_599.pt"
+    assert resolve_checkpoint(run / "model_100.pt") == run / "model_100.pt"

@@ -212,6 +212,27 @@ def test_dds_scoring_of_a_finished_collection(tiny, tmp_path):
     assert r["success_rate"] == (0.5 if ref.success else 0.0) and len(r["per_episode"]) == 2
 
 
+def test_a_finished_collection_is_reused_only_for_the_same_request(tiny, tmp_path, capsys):
+    """A collection folder asked again with other settings (episodes, gap, policy) is refused in one line, not
+    silently scored with what it holds (`asap pipeline episodes=3` over a run of 2)."""
+    from asap.eval.closed_loop import evaluate_over_dds
+    from asap.rl.play import play
+    from deploy.collect import collection_request
+
+    s = play(tiny["a"], tiny["motion"], out_dir=tmp_path / "play", video=False)
+    col = tmp_path / "col"
+    col.mkdir()
+    req = collection_request(tiny["a"], 2, ANKLE_WEAK, True, "mujoco")
+    (col / "summary.json").write_text(json.dumps({"motions": [s["rollout"]] * 2, "completed": [True, True],
+                                                   "request": req}))  # fmt: skip
+    r = evaluate_over_dds(tiny["a"], tiny["motion"], col, episodes=2, gap=ANKLE_WEAK)
+    assert len(r["per_episode"]) == 2 and "reusing its 2 finished episode(s)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"episodes 2 \(asked: 3\)"):
+        evaluate_over_dds(tiny["a"], tiny["motion"], col, episodes=3, gap=ANKLE_WEAK)
+    with pytest.raises(ValueError, match=r"holds a finished collection with other settings: gap"):
+        evaluate_over_dds(tiny["a"], tiny["motion"], col, episodes=2, gap=None)
+
+
 def test_cli_runs_the_tiny_case_and_refuses_what_it_cannot_do(tiny, tmp_path, capsys):
     from asap.cli import main
 

@@ -224,3 +224,27 @@ def test_export_records_the_training_target_shaping(tmp_path):
     mlp = torch.nn.Linear(get_layout(cfg.env.obs_layout).dim("actor", 23), 23)
     path = export_tracking_policy(mlp, cfg, lib, tmp_path / "p.onnx")
     assert OnnxPolicy(path).contract.shaping == TargetShaping(clamp=False, max_step=0.0)
+
+
+def test_asap_export_writes_the_policy_training_writes(trained, tmp_path, capsys):
+    """`asap export CK` gives the ONNX (graph outputs and contract) that training exported for the same networks;
+    the robot paths given a checkpoint say so in one line and name the command."""
+    from asap.cli import main
+    from asap.contract import ContractError
+
+    run, _ = trained
+    ck = max(run.glob("model_*.pt"), key=lambda p: int(p.stem[6:]))  # the final checkpoint: what policy.onnx holds
+    assert main(["export", str(ck), "--out", str(tmp_path / "p.onnx")]) == 0
+    assert capsys.readouterr().out.strip() == f"exported {ck} -> {tmp_path / 'p.onnx'}"
+    mine, theirs = OnnxPolicy(tmp_path / "p.onnx"), OnnxPolicy(run / "policy.onnx")
+    assert mine.contract.to_metadata() == theirs.contract.to_metadata()
+    obs = np.random.default_rng(1).normal(size=(8, 380)).astype(np.float32)
+    obs[:, 379] = np.linspace(0, 1, 8)
+    np.testing.assert_array_equal(mine(obs), theirs(obs))
+    assert main(["export", str(run), "--out", str(tmp_path / "q.onnx")]) == 0  # a run folder: its final checkpoint
+    assert capsys.readouterr().out.strip() == f"exported {run} -> {tmp_path / 'q.onnx'}"
+    np.testing.assert_array_equal(OnnxPolicy(tmp_path / "q.onnx")(obs), theirs(obs))
+    with pytest.raises(ContractError, match=rf"is a training checkpoint; .*`asap export {ck}`"):
+        OnnxPolicy(ck)
+    assert main(["export", str(run / "policy.onnx")]) == 1
+    assert "not a checkpoint of `asap pretrain`" in capsys.readouterr().err

@@ -90,7 +90,7 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         "pretrain.num_envs=64. Without a delta model: --dynamics (SysID), --dynamics-model (DeltaDynamics) "
         "or domain randomisation alone (--config configs/finetune/dr.yaml).",
     )
-    p.add_argument("--checkpoint", help="pretraining checkpoint (model_*.pt)")
+    p.add_argument("--checkpoint", help="pretraining checkpoint (model_*.pt), or its run folder (its final checkpoint)")
     p.add_argument("--delta", help="delta model (delta.pt of `asap train-delta`)")
     p.add_argument("--dynamics", help="train in identified simulator dynamics (dynamics.yaml of `asap sysid`)")
     p.add_argument("--dynamics-model", help="simulator corrected by a learned next-state residual (dynamics_model.pt)")

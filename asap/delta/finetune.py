@@ -32,6 +32,7 @@ from asap.delta.aligned import AlignedSimulator
 from asap.delta.delta_dynamics import DeltaDynamicsSimulator, load_dynamics_model
 from asap.delta.oracle import load_delta
 from asap.rl import distributed as dist
+from asap.rl.checkpoints import resolve_checkpoint
 from asap.rl.config import PretrainConfig
 from asap.rl.ppo import set_action_std
 from asap.sim.base import Simulator
@@ -137,6 +138,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     from asap.rl.runner import Trainer, motion_sources
 
     os.environ.setdefault("WANDB_SILENT", "true")
+    if cfg.checkpoint:
+        cfg = replace(cfg, checkpoint=str(resolve_checkpoint(cfg.checkpoint)))  # a run folder: its final checkpoint
     pretrained = checkpoint_config(cfg.checkpoint)
     pcfg = pretrain_config_for(cfg, pretrained)
     try:

@@ -28,6 +28,7 @@ from asap.delta.motor_model import MOTOR_LOCAL_CLASS
 from asap.eval.openloop import openloop_eval
 from asap.motion.motionlib import MotionLib
 from asap.rl import distributed as dist
+from asap.rl.checkpoints import check_fresh_run
 from asap.rl.config import rsl_train_cfg
 from asap.root_source import trusted
 from asap.sim.base import SimConfig, make_simulator
@@ -75,6 +76,7 @@ class DeltaTrainer:
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(max(1, cfg.torch_threads))
         self.out = Path(cfg.run.out_dir)
+        check_fresh_run(self.out, cfg.run.resume)
         self.out.mkdir(parents=True, exist_ok=True)
         self.files = gather_logs(cfg.motions)
         motions, logged_shaping = load_logs(self.files)

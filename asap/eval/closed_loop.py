@@ -215,13 +215,20 @@ def evaluate_over_dds(
     ``per_episode`` (each ``TrackingMetrics.as_dict()``), ``motions`` (the logged episodes' files) and ``gap``.
     Raises ``RuntimeError`` when the virtual G1 produced no episode.
     """
+    from deploy.collect import collect, collection_request
+
     out = Path(out)
     summ = out / "summary.json"
     if summ.exists():
         col = json.loads(summ.read_text())
+        asked = collection_request(policy, episodes, gap if virtual else None, virtual, engine)
+        held = col.get("request")
+        if held is not None and held != asked:
+            diff = ", ".join(f"{k} {held.get(k)} (asked: {v})" for k, v in asked.items() if held.get(k) != v)
+            raise ValueError(f"{out} holds a finished collection with other settings: {diff}; delete it or choose "
+                             "another output folder to collect again")  # fmt: skip
+        print(f"{out}: reusing its {len(col.get('motions', []))} finished episode(s) (delete it to collect again)")
     else:
-        from deploy.collect import collect
-
         col = collect(policy, out, episodes=episodes, cfg=cfg, virtual=virtual, gap=gap if virtual else None,
                       engine=engine)  # fmt: skip
     metrics = [compare_rollout(p, motion, align="start") for p in col.get("motions", [])]
@@ -489,7 +496,10 @@ def evaluate(
     loaded = [load_eval_policy(p) for p in policies]
     labels = policy_labels(policies)
     n, k_seeds = max(1, int(episodes)), max(1, int(seeds))
-    total = _total_steps(loaded, motions, n, k_seeds) if not over_dds else len(policies) * len(motions) * k_seeds
+    run_steps = _run_steps(loaded, motions) if not over_dds else {}
+    total = (sum(run_steps[v, str(m)] for _, v in loaded for m in motions) * n * k_seeds if not over_dds
+             else len(policies) * len(motions) * k_seeds)  # fmt: skip
+    planned = 0  # where the bar stands after the runs so far (episodes that fall end early)
     bar = tqdm(total=total, desc="eval", unit="step" if not over_dds else "run", disable=not progress,
                file=sys.stderr)  # fmt: skip
     results: dict[str, dict[str, list[EpisodeSet]]] = {}
@@ -511,6 +521,8 @@ def evaluate(
                         mpol, mvar = (pol, variant) if own == Path(path) else load_eval_policy(own)
                         sets.append(run_on_target(mpol, mvar, motion, target, gap_cfg, n, seed, init_noise,
                                                   threads, on_step=lambda: bar.update(n)))  # fmt: skip
+                        planned += run_steps[variant, str(motion)] * n
+                        bar.update(planned - bar.n)
                 per_motion[name] = sets
             results[label] = per_motion
     finally:
@@ -540,14 +552,15 @@ def _resolved(gap: str | Path) -> Path:
     return repo_path(gap)
 
 
-def _total_steps(loaded: list[tuple[Any, str]], motions: Sequence[str | Path], n: int, k: int) -> int:
-    """Control steps (times episodes) the protocol-target runs take at most (for the progress bar)."""
-    total = 0
+def _run_steps(loaded: list[tuple[Any, str]], motions: Sequence[str | Path]) -> dict[tuple[str, str], int]:
+    """Control steps of one episode that completes, per (robot variant, motion) (for the progress bar)."""
+    steps: dict[tuple[str, str], int] = {}
     for _, variant in loaded:
         for m in motions:
-            length = float(MotionLib(m, spec=variant).motion_lengths[0])
-            total += int(motion_steps(length, get_spec(variant).control_dt)) * n * k
-    return total
+            if (variant, str(m)) not in steps:
+                length = float(MotionLib(m, spec=variant).motion_lengths[0])
+                steps[variant, str(m)] = int(motion_steps(length, get_spec(variant).control_dt))
+    return steps
 
 
 def metrics_report(

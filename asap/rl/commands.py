@@ -15,7 +15,9 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.resume:
-        overrides.append(f"run.resume={args.resume}")
+        from asap.rl.checkpoints import resolve_checkpoint
+
+        overrides.append(f"run.resume={resolve_checkpoint(args.resume)}")
     if args.out:
         overrides.append(f"run.out_dir={args.out}")
     cfg = load_config(PretrainConfig, args.config, overrides)
@@ -70,6 +72,14 @@ def add_nproc_option(p: argparse.ArgumentParser) -> None:
                    "num_envs is per process); under torchrun leave it out")  # fmt: skip
 
 
+def _export(args: argparse.Namespace) -> int:
+    from asap.rl.export import export_checkpoint
+
+    for path in export_checkpoint(args.checkpoint, args.out):
+        print(f"exported {args.checkpoint} -> {path}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `asap pretrain` and `asap play`."""
     p = sub.add_parser(
@@ -79,12 +89,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "motion=motions/squat.npz sim=mujoco num_envs=128 run.max_time_s=1200.",
     )
     p.add_argument("--config", help="YAML config (configs/pretrain/*.yaml)")
-    p.add_argument("--resume", help="checkpoint (.pt) to resume from")
+    p.add_argument("--resume", help="checkpoint (.pt) to resume from, or a run folder (its last checkpoint)")
     p.add_argument("--out", help="run directory (run.out_dir)")
     add_nproc_option(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value")
     p.set_defaults(func=_pretrain)
+
+    e = sub.add_parser(
+        "export",
+        help="export a training checkpoint as a deployable policy.onnx",
+        description="Export a checkpoint (model_*.pt of asap pretrain or asap finetune) as the ONNX file training "
+        "writes at its end (the deploy contract in its metadata; one file per clip), for asap collect, asap deploy "
+        "and asap eval --over-dds.",
+    )
+    e.add_argument("checkpoint", help="model_*.pt, or a run folder (its final checkpoint)")
+    e.add_argument("--out", help="ONNX file to write (default: the checkpoint's name with .onnx, beside it)")
+    e.add_argument("--debug", action="store_true", help="show tracebacks")
+    e.set_defaults(func=_export)
 
     q = sub.add_parser(
         "play",

@@ -30,6 +30,7 @@ from asap.config import save_config, to_dict
 from asap.motion.motionlib import MotionLib
 from asap.paths import repo_path
 from asap.rl import distributed as dist
+from asap.rl.checkpoints import check_fresh_run, numbered_checkpoints
 from asap.rl.config import PretrainConfig, rsl_train_cfg
 from asap.sim.base import SimConfig, Simulator, make_simulator
 from envs.tracking.env import TrackingEnv
@@ -102,6 +103,7 @@ class Trainer:
         self._env_threads = cfg.env_torch_threads if cfg.env_torch_threads > 0 else self._update_threads
         torch.set_num_threads(self._env_threads)
         self.out = Path(cfg.run.out_dir)
+        check_fresh_run(self.out, cfg.run.resume)
         self.out.mkdir(parents=True, exist_ok=True)
         self.motion_lib = MotionLib(motion_sources(cfg.motion), spec=cfg.variant, device=cfg.device)
         from asap.rl.export import clip_fingerprints
@@ -339,7 +341,9 @@ class Trainer:
         (self.out / "metrics.json").write_text(json.dumps(result, indent=2))
         with contextlib.suppress(Exception):
             self.runner.logger.stop_logging_writer()
-        print(f"done: {stop_reason} after {it + 1} iterations, {_hms(self.train_time)}; final eval success "
+        first = int(self.history[0]["iteration"]) if self.history else 0  # a fine-tuning counts on from its checkpoint
+        count = f"{it + 1 - first} iterations" + (f" ({it + 1} with its checkpoint's {first})" if first else "")
+        print(f"done: {stop_reason} after {count}, {_hms(self.train_time)}; final eval success "
               f"{ev['success_rate'] * 100:.0f}%, E_mpjpe {ev['E_mpjpe_mm']:.1f} mm, E_g-mpjpe "
               f"{ev['E_g_mpjpe_mm']:.1f} mm -> {self.out}", flush=True)  # fmt: skip
         return result
@@ -349,8 +353,6 @@ class Trainer:
         ``n - 1`` newest earlier checkpoints (``model_<i>.pt`` in the run folder with this run's first iteration
         <= i < it) into the networks; returns the files averaged. Normalizer counts are ``last``'s; the optimiser
         state is untouched."""
-        from asap.rl.checkpoints import numbered_checkpoints
-
         start = int(self.history[0]["iteration"]) if self.history else 0
         earlier = [p for p, i in numbered_checkpoints(self.out).items() if start <= i < it]
         cks = [*earlier[max(0, len(earlier) - (n - 1)) :], last]
