@@ -88,6 +88,9 @@ def test_cli_open_loop_adds_the_sysid_row_from_a_dynamics_file(tmp_path, capsys)
     assert main(["eval", "--open-loop", str(logs), "--sysid", str(tmp_path / "sysid"), "--out", str(out)]) == 0
     table = json.loads((out / "metrics.json").read_text())
     assert list(table["1"]) == ["OpenLoop", "SysID"]
+    printed = capsys.readouterr().out  # the table's summary, as `asap train-delta` prints it, with its window count
+    assert f"open loop 1 s, E_g-mpjpe (mm): OpenLoop {table['1']['OpenLoop']['E_g_mpjpe']:.1f}, SysID" in printed
+    assert "(1 window(s))" in printed
     for h in table.values():
         assert h["SysID"]["E_g_mpjpe"] < 0.1 * h["OpenLoop"]["E_g_mpjpe"]
     assert main(["eval", "--open-loop", str(logs), "--sysid", str(tmp_path / "nothing"), "--out", str(out)]) != 0
