@@ -4,10 +4,12 @@ with the delta model's own scaling, exports a deployable policy without π^Δ.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import onnx
 import pytest
 import torch
+import yaml
 
 from asap.config import load_config
 from asap.delta.aligned import AlignedSimulator
@@ -67,9 +69,10 @@ def test_finetune_runs_on_the_aligned_simulator_and_exports(tmp_path, pretrained
     d, ck = pretrained
     delta = constant_delta(tmp_path / "delta.pt", 0.4)
     out = tmp_path / "ft"
-    cfg = load_config(FinetuneConfig, None, [f"checkpoint={ck}", f"delta={delta}", f"out_dir={out}",
+    cfg = load_config(FinetuneConfig, None, [f"checkpoint={d / 'pre'}", f"delta={delta}", f"out_dir={out}",
                                               "max_iterations=2", "eval_interval=0"])  # fmt: skip
-    r = finetune(cfg)
+    r = finetune(cfg)  # the pretraining's run folder: its final checkpoint
+    assert yaml.safe_load((out / "finetune.yaml").read_text())["checkpoint"] == str(Path(ck))
     assert (out / "policy.onnx").exists() and (out / "finetune.yaml").exists()
     meta = {p.key: p.value for p in onnx.load(str(out / "policy.onnx")).metadata_props}
     assert "delta" not in json.dumps(meta)  # the deployed policy carries no trace of π^Δ

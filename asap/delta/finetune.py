@@ -32,7 +32,7 @@ from asap.delta.aligned import AlignedSimulator
 from asap.delta.delta_dynamics import DeltaDynamicsSimulator, load_dynamics_model
 from asap.delta.oracle import load_delta
 from asap.rl import distributed as dist
-from asap.rl.checkpoints import resolve_checkpoint
+from asap.rl.checkpoints import load_training_checkpoint, resolve_checkpoint
 from asap.rl.config import PretrainConfig
 from asap.rl.ppo import set_action_std
 from asap.sim.base import Simulator
@@ -83,15 +83,9 @@ class FinetuneConfig:
 
 
 def checkpoint_config(checkpoint: str) -> PretrainConfig:
-    """The pretraining config saved in an `asap pretrain` checkpoint. Raises ``FileNotFoundError`` for a missing
-    file and ``ValueError`` for a checkpoint without one."""
-    if not checkpoint or not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"pretraining checkpoint {checkpoint!r} not found: give --checkpoint model_*.pt")
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    infos = ck.get("infos") or {}
-    if "config" not in infos:
-        raise ValueError(f"{checkpoint}: not an `asap pretrain` checkpoint (no config in infos)")
-    return from_dict(PretrainConfig, infos["config"])
+    """The pretraining config saved in an `asap pretrain` checkpoint (:func:`asap.rl.checkpoints.
+    load_training_checkpoint`: ``FileNotFoundError`` for a missing file, ``ValueError`` for another kind of file)."""
+    return load_training_checkpoint(checkpoint)[1]
 
 
 def pretrain_config_for(cfg: FinetuneConfig, pretrained: PretrainConfig) -> PretrainConfig:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asap.rl.config import PretrainConfig
 
 
 def numbered_checkpoints(run: Path) -> dict[Path, int]:
@@ -49,3 +53,28 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if latest is None:
         raise FileNotFoundError(f"{p} holds no checkpoint (model_<iteration>.pt): give a training run's folder or file")
     return latest
+
+
+def load_training_checkpoint(path: str | Path) -> tuple[dict[str, Any], PretrainConfig]:
+    """The contents of a ``model_*.pt`` of `asap pretrain` or `asap finetune` (rsl-rl's dict: ``actor_state_dict``,
+    ``infos`` ...) and the tracking config stored in it. Raises ``FileNotFoundError`` for a missing file and
+    ``ValueError`` for a file that is not such a checkpoint (another file, a delta model's checkpoint)."""
+    import torch
+
+    from asap.config import from_dict
+    from asap.rl.config import PretrainConfig
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} not found: give a model_*.pt of a training run (or its folder)")
+    try:
+        ck = torch.load(str(p), map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - torch.load raises whatever the unpickler meets in a non-checkpoint file
+        ck = None
+    infos = (ck.get("infos") or {}) if isinstance(ck, dict) else {}
+    if not isinstance(ck, dict) or "config" not in infos or "actor_state_dict" not in ck:
+        raise ValueError(f"{p}: not a checkpoint of `asap pretrain` or `asap finetune` (no tracking config in it)")
+    try:
+        return ck, from_dict(PretrainConfig, infos["config"])
+    except (TypeError, ValueError) as e:  # a delta model's checkpoint: another config
+        raise ValueError(f"{p}: not a checkpoint of `asap pretrain` or `asap finetune` ({e})") from None

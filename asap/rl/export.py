@@ -105,18 +105,12 @@ def policy_from_checkpoint(
     ``ref_dof_pos`` (T, J) are the joint angles of the clip the policy will track; needed (and only used) when the
     policy was trained with residual actions.
     """
-    from asap.config import from_dict
-    from asap.rl.config import PretrainConfig, rsl_train_cfg
+    from asap.rl.checkpoints import load_training_checkpoint
 
-    ck = torch.load(str(path), map_location="cpu", weights_only=False)
-    infos = ck.get("infos") or {}
-    if "config" not in infos:
-        raise ValueError(f"{path}: not an `asap pretrain` checkpoint (no config in infos)")
-    cfg = from_dict(PretrainConfig, infos["config"])
+    ck, cfg = load_training_checkpoint(path)
+    infos = ck["infos"]
     rs = get_spec(cfg.variant)
-    lay = get_layout(cfg.env.obs_layout)
-    obs_dim = lay.dim("actor", rs.num_joints)
-    mlp = _actor_mlp(rsl_train_cfg(cfg), ck["actor_state_dict"], obs_dim, rs.num_joints)
+    mlp = checkpoint_actor(ck, cfg)
     table = None
     if cfg.env.residual_actions:
         if ref_dof_pos is None:
@@ -216,35 +210,31 @@ def export_every_clip(mlp: nn.Module, cfg: Any, lib: Any, path: str | Path) -> l
     return [export_tracking_policy(mlp, cfg, lib, p, k) for k, p in enumerate(paths)]
 
 
+def checkpoint_actor(ck: dict[str, Any], cfg: Any) -> nn.Module:
+    """The deterministic tracking actor (B, obs_dim) -> (B, J) of a loaded training checkpoint ``ck`` trained with
+    ``cfg`` (:func:`asap.rl.checkpoints.load_training_checkpoint`), without the residual joint table."""
+    from asap.rl.config import rsl_train_cfg
+
+    rs = get_spec(cfg.variant)
+    obs_dim = get_layout(cfg.env.obs_layout).dim("actor", rs.num_joints)
+    return _actor_mlp(rsl_train_cfg(cfg), ck["actor_state_dict"], obs_dim, rs.num_joints)
+
+
 def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None) -> list[Path]:
     """Export a training checkpoint (``model_*.pt`` of `asap pretrain` or `asap finetune`, or a run folder: its final
-    checkpoint) as the deployable ONNX
-    that training writes at its end (:func:`export_every_clip`: one file per clip, the deploy contract in its
-    metadata), e.g. a checkpoint a sweep (`asap eval run/X/model_*.pt ...`) found better than the run's last.
+    checkpoint) as the deployable ONNX that training writes at its end (:func:`export_every_clip`: one file per clip,
+    the deploy contract in its metadata), e.g. a checkpoint that a sweep (`asap eval run/X/model_*.pt ...`) found
+    better than the run's last.
 
     ``out``: the ONNX path (default: ``<checkpoint stem>.onnx`` beside the checkpoint). The clips are read from the
     checkpoint's config (absolute paths or shipped names). Returns the files written; raises ``FileNotFoundError``
     for a missing checkpoint or clip and ``ValueError`` for a file that is not a training checkpoint.
     """
-    from asap.config import from_dict
     from asap.motion.motionlib import MotionLib
-    from asap.rl.checkpoints import resolve_checkpoint
-    from asap.rl.config import PretrainConfig, rsl_train_cfg
+    from asap.rl.checkpoints import load_training_checkpoint, resolve_checkpoint
     from asap.rl.runner import motion_sources
 
     ck_path = resolve_checkpoint(checkpoint)
-    if not ck_path.is_file():
-        raise FileNotFoundError(f"checkpoint {ck_path} not found: give a model_*.pt of a training run")
-    try:
-        ck = torch.load(str(ck_path), map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001 - torch.load raises whatever the unpickler meets in a non-checkpoint file
-        ck = None
-    infos = (ck.get("infos") or {}) if isinstance(ck, dict) else {}
-    if "config" not in infos or "actor_state_dict" not in ck:
-        raise ValueError(f"{ck_path}: not a checkpoint of `asap pretrain` or `asap finetune` (no config in it)")
-    cfg = from_dict(PretrainConfig, infos["config"])
-    rs = get_spec(cfg.variant)
-    obs_dim = get_layout(cfg.env.obs_layout).dim("actor", rs.num_joints)
-    mlp = _actor_mlp(rsl_train_cfg(cfg), ck["actor_state_dict"], obs_dim, rs.num_joints)
+    ck, cfg = load_training_checkpoint(ck_path)
     lib = MotionLib(motion_sources(cfg.motion), spec=cfg.variant)
-    return export_every_clip(mlp, cfg, lib, Path(out) if out else ck_path.with_suffix(".onnx"))
+    return export_every_clip(checkpoint_actor(ck, cfg), cfg, lib, Path(out) if out else ck_path.with_suffix(".onnx"))
