@@ -273,6 +273,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         delta_dir = round_dirs(run, 1)["delta"]
         delta = stage_train_delta(cfg, [col_dir / "motions"], delta_dir)
         report["openloop"] = json.loads((delta_dir / "openloop.json").read_text())
+        windows = json.loads((delta_dir / "summary.json").read_text()).get("openloop_windows")
+        if windows:  # delta models trained before the window counts were recorded have none
+            report["openloop_windows"] = windows
         _done(t, f"delta model: {delta}")
 
     t = _stage("7. fine-tune the policy against the frozen delta model")
@@ -357,7 +360,7 @@ def _finish(run: Path, report: dict[str, Any]) -> dict[str, Any]:
         from asap.eval.openloop import summary_line
 
         h = max(report["openloop"], key=float)
-        cells = summary_line(report["openloop"], h)
+        cells = summary_line(report["openloop"], h, report.get("openloop_windows", {}).get(h))
         print(f"open-loop replay of held-out logs, {float(h):g} s, E_g-mpjpe (mm): {cells}")
     print(f"\nsummary: {run / 'summary.json'}")
     return report

@@ -74,9 +74,13 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
         assert summary[key]["rollouts"] == 1
     out = capsys.readouterr().out
     assert "before/after ASAP" in out and "asap, virtual G1 (ankle_weak)" in out
+    windows = json.loads((run / "delta" / "summary.json").read_text())["openloop_windows"]["0.1"]
+    assert windows >= 1 and "open-loop replay of held-out logs, 0.1 s, E_g-mpjpe (mm): OpenLoop " in out
+    assert f" ({windows} window(s))" in out
     run_pipeline(cfg)  # everything is done: each stage is skipped
     out = capsys.readouterr().out
     assert "holds a finished delta model: skipped" in out and "holds a finished fine-tuning run: skipped" in out
+    assert out.count("reusing its") == 3  # the collection and both evaluations, each said once
 
     # a second ASAP round on top of the finished first one: collect with round 1's policy, π^Δ on both rounds' logs,
     # fine-tune from round 1's policy; the final evaluation scores round 2's policy

@@ -31,7 +31,7 @@ def _train_delta(args: argparse.Namespace) -> int:
     if s is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     for h in s["openloop"]:
-        print(f"open loop {h} s, E_g-mpjpe (mm): {summary_line(s['openloop'], h)}")
+        print(f"open loop {h} s, E_g-mpjpe (mm): {summary_line(s['openloop'], h, s['openloop_windows'][h])}")
     print(json.dumps({k: s[k] for k in ("delta", "checkpoint", "train_time_s", "episodes")}))
     return 0
 

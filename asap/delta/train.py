@@ -25,7 +25,7 @@ from asap.delta.config import DeltaTrainConfig
 from asap.delta.logs import gather_logs, load_logs, replay_shaping, write_split
 from asap.delta.model import DeltaModel, save_delta
 from asap.delta.motor_model import MOTOR_LOCAL_CLASS
-from asap.eval.openloop import openloop_eval
+from asap.eval.openloop import openloop_eval, window_counts
 from asap.motion.motionlib import MotionLib
 from asap.rl import distributed as dist
 from asap.rl.checkpoints import check_fresh_run
@@ -242,7 +242,8 @@ def train_delta(cfg: DeltaTrainConfig) -> dict[str, Any]:
             rep = tr.report(delta)
             episodes = {"train": len(tr.train_idx), "held_out": len(tr.held_idx)}
             out = {"delta": str(delta), "checkpoint": str(ck), "train_time_s": tr.train_time,
-                   "openloop": rep["metrics"], "episodes": episodes, "gain": cal["gain"]}  # fmt: skip
+                   "openloop": rep["metrics"], "openloop_windows": window_counts(rep["report"]),
+                   "episodes": episodes, "gain": cal["gain"]}  # fmt: skip
             (tr.out / "summary.json").write_text(json.dumps(out, indent=1))
     finally:
         tr.close()

@@ -38,11 +38,10 @@ def _eval(args: argparse.Namespace) -> int:
     if args.open_loop:
         res = open_loop(args.open_loop, out / "openloop" if args.policies else out, delta=args.delta, gap=args.gap,
                         sim=args.target, threads=args.threads, sysid=args.sysid, dynamics=args.dynamics)  # fmt: skip
-        from asap.eval.openloop import summary_line
+        from asap.eval.openloop import summary_line, window_counts
 
-        for h, row in res["report"].items():
-            windows = next(iter(row.values()))["windows"]
-            print(f"open loop {h} s, E_g-mpjpe (mm): {summary_line(res['metrics'], h)} ({windows} window(s))")
+        for h, windows in window_counts(res["report"]).items():
+            print(f"open loop {h} s, E_g-mpjpe (mm): {summary_line(res['metrics'], h, windows)}")
         print(f"open loop on {res['episodes']} episode(s): {res['files']['markdown']}")
     return 0
 

@@ -182,10 +182,18 @@ def report_json(report: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[
     return {h: {m: dict(v["metrics"]) for m, v in row.items()} for h, row in report.items()}
 
 
-def summary_line(table: dict[str, dict[str, dict[str, float]]], horizon: str) -> str:
-    """One line ``"<method> <E_g-mpjpe>, ..."`` (mm) of an open-loop JSON table (:func:`report_json` shape) at
-    ``horizon`` (a key of ``table``)."""
-    return ", ".join(f"{m} {v['E_g_mpjpe']:.1f}" for m, v in table[horizon].items())
+def summary_line(table: dict[str, dict[str, dict[str, float]]], horizon: str, windows: int | None = None) -> str:
+    """One line ``"<method> <E_g-mpjpe>, ... (<windows> window(s))"`` (mm) of an open-loop JSON table
+    (:func:`report_json` shape) at ``horizon`` (a key of ``table``); ``windows``: how many windows the means are
+    over (:func:`window_counts`; left out when None)."""
+    line = ", ".join(f"{m} {v['E_g_mpjpe']:.1f}" for m, v in table[horizon].items())
+    return line if windows is None else f"{line} ({windows} window(s))"
+
+
+def window_counts(report: dict[str, dict[str, dict[str, Any]]]) -> dict[str, int]:
+    """Windows per horizon of a full open-loop report (:func:`openloop_eval`'s ``report``; every method replays the
+    same windows)."""
+    return {h: int(next(iter(row.values()))["windows"]) for h, row in report.items()}
 
 
 def report_markdown(report: dict[str, dict[str, dict[str, Any]]], title: str) -> str:
