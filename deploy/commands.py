@@ -75,6 +75,7 @@ def robot_sim_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority of the sim loop (0 = normal)")
+    p.add_argument("--parent-pid", type=int, default=0, help="stop when the process with this pid ends (0: never)")
     p.add_argument("--odom-topic", default="rt/odom", help="topic of the ground-truth nav_msgs/Odometry (rt/odom)")
     p.add_argument("--odom-hz", type=float, default=120.0, help="odometry rate (Hz; 0 = off; default 120)")
     p.add_argument("--odom-latency", type=float, default=0.0, help="odometry publication delay (s; default 0)")

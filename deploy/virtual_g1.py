@@ -224,8 +224,9 @@ class VirtualG1:
         self.odometry.update(time.time(), s.pos, quat, s.lin_vel, s.ang_vel)
 
     # ------------------------------------------------------------------------------------------ loop
-    def run(self, duration: float | None = None, rt_priority: int = 0) -> dict[str, float]:
-        """Step in real time until ``duration`` s pass, a quit command, or SIGINT/SIGTERM."""
+    def run(self, duration: float | None = None, rt_priority: int = 0, parent_pid: int = 0) -> dict[str, float]:
+        """Step in real time until ``duration`` s pass, a quit command, SIGINT/SIGTERM, or (``parent_pid`` > 0) the
+        process that started this one ends: a spawned virtual G1 never outlives a crashed or killed parent."""
         if rt_priority > 0:
             try:
                 os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(rt_priority))
@@ -252,6 +253,9 @@ class VirtualG1:
                 self.overruns += 1
                 t_next = now
             if duration is not None and now - t0 >= duration:
+                break
+            if parent_pid > 0 and self.step_count % 200 == 0 and os.getppid() != parent_pid:
+                print(f"[virtual_g1] parent process {parent_pid} is gone: stopping", flush=True)
                 break
         return {"steps": self.step_count, "bad_crc": self.bad_crc, "commands": self.cmds, "overruns": self.overruns}
 
@@ -290,7 +294,17 @@ def spawn(
 ) -> subprocess.Popen:  # fmt: skip
     """Start a virtual G1 in a child process (``python -m deploy.virtual_g1``); ``odometry``: how it publishes its
     ground-truth root (default :class:`deploy.odometry.OdometryPublishConfig`)."""
-    cmd = [sys.executable, "-m", "deploy.virtual_g1", "--domain-id", str(domain_id), "--net", interface]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deploy.virtual_g1",
+        "--domain-id",
+        str(domain_id),
+        "--net",
+        interface,
+        "--parent-pid",
+        str(os.getpid()),
+    ]  # it stops when this process ends, however it ends
     if odometry is not None:
         o = odometry
         cmd += ["--odom-topic", o.topic, "--odom-hz", repr(o.rate_hz), "--odom-latency", repr(o.latency_s),
@@ -328,7 +342,7 @@ def main_from_args(args: argparse.Namespace) -> int:
                     seed=args.seed, engine=engine, odometry=odom)  # fmt: skip
     print(f"[virtual_g1] {engine} engine, domain {args.domain_id} on {args.net}, gap {gap.name!r}, support "
           f"{'on' if sim.support else 'off'}; 200 Hz", flush=True)  # fmt: skip
-    stats = sim.run(args.duration, args.rt_priority)
+    stats = sim.run(args.duration, args.rt_priority, getattr(args, "parent_pid", 0))
     print(f"[virtual_g1] stopped: {stats}", flush=True)
     return 0
 

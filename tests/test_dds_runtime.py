@@ -7,6 +7,7 @@ process is terminated at the end of its test.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -52,13 +53,17 @@ class Rig:
     def __init__(self, tmp: Path, policy: Path, gap: str | None = None, watchdog_s: float = 0.05) -> None:
         self.dom = next_test_domain()
         self.proc = virtual_g1.spawn(gap, self.dom, "lo", log=tmp / "sim.log", rt_priority=RT)
-        ctl = ControllerConfig(ramp_s=0.5, safety=SafetyConfig(state_timeout_s=watchdog_s))
-        cfg = RuntimeConfig(domain_id=self.dom, interface="lo", cmd_hz=100, exit_damping_s=0.2, rt_priority=RT,
-                            controller=ctl)  # fmt: skip
-        self.log_dir = tmp / "log"
-        self.rt = Runtime(policy, cfg, log_dir=self.log_dir)
-        self.cli = virtual_g1.SimClient(self.dom, "lo")
-        assert self.cli.wait(30.0), "virtual G1 did not start"
+        try:
+            ctl = ControllerConfig(ramp_s=0.5, safety=SafetyConfig(state_timeout_s=watchdog_s))
+            cfg = RuntimeConfig(domain_id=self.dom, interface="lo", cmd_hz=100, exit_damping_s=0.2, rt_priority=RT,
+                                controller=ctl)  # fmt: skip
+            self.log_dir = tmp / "log"
+            self.rt = Runtime(policy, cfg, log_dir=self.log_dir)
+            self.cli = virtual_g1.SimClient(self.dom, "lo")
+            assert self.cli.wait(30.0), "virtual G1 did not start"
+        except BaseException:  # the fixture never gets this rig to close: stop its virtual G1 here
+            self.close()
+            raise
 
     def operate(self, episodes: int = 1, keep_support: bool = True) -> VirtualOperator:
         op = VirtualOperator(self.rt, self.cli, episodes, OperatorScript(settle_s=0.3, keep_support=keep_support))
@@ -293,3 +298,38 @@ def test_an_unknown_interface_is_refused_in_one_line(tmp_path, policies) -> None
                         "--dry-run"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error: network interface 'enp99s9' not found")
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an orphan's zombie may wait for a reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_a_spawned_virtual_g1_stops_when_its_parent_dies(tmp_path) -> None:
+    """A virtual G1 started by a process that is then killed (a crashed test, `asap collect` killed with SIGKILL)
+    stops by itself instead of simulating at 200 Hz forever."""
+    code = ("import sys, time; from deploy import virtual_g1; "
+            "p = virtual_g1.spawn(None, int(sys.argv[1]), 'lo', log=sys.argv[2]); print(p.pid, flush=True); "
+            "time.sleep(120)")  # fmt: skip
+    log = tmp_path / "sim.log"
+    parent = subprocess.Popen([sys.executable, "-c", code, str(next_test_domain()), str(log)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    child = int(parent.stdout.readline())
+    try:
+        end = time.monotonic() + 60
+        while "200 Hz" not in (log.read_text() if log.exists() else "") and time.monotonic() < end:
+            time.sleep(0.1)  # until its loop runs
+        assert _running(child), log.read_text()
+        parent.kill()
+        parent.wait(10)
+        end = time.monotonic() + 15
+        while _running(child) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not _running(child) and "is gone: stopping" in log.read_text()
+    finally:
+        parent.kill()
+        if _running(child):
+            os.kill(child, signal.SIGKILL)
