@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from asap.config import load_config, save_config
+from asap.motion.formats import robot_motion_layout
 from asap.paths import repo_path
 from asap.rl.checkpoints import latest_checkpoint
 
@@ -30,7 +31,8 @@ class PipelineConfig:
     run_dir: str = "run/demo"
     """Folder for every stage's outputs."""
     source: str = "builtin:arm_wave"
-    """Human motion to retarget: builtin:NAME, a BVH file or an AMASS npz."""
+    """The clip: human motion to retarget (builtin:NAME, a BVH file or an AMASS npz) or a robot motion file to use
+    as it is (ours, ASAP's .pkl, GMR, mjlab/Isaac Lab .npz, Unitree .csv)."""
     body_model: str = ""
     """SMPL body-model folder for AMASS sources."""
     render: bool = True
@@ -93,7 +95,10 @@ def _done(t0: float, what: str) -> None:
 
 
 def stage_retarget(cfg: PipelineConfig, out: Path) -> Path:
-    """Retarget ``cfg.source`` to ``out`` (skipped when it exists); prints the quality report."""
+    """Retarget ``cfg.source`` to ``out`` (skipped when it exists); prints the quality report. A source that is
+    already a robot motion (our .npz, ASAP's .pkl, GMR, mjlab/Isaac Lab, Unitree .csv) is read and written as ours
+    instead (what `asap motion convert` does)."""
+    from asap.motion.formats import read_motion
     from asap.retarget.config import load_table
     from asap.retarget.pipeline import format_report, retarget_many, save_result
     from asap.retarget.solver import get_solver
@@ -101,6 +106,13 @@ def stage_retarget(cfg: PipelineConfig, out: Path) -> Path:
 
     if out.exists():
         print(f"{out} exists: skipped")
+        return out
+    layout = robot_motion_layout(cfg.source)
+    if layout is not None:
+        motion = read_motion(cfg.source).for_robot("g1_23dof")
+        motion.save(out)
+        print(f"{cfg.source}: a robot motion ({layout} layout), {motion.num_frames} frames at {motion.fps:g} fps: "
+              "no retargeting needed")  # fmt: skip
         return out
     human = load_source(cfg.source, None, cfg.body_model or None)
     table = load_table(table_for(human), ["robot=g1_23dof"])
@@ -213,7 +225,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     name = Path(name).stem
     report: dict[str, Any] = {"source": cfg.source}
 
-    t = _stage(f"1. retarget {cfg.source}")
+    t = _stage(f"1. {'retarget' if robot_motion_layout(cfg.source) is None else 'read'} {cfg.source}")
     motion_path = stage_retarget(cfg, run / "motions" / f"{name}.npz")
     report["motion"] = str(motion_path)
     _done(t, f"motion: {motion_path}")

@@ -115,3 +115,26 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
     assert (run2 / "finetune" / "policy.onnx").exists() and r2["delta"].endswith("delta.pt")
     assert {"pretrained", "asap"} <= set(json.loads((run2 / "summary.json").read_text()))
     assert "asap, virtual G1 (ankle_weak)" in capsys.readouterr().out
+
+
+def test_a_robot_motion_source_is_read_not_retargeted(tmp_path, capsys):
+    """`asap pipeline source=CLIP` with a G1 clip (ours, or another tool's) reads it; `asap retarget` refuses one and
+    `asap motion convert` a BVH, each naming the command that fits."""
+    import numpy as np
+
+    from asap.motion.synthetic import synthetic_motion
+
+    clip = synthetic_motion(num_frames=21, fps=50, speed=(0, 0, 0), yaw_rate=0.0, amplitude=0.05)
+    src = clip.save(tmp_path / "my_clip.npz")
+    run = tmp_path / "run"
+    report = run_pipeline(PipelineConfig(run_dir=str(run), source=str(src), render=False, pretrain_config=""))
+    out = load_motion(report["motion"])
+    assert report["motion"] == str(run / "motions" / "my_clip.npz")
+    np.testing.assert_allclose(out.dof_pos, load_motion(src).dof_pos)
+    assert "1. read " in capsys.readouterr().out
+    assert main(["retarget", str(src), "-o", str(tmp_path / "x.npz")]) == 1
+    assert f"`asap motion convert {src} OUT.npz`" in capsys.readouterr().err
+    bvh = tmp_path / "take.bvh"
+    bvh.write_text("HIERARCHY\n")
+    assert main(["motion", "convert", str(bvh), str(tmp_path / "y.npz")]) == 1
+    assert f"`asap retarget {bvh} -o OUT.npz`" in capsys.readouterr().err

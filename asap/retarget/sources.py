@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 import warnings
-import zipfile
 from pathlib import Path
-
-import numpy as np
 
 from asap.retarget.builtin import CLIPS, builtin_clip
 from asap.retarget.bvh import load_bvh
 from asap.retarget.human import HumanMotion
 from asap.retarget.skeletons import SkeletonError, UpAxisWarning, detect_up, match_skeleton
-from asap.retarget.smpl import SmplFormatError, load_smpl_human
+from asap.retarget.smpl import load_smpl_human
 
 FORMATS = ("bvh", "smpl", "builtin")
 """Source formats."""
 
 
+def refuse_robot_motion(source: str | Path) -> None:
+    """Raise ``ValueError`` when ``source`` is already a robot motion file (a G1 clip of ours, ASAP's .pkl, GMR,
+    mjlab/Isaac Lab .npz, Unitree .csv), naming the command that reads it instead of retargeting it."""
+    from asap.motion.formats import robot_motion_layout
+
+    layout = robot_motion_layout(source)
+    if layout is not None:
+        raise ValueError(f"{source}: already a robot motion ({layout} layout), not human motion: no retargeting "
+                         f"needed; `asap motion convert {source} OUT.npz` reads it (or give it to `asap pretrain "
+                         "motion=...` or `asap pipeline source=...` as it is)")  # fmt: skip
+
+
 def detect_format(source: str | Path) -> str:
-    """'builtin' for builtin:NAME, 'bvh' for .bvh, 'smpl' for .npz; ValueError otherwise."""
+    """'builtin' for builtin:NAME, 'bvh' for .bvh, 'smpl' for .npz; ValueError otherwise (naming `asap motion
+    convert` for a robot motion file)."""
     s = str(source)
     if s.startswith("builtin:"):
         return "builtin"
+    refuse_robot_motion(s)
     suffix = Path(s).suffix.lower()
     if suffix == ".bvh":
         return "bvh"
@@ -77,11 +88,7 @@ def load_source(
     if fmt == "bvh":
         return load_bvh_source(source, units=units, up=up, table=table)
     if fmt == "smpl":
-        p = Path(source)
-        if p.exists() and zipfile.is_zipfile(p):
-            with np.load(p, allow_pickle=False) as z:
-                if "dof_pos" in z.files and "joint_names" in z.files:
-                    raise SmplFormatError(f"{p}: this is already a G1 motion file, not SMPL parameters")
+        refuse_robot_motion(source)
         human = load_smpl_human(source, body_model)
         human.meta["table"] = "smpl"
         return human

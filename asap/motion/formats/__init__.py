@@ -126,6 +126,9 @@ def detect_format(path: str | Path, for_writing: bool = False) -> str:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in MOTION_SUFFIXES:
+        if suffix == ".bvh" and not for_writing:
+            raise MotionFormatError(f"{p}: human motion capture (BVH), not a robot motion: retarget it to the G1 with "
+                                    f"`asap retarget {p} -o OUT.npz`")  # fmt: skip
         raise MotionFormatError(f"{p}: unknown motion file extension {suffix!r}; use one of {list(MOTION_SUFFIXES)}")
     default = next(x.name for x in LAYOUTS if x.suffix == suffix)
     if for_writing or not p.exists():
@@ -135,6 +138,19 @@ def detect_format(path: str | Path, for_writing: bool = False) -> str:
     if suffix == ".pkl":
         return _pkl_format(load_pickle(p), p)[0]
     return default
+
+
+def robot_motion_layout(path: str | Path) -> str | None:
+    """The layout (a :data:`FORMATS` name) of an existing robot motion file that :func:`read_motion` reads, or None
+    for anything else (human sources such as SMPL parameters or BVH, unknown files): what tells `asap retarget` and
+    `asap pipeline` that a clip needs no retargeting."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        return detect_format(p)
+    except (MotionFormatError, OSError, ValueError):
+        return None
 
 
 def read_motion(
