@@ -21,9 +21,13 @@ from typing import Any
 
 import numpy as np
 
-MODE_NAMES = {-1: "WAIT", 0: "ZERO_TORQUE", 1: "RAMP", 2: "HOLD", 3: "RUN", 4: "DAMPING"}
+from deploy.controller import Mode
+
+MODE_NAMES = {int(m): m.name for m in Mode}
 """Names of the log's ``mode`` integers (:class:`deploy.controller.Mode`; kept here so this module stays light)."""
-RUN = 3
+RUN = int(Mode.RUN)
+SETUP = (int(Mode.RAMP), int(Mode.HOLD))
+"""Modes an episode is set up in before its RUN (ramp to the default pose, hold, blend to the start pose)."""
 """The RUN mode integer."""
 
 
@@ -64,20 +68,34 @@ def episode_root(log: dict[str, Any], rows: np.ndarray) -> tuple[dict[str, Any],
 
 
 def episode_spans(steps: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(episode id, RUN rows (+ the row after, as :func:`deploy.logger.episodes`), span rows) per episode; the
-    span reaches from after the previous episode's RUN to the start of the next one's, so it holds the ramp,
-    hold and start-pose blend before the run and whatever followed it (ramp back, damping)."""
+    """(episode id, RUN rows (+ the row after, as :func:`deploy.logger.episodes`), span rows) per episode. The spans
+    cut the log into consecutive, non-overlapping pieces: an episode's span starts with the ramp/hold/blend rows
+    just before its RUN (the first episode's, at the log's start) and ends where the next episode's do, so it
+    holds its own set-up, its run and what followed (the way back to the default pose, or damping after a fault)."""
     from deploy.logger import episodes
 
     eps = episodes(steps, RUN)
     n = len(steps.get("mode", []))
-    out = []
-    for i, (e, rows) in enumerate(eps):
-        run_rows = rows[steps["mode"][rows] == RUN]
-        lo = int(eps[i - 1][1][steps["mode"][eps[i - 1][1]] == RUN][-1]) + 1 if i > 0 else 0
-        hi = int(eps[i + 1][1][0]) if i + 1 < len(eps) else n
-        out.append((e, rows, np.arange(lo, max(hi, int(run_rows[-1]) + 1))))
-    return out
+    mode = steps.get("mode", np.zeros(0))
+    starts = []
+    for k, (_, rows) in enumerate(eps):
+        first = int(rows[0])
+        floor = 0 if k == 0 else int(eps[k - 1][1][mode[eps[k - 1][1]] == RUN][-1]) + 1
+        b = first
+        while b > floor and int(mode[b - 1]) in SETUP:
+            b -= 1
+        if k > 0 and b == floor:  # straight from the last RUN: its first ramp is that episode's way back
+            while b < first and int(mode[b]) == int(Mode.RAMP):
+                b += 1
+        starts.append(0 if k == 0 else b)
+    ends = [*starts[1:], n]
+    return [(e, rows, np.arange(lo, hi)) for (e, rows), lo, hi in zip(eps, starts, ends, strict=True)]
+
+
+def is_fault(cause: str) -> bool:
+    """Whether a transition to damping with this cause was a fault (a safety trip: fall, watchdog, bad action ...)
+    rather than a planned stop (the runtime's exits, ``exit: ...``, and the operator's ``... requested by ...``)."""
+    return not (cause.startswith("exit:") or " requested by " in cause)
 
 
 def _mode_sequence(modes: np.ndarray) -> list[str]:
@@ -91,7 +109,8 @@ def _mode_sequence(modes: np.ndarray) -> list[str]:
 
 def list_episodes(log: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per episode of a :func:`deploy.logger.read_log` result: ``episode``, ``modes`` (mode sequence
-    over its span), ``faults`` (``"<time> s: <cause>"`` of transitions to DAMPING in the span), ``duration_s``
+    over its span, :func:`episode_spans`), ``faults`` and ``stops`` (``"<time> s: <cause>"`` of the transitions to
+    DAMPING in the span: safety trips, and planned exits or operator stops, :func:`is_fault`), ``duration_s``
     (the span), ``run_s`` (policy steps x control_dt), ``policy_steps``, ``completed``, ``root_source``,
     ``root_coverage`` (fraction of the RUN rows with a valid root)."""
     meta, s = log["meta"], log["steps"]
@@ -100,13 +119,16 @@ def list_episodes(log: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for e, rows, span in episode_spans(s):
         t0, t1 = float(s["time"][span[0]]), float(s["time"][span[-1]])
-        faults = [f"{float(ev['time']):.2f} s: {ev.get('cause', '')}" for ev in log["events"]
+        damped = [ev for ev in log["events"]
                   if ev.get("to") == "DAMPING" and t0 - 1e-6 <= float(ev.get("time", -1)) <= t1 + dt]  # fmt: skip
+        said = [(f"{float(ev['time']):.2f} s: {ev.get('cause', '')}", is_fault(ev.get("cause", ""))) for ev in damped]
+        faults = [text for text, fault in said if fault]
+        stops = [text for text, fault in said if not fault]
         run = int(np.count_nonzero(s["mode"][rows] == RUN))
         valid = s["root_valid"][rows].astype(bool) if "root_valid" in s else np.zeros(len(rows), bool)
         _, source = episode_root(log, rows)
         out.append({
-            "episode": e, "modes": _mode_sequence(s["mode"][span]), "faults": faults,
+            "episode": e, "modes": _mode_sequence(s["mode"][span]), "faults": faults, "stops": stops,
             "duration_s": round(t1 - t0 + dt, 3), "run_s": round(run * dt, 3), "policy_steps": run,
             "completed": bool(run >= need), "root_source": source,
             "root_coverage": round(float(valid.mean()) if len(valid) else 0.0, 3),
@@ -239,9 +261,12 @@ def _show(args: argparse.Namespace) -> int:
               f"{mc.get('tilt_deg_median', float('nan')):.2f} deg")  # fmt: skip
     for r in eps:
         faults = "; ".join(r["faults"]) or "none"
+        stops = f"  stopped: {'; '.join(r['stops'])}" if r["stops"] else ""
+        # coverage: the share of RUN steps with a measured root (odometry, mocap); an estimate covers every step
+        cover = "" if r["root_source"] == "estimate" else f" ({100 * r['root_coverage']:.0f} % of steps)"
         print(f"  ep {r['episode']:3d}  {r['duration_s']:6.2f} s  run {r['run_s']:5.2f} s  "
-              f"{'completed' if r['completed'] else 'cut short'}  root {r['root_source']} "
-              f"({100 * r['root_coverage']:.0f} %)  {' > '.join(r['modes'])}  faults: {faults}")  # fmt: skip
+              f"{'completed' if r['completed'] else 'cut short'}  root {r['root_source']}{cover}  "
+              f"{' > '.join(r['modes'])}  faults: {faults}{stops}")  # fmt: skip
         for p in r.get("plots", []):
             print(f"         {p}")
     return 0
