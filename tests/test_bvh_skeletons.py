@@ -112,6 +112,11 @@ def test_z_up_inches_detected_and_read_like_the_y_up_original(tmp_path):
     with pytest.warns(UpAxisWarning, match=r"--up y, but the rest skeleton stands along \+z"):
         wrong = load_source(path, up="y")
     assert wrong.meta["up"] == "y"
+    # the Python API reads the same axes without being told (BvhClip.to_human / forward_kinematics default: auto)
+    clip = load_bvh(path)
+    assert clip.up_axis() == "z" and load_bvh(tmp_path / "src.bvh").up_axis() == "y"
+    np.testing.assert_allclose(clip.to_human().positions, h.positions, atol=1e-9)
+    np.testing.assert_allclose(clip.forward_kinematics(0.0254)[0], h.positions, atol=1e-9)
 
 
 def test_z_up_mixamo_retargets_upright(tmp_path):

@@ -101,9 +101,20 @@ class BvhClip:
             pos[i] = j.offset if j.parent < 0 else pos[j.parent] + j.offset
         return pos
 
-    def detect_units(self, up: str = "y") -> str:
-        """Name of the unit (key of UNIT_SCALES) whose scale makes the rest skeleton closest to a human height."""
-        axis = {"x": 0, "y": 1, "z": 2}[up]
+    def up_axis(self) -> str:
+        """The file's up axis ('y' or 'z') from its rest skeleton (:func:`asap.retarget.skeletons.detect_up`; raises
+        :class:`asap.retarget.skeletons.SkeletonError` naming ``up=`` when it cannot be told)."""
+        from asap.retarget.skeletons import detect_up, match_skeleton
+
+        return detect_up(self.rest_positions(), self.names, match_skeleton(self.names, None, self.path), self.path)
+
+    def _up(self, up: str) -> str:
+        return self.up_axis() if up == "auto" else up
+
+    def detect_units(self, up: str = "auto") -> str:
+        """Name of the unit (key of UNIT_SCALES) whose scale makes the rest skeleton closest to a human height
+        (``up``: the file's up axis, 'auto' from its rest skeleton)."""
+        axis = {"x": 0, "y": 1, "z": 2}[self._up(up)]
         rest = self.rest_positions()
         height = float(rest[:, axis].max() - rest[:, axis].min())
         if height <= 0:
@@ -113,10 +124,12 @@ class BvhClip:
             raise BvhFormatError(f"{self.path}: cannot detect units: the rest skeleton has zero size")
         return min(UNIT_SCALES, key=lambda u: abs(np.log(height * UNIT_SCALES[u] / TYPICAL_HEIGHT)))
 
-    def forward_kinematics(self, scale: float = 1.0, up: str = "y") -> tuple[np.ndarray, np.ndarray]:
-        """World positions (T, N, 3) in metres (``scale`` m per unit) and orientations (T, N, 4) wxyz, z-up."""
+    def forward_kinematics(self, scale: float = 1.0, up: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """World positions (T, N, 3) in metres (``scale`` m per unit) and orientations (T, N, 4) wxyz, z-up, from a
+        file whose up axis is ``up`` ('y', 'z', or 'auto': from its rest skeleton, :meth:`up_axis`)."""
         from asap.utils.rotations import matrix_to_quat
 
+        up = self._up(up)
         t_count = self.num_frames
         n = len(self.joints)
         gpos = np.zeros((t_count, n, 3))
@@ -146,8 +159,10 @@ class BvhClip:
             raise ValueError(f"up must be 'y' or 'z', not {up!r}")
         return gpos, matrix_to_quat(grot)
 
-    def to_human(self, units: str | float = "auto", up: str = "y") -> HumanMotion:
-        """Keypoints of every joint and End Site in metres, z-up."""
+    def to_human(self, units: str | float = "auto", up: str = "auto") -> HumanMotion:
+        """Keypoints of every joint and End Site in metres, z-up (``up``: the file's up axis, 'auto' from its rest
+        skeleton; ``units``: 'auto' from its height, a :data:`UNIT_SCALES` name or metres per unit)."""
+        up = self._up(up)
         unit = self.detect_units(up) if units == "auto" else units
         if isinstance(unit, str):
             if unit not in UNIT_SCALES:
