@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import re
 import sys
 import warnings
@@ -113,6 +114,14 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argp
     return args
 
 
+def one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """Warnings on the command line as one line each, ``warning: <message> (<category>)``, without the source line
+    Python shows by default (it reads like a traceback)."""
+    return f"warning: {message} ({category.__name__})\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asap`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -122,11 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     warnings.simplefilter("default")
+    warnings.formatwarning = one_line_warning
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows here, inside the handler below, not at exit
+        return rc
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`asap motion info F | head`): stop quietly, like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         if getattr(args, "debug", False):
             raise

@@ -91,3 +91,28 @@ def test_a_run_folder_stands_for_its_final_checkpoint(tmp_path) -> None:
     (run / "metrics.json").write_text(json.dumps({"checkpoint": "elsewhere/run/model_599.pt"}))
     assert resolve_checkpoint(run) == run / "model_599.pt"
     assert resolve_checkpoint(run / "model_100.pt") == run / "model_100.pt"
+
+
+def test_warnings_are_one_line_and_a_closed_pipe_ends_quietly(tmp_path) -> None:
+    """`asap ...` prints a warning as one `warning: ...` line (no source line that reads like a traceback), and
+    `asap motion info F | head -1` ends without a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from asap.motion.synthetic import synthetic_motion
+    from asap.paths import repo_path
+
+    m = synthetic_motion(num_frames=21, fps=50, speed=(0, 0, 0), yaw_rate=0.0, amplitude=0.05)
+    m.dof_pos[:, 0] = 5.0  # far past the hip pitch limit
+    m.save(tmp_path / "bad.npz")
+    asap = [sys.executable, "-m", "asap.cli"]
+    r = subprocess.run([*asap, "motion", "convert", str(tmp_path / "bad.npz"), str(tmp_path / "out.npz")],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0 and r.stderr.splitlines() == [
+        "warning: 1 joint(s) exceed their limits; worst left_hip_pitch_joint by 2.120 rad over 21 frames "
+        "(JointLimitWarning)"
+    ]
+    clip = repo_path("motions/builtin/arm_wave.npz")
+    cmd = f"{sys.executable} -m asap.cli motion info {clip} | head -1"
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+    assert r.stdout.startswith(f"{clip}: g1_23dof") and r.stdout.count("\n") == 1 and "Traceback" not in r.stderr

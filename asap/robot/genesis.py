@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,8 @@ def build_genesis_scene(
     )
     plane = scene.add_entity(gs.morphs.Plane()) if floor_friction is not None else None
     robot = scene.add_entity(gs.morphs.MJCF(file=xml))
+    print(f"[genesis] building the scene ({n_envs or 1} env(s)); a fresh kernel cache compiles first: 1-2 min on a CPU",
+          file=sys.stderr, flush=True)  # fmt: skip
     with keep_denormal_mode():
         if n_envs is None:
             scene.build()
