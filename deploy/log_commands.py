@@ -278,8 +278,13 @@ def _export(args: argparse.Namespace) -> int:
     for m, p in zip(motions, paths):  # export_motions returns one path per motion
         print(f"  {p}  ({m.meta['policy_steps']} policy steps, root {m.meta['root_source']}"
               f"{'' if m.meta['completed'] else ', cut short'})")  # fmt: skip
+    if not paths:
+        from deploy.logger import episodes, read_log
+
+        ids = [e for e, _ in episodes(read_log(args.log_dir)["steps"], RUN)]
+        raise ValueError(f"nothing to export: the log's episodes are {ids}, and --episodes/--exclude leave none")
     print(f"[log export] {len(paths)} Motion file(s) in {args.out}")
-    return 0 if paths else 1
+    return 0
 
 
 def _attach(args: argparse.Namespace) -> int:

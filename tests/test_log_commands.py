@@ -60,7 +60,7 @@ def test_show_lists_episodes_and_writes_plots(log_dir: tuple[Path, dict], tmp_pa
     assert "mocap m.csv (plain): offset +0.3" in out
 
 
-def test_export_writes_what_collect_writes(log_dir: tuple[Path, dict], tmp_path: Path) -> None:
+def test_export_writes_what_collect_writes(log_dir: tuple[Path, dict], tmp_path: Path, capsys) -> None:  # noqa: ANN001
     """`asap log export` = the conversion `asap collect` runs at its end (the same function), with episodes
     selectable."""
     import deploy.collect
@@ -83,6 +83,7 @@ def test_export_writes_what_collect_writes(log_dir: tuple[Path, dict], tmp_path:
     assert main(["log", "export", str(log), "--out", str(tmp_path / "some"), "--exclude", "1"]) == 0
     assert [f.name for f in (tmp_path / "some").glob("*.npz")] == ["sway_ep000.npz"]
     assert main(["log", "export", str(log), "--out", str(tmp_path / "none"), "--episodes", "7"]) == 1
+    assert "nothing to export: the log's episodes are [0, 1]" in capsys.readouterr().err
 
 
 def test_planned_stops_are_not_faults() -> None:
