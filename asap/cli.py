@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     warnings.simplefilter("default")
-    warnings.formatwarning = one_line_warning
+    shown, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
         rc = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, inside the handler below, not at exit
@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = shown  # a caller's own (main() runs in-process in tests and scripts)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asap.config import load_config, save_config
+from asap.config import load_config, save_config, to_dict
 from asap.motion.formats import robot_motion_layout
 from asap.paths import repo_path
 from asap.rl.checkpoints import latest_checkpoint
@@ -215,11 +215,31 @@ def stage_finetune(
     return onnx
 
 
+def note_changed_settings(cfg: PipelineConfig, saved: Path) -> list[str]:
+    """Say which settings differ from the ones the run directory was last run with (``saved``, its
+    ``pipeline.yaml``): finished stages are kept as they are, so a changed setting only reaches the stages still to
+    run (``rounds=2`` on a finished run is meant that way; a changed ``episodes`` or gap is not). Returns the keys."""
+    if not saved.is_file():
+        return []
+    try:
+        old = to_dict(load_config(PipelineConfig, saved, []))
+    except (ValueError, TypeError):  # written by another version of the config
+        return []
+    new = to_dict(cfg)
+    changed = [k for k in new if old.get(k) != new[k]]
+    if changed:
+        diff = "; ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed)
+        print(f"note: {saved.parent} was last run with other settings ({diff}); its finished stages are kept as they "
+              "are (delete a stage's folder to run it again, or give another run_dir)", flush=True)  # fmt: skip
+    return changed
+
+
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     """Run the stages of :class:`PipelineConfig`; returns (and writes) a summary with the headline errors."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
+    note_changed_settings(cfg, run / "pipeline.yaml")
     save_config(cfg, run / "pipeline.yaml")
     name = cfg.source.removeprefix("builtin:")
     name = Path(name).stem

@@ -100,6 +100,8 @@ def test_full_chain_on_a_tiny_budget(tmp_path, capsys):
     assert load_motion(evaluated).meta["policy"] == str(run / "finetune_r2" / "policy.onnx")
     out = capsys.readouterr().out
     assert "holds a finished fine-tuning run: skipped" in out and "asap round 2, virtual G1 (ankle_weak)" in out
+    said = "was last run with other settings (rounds: 1 -> 2; round_finetune_overrides: [] -> ['max_iterations=1'])"
+    assert said in out  # the finished stages are kept, and the run says so
     assert "asap round 1, virtual G1 (ankle_weak)" in out
     with pytest.raises(ValueError, match="rounds=1"):
         run_pipeline(replace(cfg, rounds=2, delta=str(run / "delta" / "delta.pt")))
