@@ -427,7 +427,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser(
         "demo", help="the built-in demo: the whole ASAP loop on an arm-wave clip and a virtual G1 with weak ankles"
     )
-    d.add_argument("--quick", action="store_true", help="only retarget and render (about a minute)")
+    d.add_argument("--quick", action="store_true", help="only retarget and render (under a minute)")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
     d.add_argument("overrides", nargs="*", help="dotted overrides of the pipeline config")
     d.set_defaults(func=_demo)
