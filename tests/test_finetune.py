@@ -65,13 +65,15 @@ def test_constant_delta_model_round_trip(tmp_path):
     assert out.abs().sum() == pytest.approx(2 * 4 * 0.3, rel=1e-5)
 
 
-def test_finetune_runs_on_the_aligned_simulator_and_exports(tmp_path, pretrained):
+def test_finetune_runs_on_the_aligned_simulator_and_exports(tmp_path, pretrained, capsys):
     d, ck = pretrained
     delta = constant_delta(tmp_path / "delta.pt", 0.4)
     out = tmp_path / "ft"
     cfg = load_config(FinetuneConfig, None, [f"checkpoint={d / 'pre'}", f"delta={delta}", f"out_dir={out}",
                                               "max_iterations=2", "eval_interval=0"])  # fmt: skip
     r = finetune(cfg)  # the pretraining's run folder: its final checkpoint
+    done = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("done: "))
+    assert done.startswith("done: max_iterations after 2 iterations (4 with its checkpoint's 2)"), done
     assert yaml.safe_load((out / "finetune.yaml").read_text())["checkpoint"] == str(Path(ck))
     assert (out / "policy.onnx").exists() and (out / "finetune.yaml").exists()
     meta = {p.key: p.value for p in onnx.load(str(out / "policy.onnx")).metadata_props}
