@@ -12,7 +12,6 @@ that no operator event can leave (the runtime calls it on every exit).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,19 +22,8 @@ from asap.robot.spec import MOTOR_NAMES, NUM_MOTORS, get_spec
 from asap.utils.rotations import projected_gravity_z
 from deploy.contract import ContractError, PolicyContract
 from deploy.messages import LOWSTATE_C
+from deploy.modes import Mode
 from deploy.safety import SafetyConfig, SafetyEvent, SafetyLayer
-
-
-class Mode(enum.IntEnum):
-    """Controller states (the integer is what the log stores)."""
-
-    WAIT = -1
-    ZERO_TORQUE = 0
-    RAMP = 1
-    HOLD = 2
-    RUN = 3
-    DAMPING = 4
-
 
 BUTTON_EVENTS = {"START": "start", "A": "run", "SELECT": "stop"}
 """Wireless-remote button -> controller event."""

@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from deploy.controller import Mode
+from deploy.modes import Mode
 
 MODE_NAMES = {int(m): m.name for m in Mode}
-"""Names of the log's ``mode`` integers (:class:`deploy.controller.Mode`; kept here so this module stays light)."""
+"""Names of the log's ``mode`` integers (:class:`deploy.modes.Mode`)."""
 RUN = int(Mode.RUN)
+"""The RUN mode integer."""
 SETUP = (int(Mode.RAMP), int(Mode.HOLD))
 """Modes an episode is set up in before its RUN (ramp to the default pose, hold, blend to the start pose)."""
-"""The RUN mode integer."""
 
 
 def motion_file_name(meta: dict[str, Any]) -> str:
@@ -89,7 +89,7 @@ def episode_spans(steps: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray, n
                 b += 1
         starts.append(0 if k == 0 else b)
     ends = [*starts[1:], n]
-    return [(e, rows, np.arange(lo, hi)) for (e, rows), lo, hi in zip(eps, starts, ends, strict=True)]
+    return [(e, rows, np.arange(starts[k], ends[k])) for k, (e, rows) in enumerate(eps)]  # Python 3.8: no zip(strict)
 
 
 def is_fault(cause: str) -> bool:
