@@ -251,13 +251,13 @@ def run_jobs(jobs: list[Job], n: int, logs: Path, progress: bool = True) -> dict
     """Run the unfinished steps, at most ``n`` processes at once, each when the steps it needs have finished
     (a step whose dependency failed is not run). Each step's output goes to ``logs/<name>.log``.
     Returns ``{name: "done" | "skipped" | "failed (rc N)" | "not run (needs X)"}``."""
-    from tqdm import tqdm
+    from asap.utils.progress import progress_bar
 
     status: dict[str, str] = {j.name: "skipped" for j in jobs if j.finished()}
     pending = [j for j in jobs if j.name not in status]
     running: dict[str, tuple[subprocess.Popen, Job, float]] = {}
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    bar = tqdm(total=len(jobs), initial=len(status), disable=not progress, desc="steps", unit="step")
+    bar = progress_bar(total=len(jobs), initial=len(status), disable=not progress, desc="steps", unit="step")
     while pending or running:
         for j in list(pending):
             if len(running) >= n:

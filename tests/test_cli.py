@@ -116,3 +116,24 @@ def test_warnings_are_one_line_and_a_closed_pipe_ends_quietly(tmp_path) -> None:
     cmd = f"{sys.executable} -m asap.cli motion info {clip} | head -1"
     r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
     assert r.stdout.startswith(f"{clip}: g1_23dof") and r.stdout.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_progress_bars_in_a_log_redraw_rarely() -> None:
+    """A bar writing to a file (a log, a pipe) redraws at most every 30 s instead of every 0.1 s; on a terminal it
+    keeps tqdm's default."""
+    import io
+
+    from asap.utils.progress import LOG_INTERVAL_S, progress_bar
+
+    log = io.StringIO()
+    bar = progress_bar(range(1000), file=log)
+    for _ in bar:
+        pass
+    bar.close()
+    assert bar.mininterval == LOG_INTERVAL_S and log.getvalue().count("\r") <= 3
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_bar(total=1, file=Terminal()).mininterval == 0.1

@@ -337,15 +337,16 @@ class DeltaDynamicsTrainer:
 
     def train(self) -> Path:
         """Iterate until ``max_iterations`` or ``max_time_s``; returns the last checkpoint."""
-        from tqdm import tqdm
+        from asap.utils.progress import progress_bar
 
         cfg = self.cfg
         start = self.iteration
         end = start + cfg.max_iterations
         t_begin = time.time() - self.train_time
         timed = cfg.max_time_s > 0
-        bar = tqdm(total=int(cfg.max_time_s) if timed else cfg.max_iterations, initial=int(self.train_time) if timed
-                   else 0, unit="s" if timed else "it", desc="train-dynamics", disable=not cfg.progress)  # fmt: skip
+        bar = progress_bar(total=int(cfg.max_time_s) if timed else cfg.max_iterations,
+                           initial=int(self.train_time) if timed else 0, unit="s" if timed else "it",
+                           desc="train-dynamics", disable=not cfg.progress)  # fmt: skip
         try:
             while self.iteration < end and not (timed and self.train_time >= cfg.max_time_s):
                 k = self.horizon(self.iteration)

@@ -394,7 +394,7 @@ class SysID:
     # ---------------------------------------------------------------------------------------------- run
     def run(self) -> dict[str, Any]:
         """Optimise (or continue), then write the artifacts; returns the summary (also ``sysid.json``)."""
-        from tqdm import tqdm
+        from asap.utils.progress import progress_bar
 
         torch.set_num_threads(max(1, self.cfg.torch_threads))
         self.out.mkdir(parents=True, exist_ok=True)
@@ -407,7 +407,7 @@ class SysID:
         total = c.generations if c.method == "cma" else math.ceil(len(st["grid"]) / c.population)
         if resumed:
             print(f"resumed {self.state_path} at generation {st['generation']}", flush=True)
-        bar = tqdm(total=total, initial=min(st["generation"], total), desc=f"sysid {c.method}", unit="gen")
+        bar = progress_bar(total=total, initial=min(st["generation"], total), desc=f"sysid {c.method}", unit="gen")
         try:
             while st["generation"] < total and not (c.method == "cma" and st["es"].stop()):
                 t0 = time.time()

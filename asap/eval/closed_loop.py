@@ -389,17 +389,16 @@ def render_videos(
     variant. Returns ``{label: {motion: path}}``."""
     import sys
 
-    from tqdm import tqdm
-
     from asap.eval.compare import aligned_reference
     from asap.motion.render import render_ghost_video
+    from asap.utils.progress import progress_bar
 
     cfg = cfg or VideoConfig()
     out = Path(out)
     jobs = [(label, name, sets[0]) for label, per_motion in results.items() for name, sets in per_motion.items()]
     videos: dict[str, dict[str, str]] = {}
     used: set[str] = set()
-    bar = tqdm(jobs, desc="video", unit="video", disable=not progress, file=sys.stderr)
+    bar = progress_bar(jobs, desc="video", unit="video", disable=not progress, file=sys.stderr)
     for label, name, first in bar:
         if first.rollout is None:
             raise ValueError(f"{label} on {name}: no rollout kept for the video")
@@ -475,7 +474,7 @@ def evaluate(
     (:func:`render_videos`; their paths in ``metrics["videos"]``)."""
     import sys
 
-    from tqdm import tqdm
+    from asap.utils.progress import progress_bar
 
     if not policies:
         raise ValueError("give at least one policy")
@@ -500,7 +499,7 @@ def evaluate(
     total = (sum(run_steps[v, str(m)] for _, v in loaded for m in motions) * n * k_seeds if not over_dds
              else len(policies) * len(motions) * k_seeds)  # fmt: skip
     planned = 0  # where the bar stands after the runs so far (episodes that fall end early)
-    bar = tqdm(total=total, desc="eval", unit="step" if not over_dds else "run", disable=not progress,
+    bar = progress_bar(total=total, desc="eval", unit="step" if not over_dds else "run", disable=not progress,
                file=sys.stderr)  # fmt: skip
     results: dict[str, dict[str, list[EpisodeSet]]] = {}
     try:

@@ -111,7 +111,8 @@ def _write_video(
     ``ghost`` (T, nq): a second pose of the same model per frame, drawn into the same scene (its bodies only, no
     second floor) in ``ghost_rgba``. Returns ``{frames, fps, seconds, render_fps}``."""
     import imageio.v2 as imageio
-    from tqdm import tqdm
+
+    from asap.utils.progress import progress_bar
 
     data = mujoco.MjData(model)
     gdata = mujoco.MjData(model) if ghost is not None else None
@@ -128,7 +129,7 @@ def _write_video(
         )  # fmt: skip
         try:
             for f, q in enumerate(
-                tqdm(qpos, desc=f"render {out.name}", unit="frame", disable=not progress, leave=False)
+                progress_bar(qpos, desc=f"render {out.name}", unit="frame", disable=not progress, leave=False)
             ):
                 data.qpos[:] = q
                 mujoco.mj_forward(model, data)

@@ -28,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     from asap.retarget.pipeline import format_report, keypoint_index, retarget_many, save_result
     from asap.retarget.solver import get_solver
     from asap.retarget.sources import expand_sources, load_source, table_for
+    from asap.utils.progress import progress_bar
 
     sources = expand_sources(args.source, args.format)
     many = len(sources) > 1 or args.source == "builtin:all" or Path(args.source).is_dir()
@@ -45,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     solver = get_solver(args.robot)
     reports: list[dict] = []
     failed: list[dict[str, str]] = []
-    bar = tqdm(total=len(sources), desc="retarget", unit="clip", disable=not many, file=sys.stderr)
+    bar = progress_bar(total=len(sources), desc="retarget", unit="clip", disable=not many, file=sys.stderr)
     pending: dict[str, list] = {}
     tables: dict[str, RetargetConfig] = {}
 
