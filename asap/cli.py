@@ -36,7 +36,19 @@ def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.Argumen
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in modules:
         importlib.import_module(name).register(sub)
+    _add_debug(parser)
     return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """Give every command ``--debug`` (show the traceback instead of the one-line error), where it lacks one."""
+    sp = _subparsers(parser)
+    if sp is None:
+        if "--debug" not in parser._option_string_actions:
+            parser.add_argument("--debug", action="store_true", help="show tracebacks")
+        return
+    for child in dict.fromkeys(sp.choices.values()):  # aliases share a parser
+        _add_debug(child)
 
 
 def command_modules(argv: list[str]) -> tuple[str, ...]:

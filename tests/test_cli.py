@@ -137,3 +137,22 @@ def test_progress_bars_in_a_log_redraw_rarely() -> None:
             return True
 
     assert progress_bar(total=1, file=Terminal()).mininterval == 0.1
+
+
+def test_every_command_takes_debug(parser) -> None:
+    """`--debug` (the traceback instead of the one-line error) exists on every command, not only on some."""
+    from asap.cli import _leaf, _subparsers
+
+    def leaves(p, path):
+        sp = _subparsers(p)
+        if sp is None:
+            yield path, p
+            return
+        for name, child in sp.choices.items():
+            yield from leaves(child, [*path, name])
+
+    found = list(leaves(parser, []))
+    assert len(found) > 20
+    for path, p in found:
+        assert "--debug" in p._option_string_actions, path
+        assert _leaf(parser, path)[0] is p
