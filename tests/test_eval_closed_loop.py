@@ -394,3 +394,20 @@ def test_over_dds_evaluation_runs_the_virtual_g1_on_the_requested_engine(tmp_pat
     assert seen["engine"] == "genesis"
     with pytest.raises(ValueError, match="--over-dds"):
         evaluate(["p.onnx"], ["m.npz"], tmp_path / "e", engine="genesis")
+
+
+def test_the_progress_bar_ends_at_its_total_when_episodes_fall_early(tmp_path, capsys):
+    """Episodes that fall end before the clip does; the bar still ends at 100% (it stopped at 310/800 before)."""
+    from asap.eval.closed_loop import evaluate
+    from deploy.testing import make_policy, test_contract
+
+    clip = Motion.load(repo_path("motions/builtin/arm_wave.npz")).slice(0, 101)
+    clip.meta["name"] = "wave_2s"
+    motion = clip.save(tmp_path / "wave_2s.npz")
+    c = test_contract(motion_length_s=2.0, motion_name="wave_2s")
+    pol = make_policy(tmp_path / "p" / "policy.onnx", c, seed=1, fault="huge", fault_phase=0.0)
+    evaluate([pol], [motion], tmp_path / "ev", gap="configs/real_gap/hard.yaml", episodes=2, progress=True)
+    eps = json.loads((tmp_path / "ev" / "metrics.json").read_text())["policies"]["policy"]["motions"]["wave_2s"]
+    steps = [e["steps"] for e in eps["episodes"][0]]
+    assert max(steps) < eps["episodes"][0][0]["expected_steps"], "the episodes must fall early for this test"
+    assert "| 200/200 [" in capsys.readouterr().err.rsplit("\r", 1)[-1]
