@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asap`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(command_modules(argv))
-    args = parser.parse_args(argv) if not argv or argv[0].startswith("-") else parse_command_line(parser, argv)
+    args = parse_command_line(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

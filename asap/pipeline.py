@@ -94,10 +94,11 @@ def _done(t0: float, what: str) -> None:
     print(f"--- {what} ({time.time() - t0:.0f} s)", flush=True)
 
 
-def stage_retarget(cfg: PipelineConfig, out: Path) -> Path:
+def stage_retarget(cfg: PipelineConfig, out: Path, layout: str | None = None) -> Path:
     """Retarget ``cfg.source`` to ``out`` (skipped when it exists); prints the quality report. A source that is
     already a robot motion (our .npz, ASAP's .pkl, GMR, mjlab/Isaac Lab, Unitree .csv) is read and written as ours
-    instead (what `asap motion convert` does)."""
+    instead (what `asap motion convert` does); ``layout``: that file's layout (:func:`robot_motion_layout` of
+    ``cfg.source``; None for human motion)."""
     from asap.motion.formats import read_motion
     from asap.retarget.config import load_table
     from asap.retarget.pipeline import format_report, retarget_many, save_result
@@ -107,7 +108,6 @@ def stage_retarget(cfg: PipelineConfig, out: Path) -> Path:
     if out.exists():
         print(f"{out} exists: skipped")
         return out
-    layout = robot_motion_layout(cfg.source)
     if layout is not None:
         motion = read_motion(cfg.source).for_robot("g1_23dof")
         motion.save(out)
@@ -245,8 +245,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     name = Path(name).stem
     report: dict[str, Any] = {"source": cfg.source}
 
-    t = _stage(f"1. {'retarget' if robot_motion_layout(cfg.source) is None else 'read'} {cfg.source}")
-    motion_path = stage_retarget(cfg, run / "motions" / f"{name}.npz")
+    layout = robot_motion_layout(cfg.source)
+    t = _stage(f"1. {'retarget' if layout is None else 'read'} {cfg.source}")
+    motion_path = stage_retarget(cfg, run / "motions" / f"{name}.npz", layout)
     report["motion"] = str(motion_path)
     _done(t, f"motion: {motion_path}")
 

@@ -302,6 +302,11 @@ class Trainer:
                   f"E_g-mpjpe {ev['E_g_mpjpe_mm']:.1f} mm")  # fmt: skip
         return s
 
+    def first_iteration(self) -> int:
+        """This run's first iteration: 0, or where the checkpoint it started from left off (a fine-tuning keeps the
+        pretraining's count; a resumed run keeps its own history, so its first iteration stays 0)."""
+        return int(self.history[0]["iteration"]) if self.history else 0
+
     def finish(self, it: int, stop_reason: str) -> dict[str, Any]:
         """Final checkpoint, evaluation, ONNX export, learning curve and metrics.json (rank 0; the other ranks
         return ``{"rank", "iterations", "network_sha256"}``)."""
@@ -341,7 +346,7 @@ class Trainer:
         (self.out / "metrics.json").write_text(json.dumps(result, indent=2))
         with contextlib.suppress(Exception):
             self.runner.logger.stop_logging_writer()
-        first = int(self.history[0]["iteration"]) if self.history else 0  # a fine-tuning counts on from its checkpoint
+        first = self.first_iteration()  # a fine-tuning counts on from its checkpoint
         count = f"{it + 1 - first} iterations" + (f" ({it + 1} with its checkpoint's {first})" if first else "")
         print(f"done: {stop_reason} after {count}, {_hms(self.train_time)}; final eval success "
               f"{ev['success_rate'] * 100:.0f}%, E_mpjpe {ev['E_mpjpe_mm']:.1f} mm, E_g-mpjpe "
@@ -353,7 +358,7 @@ class Trainer:
         ``n - 1`` newest earlier checkpoints (``model_<i>.pt`` in the run folder with this run's first iteration
         <= i < it) into the networks; returns the files averaged. Normalizer counts are ``last``'s; the optimiser
         state is untouched."""
-        start = int(self.history[0]["iteration"]) if self.history else 0
+        start = self.first_iteration()
         earlier = [p for p, i in numbered_checkpoints(self.out).items() if start <= i < it]
         cks = [*earlier[max(0, len(earlier) - (n - 1)) :], last]
         dicts = [torch.load(p, map_location=self.cfg.device, weights_only=False) for p in cks]
