@@ -95,6 +95,57 @@ def test_finetune_needs_something_to_fine_tune_against(tmp_path, pretrained):
     assert finetune(other)["iterations"] >= 1
 
 
+def test_finetune_inverse_needs_a_delta_model_and_a_known_method(tmp_path, pretrained):
+    d, ck = pretrained
+    base = [f"checkpoint={ck}", f"out_dir={tmp_path / 'x'}", "max_iterations=1", "eval_interval=0"]
+    with pytest.raises(ValueError, match="method=inverse imitates .* give --delta"):
+        finetune(load_config(FinetuneConfig, None, [*base, "method=inverse", "pretrain.physics.floor_friction=0.6"]))
+    with pytest.raises(ValueError, match="unknown fine-tuning method 'dagger'"):
+        finetune(load_config(FinetuneConfig, None, [*base, "method=dagger"]))
+
+
+def test_finetune_inverse_imitates_the_pretrained_policy_through_the_inverse_delta(tmp_path, pretrained):
+    """A constant Δa c on the ankles is inverted exactly (q' = q* - s c): the teacher's labels are the pretrained
+    actions minus c on the ankles and the same elsewhere, so the imitation error starts at c² on 4 of 23 joints and a
+    few DAgger updates move the fine-tuned actor's ankle actions towards -c while the other joints stay near the
+    pretrained ones; the export (no π^Δ) is the fine-tuned actor."""
+    import csv
+
+    import onnxruntime as ort
+
+    from asap.robot.spec import get_spec
+
+    d, ck = pretrained
+    c = 0.8
+    delta = constant_delta(tmp_path / "delta.pt", c)
+    out = tmp_path / "inv"
+    args = [
+        f"checkpoint={ck}",
+        f"delta={delta}",
+        f"out_dir={out}",
+        "method=inverse",
+        "max_iterations=6",
+        "eval_interval=0",
+        "inverse.learning_rate=0.01",
+        "inverse.teacher_share_iterations=2",
+        "inverse.iterations=1",
+    ]
+    cfg = load_config(FinetuneConfig, None, args)
+    r = finetune(cfg)
+    assert r["iterations"] >= 6 and (out / "policy.onnx").exists()
+    mse = [float(row["distill_mse"]) for row in csv.DictReader((out / "progress.csv").open())]
+    assert mse[0] == pytest.approx(c * c * 4 / 23, rel=0.05)  # the untouched student: off by c on the 4 ankles
+    assert mse[-1] < 0.5 * mse[0]
+    residual = [float(row["inverse_residual"]) for row in csv.DictReader((out / "progress.csv").open())]
+    assert max(residual) < 1e-5  # a constant Δa is inverted exactly in one iteration
+    pre, new = (ort.InferenceSession(str(p)) for p in (d / "pre" / "policy.onnx", out / "policy.onnx"))
+    x = torch.randn(64, pre.get_inputs()[0].shape[1]).numpy() * 0.1
+    name = pre.get_inputs()[0].name
+    shift = torch.as_tensor(new.run(None, {name: x})[0]) - torch.as_tensor(pre.run(None, {name: x})[0])
+    ank = torch.tensor(["ankle" in name for name in get_spec("g1_23dof").joint_names])
+    assert shift[:, ank].mean() < -0.5 * c and shift[:, ~ank].abs().mean() < 0.25 * c
+
+
 def test_checkpoints_name_their_clips_from_any_directory(tmp_path, monkeypatch):
     """A run trained on a clip named relative to its working directory stores the clip's absolute path, so that
     `asap finetune` finds it from another directory (shipped clip names stay as written); a clip that is gone is

@@ -203,6 +203,63 @@ def test_anchor_pass_pulls_the_mean_action_back_to_the_first_update(tmp_path, mo
     assert all(torch.equal(alg.anchor.state_dict()[k], v) for k, v in resumed.runner.alg.anchor.state_dict().items())
 
 
+def test_anchor_distance_leaves_free_joints_out():
+    from asap.rl.ppo import anchor_distance, anchor_weights_tensor
+
+    mean, target = torch.tensor([[1.0, 2.0, 3.0]]), torch.zeros(1, 3)
+    assert anchor_distance(mean, target).item() == pytest.approx(14 / 3)
+    assert anchor_distance(mean, target, torch.ones(3)).item() == pytest.approx(14 / 3)
+    w = anchor_weights_tensor([1.0, 0.0, 1.0], "cpu")
+    assert anchor_distance(mean, target, w).item() == pytest.approx(5.0)  # (1 + 9) / 2: the free joint neither counts
+    moved = mean.clone()
+    moved[0, 1] = 50.0
+    assert anchor_distance(moved, target, w).item() == pytest.approx(5.0)  # nor pulls
+    with pytest.raises(ValueError, match="anchor_coef=0"):
+        anchor_weights_tensor([0.0, 0.0], "cpu")
+
+
+def test_anchor_free_joints_reach_ppo_as_zero_weights():
+    from asap.robot.spec import get_spec
+
+    cfg = load_config(PretrainConfig, None, ["ppo.anchor_coef=1", "ppo.anchor_free_joints=ankles,left_knee_joint"])
+    w = rsl_train_cfg(cfg)["algorithm"]["anchor_weights"]
+    names = get_spec("g1_23dof").joint_names
+    free = [n for n, x in zip(names, w, strict=True) if x == 0.0]
+    assert free == ["left_knee_joint", "left_ankle_pitch_joint", "left_ankle_roll_joint", "right_ankle_pitch_joint",
+                    "right_ankle_roll_joint"]  # fmt: skip
+    assert "anchor_weights" not in rsl_train_cfg(load_config(PretrainConfig, None, ["ppo.anchor_coef=1"]))["algorithm"]
+    with pytest.raises(ValueError, match="unknown joint set or joint 'ankle'"):
+        rsl_train_cfg(load_config(PretrainConfig, None, ["ppo.anchor_coef=1", "ppo.anchor_free_joints=ankle"]))
+
+
+def test_anchor_pass_holds_the_anchored_joints_and_not_the_free_ones(tmp_path, motion_file):
+    from asap.robot.spec import resolve_joints
+
+    cfg = _actor_pass_cfg(tmp_path, motion_file, "anchor_coef", "ppo.anchor_free_joints=ankles")
+    tr, obs = _trainer_after_one_rollout(cfg)
+    alg = tr.runner.alg
+    alg.set_anchor()
+    names = tr.env.spec.joint_names
+    free = torch.tensor([n in resolve_joints("g1_23dof", "ankles") for n in names])
+    last = alg.actor.mlp[-1]  # the output layer (rsl-rl MLPModel): one row per joint
+    with torch.no_grad():  # shift every output by 0.5: the anchor must undo the shift of the held joints only
+        last.bias.add_(0.5)
+    before = (last.weight.detach().clone(), last.bias.detach().clone())
+
+    def offsets() -> torch.Tensor:
+        with torch.no_grad():
+            o = alg.storage.observations
+            return (alg.actor(o) - alg.anchor(o)).reshape(-1, len(names)).mean(dim=0)
+
+    for _ in range(30):
+        alg._anchor_pass()
+    assert offsets()[~free].abs().max() < 0.15  # held joints pulled back
+    # the free joints' output rows get no gradient from the anchor at all (a fresh Adam leaves them exactly as they
+    # were; only the shared hidden layers move under them)
+    assert torch.equal(last.weight[free], before[0][free]) and torch.equal(last.bias[free], before[1][free])
+    assert not torch.equal(last.bias[~free], before[1][~free])
+
+
 def test_set_action_std_on_both_parameterisations():
     from rsl_rl.modules.distribution import GaussianDistribution
 

@@ -69,6 +69,12 @@ class AlignedSimulator:
             self.default_pos, applied, (previous - self.default_pos) / self.action_scale, self.last_delta,
         )  # fmt: skip
 
+    def delta_for(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The delta observation (N, 5J+16) and the Δa (N, J, action units, after the per-env mask and scale) that a
+        step with joint targets ``targets`` (N, J) rad would apply now (:meth:`step` applies exactly this)."""
+        obs = self.delta_observation(targets)
+        return obs, self.model(obs) * self.env_mask[:, None] * self.env_scale
+
     def set_previous_targets(self, env_ids: torch.Tensor | Sequence[int] | None, targets: torch.Tensor) -> None:
         """Give envs ``env_ids`` the joint targets (n, J) rad of the step before their next one (a replay that starts
         inside a log knows them; otherwise the first step after a reset sees no change)."""
@@ -83,8 +89,7 @@ class AlignedSimulator:
             self.sim.step(targets=None, torques=torques)
             return
         targets = targets.to(self.sim.device, torch.float32)
-        obs = self.delta_observation(targets)
-        delta = self.model(obs) * self.env_mask[:, None] * self.env_scale
+        obs, delta = self.delta_for(targets)
         self.last_obs = obs
         self.last_delta = delta
         self.last_targets = targets.clone()

@@ -19,6 +19,7 @@ The DeltaDynamics baseline (``dynamics_model``, `asap train-dynamics`) wraps bot
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ import torch
 from asap.config import from_dict, merge_dicts, save_config, to_dict
 from asap.delta.aligned import AlignedSimulator
 from asap.delta.delta_dynamics import DeltaDynamicsSimulator, load_dynamics_model
+from asap.delta.inverse import InverseConfig, InverseDeltaTeacher, InverseDistillation
 from asap.delta.oracle import load_delta
 from asap.rl import distributed as dist
 from asap.rl.checkpoints import load_training_checkpoint, resolve_checkpoint
@@ -78,6 +80,11 @@ class FinetuneConfig:
     """Stop after this many consecutive fully successful evaluations (0: never)."""
     seed: int = 0
     """Seed of the Δa mask and scale draws."""
+    method: str = "ppo"
+    """'ppo': PPO on the tracking reward in the aligned simulator (the paper's); 'inverse': imitate the pretrained
+    policy seen through the inverse of π^Δ (asap.delta.inverse; needs a delta model)."""
+    inverse: InverseConfig = field(default_factory=InverseConfig)
+    """Settings of ``method: inverse``."""
     pretrain: dict[str, Any] = field(default_factory=dict)
     """Overrides of the checkpoint's pretraining config (e.g. ``{num_envs: 64}``)."""
 
@@ -143,6 +150,11 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     model = load_delta(cfg.delta, pcfg.variant) if cfg.delta else None
     if model is not None and model.meta.variant != pcfg.variant:
         raise ValueError(f"delta model is for {model.meta.variant}, the policy for {pcfg.variant}")
+    if cfg.method not in ("ppo", "inverse"):
+        raise ValueError(f"unknown fine-tuning method {cfg.method!r}: use 'ppo' or 'inverse'")
+    if cfg.method == "inverse" and model is None:
+        raise ValueError("method=inverse imitates the pretrained policy through the inverse of π^Δ: give --delta "
+                         "(delta.pt of `asap train-delta`, or oracle:<gap.yaml>)")  # fmt: skip
     dyn = load_dynamics(cfg.dynamics) if cfg.dynamics else None
     residual = load_dynamics_model(cfg.dynamics_model, pcfg.variant) if cfg.dynamics_model else None
     corrected: list[DeltaDynamicsSimulator] = []  # the training simulator's residual wrapper comes first
@@ -177,6 +189,9 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                              "reset: turn those pretrain.env.domain_rand options off")  # fmt: skip
         if model is not None:  # each rank of a data-parallel run draws its own envs' options
             draw_delta_options(tr.sim, replace(cfg, seed=cfg.seed + tr.dist.rank))  # type: ignore[arg-type]
+        if cfg.method == "inverse":  # the pretrained actor, frozen, is the teacher's policy
+            teacher = InverseDeltaTeacher(tr.env, tr.sim, copy.deepcopy(tr.runner.alg.actor), cfg.inverse.iterations)
+            tr.runner.alg = InverseDistillation(tr.runner.alg, teacher, cfg.inverse, seed=cfg.seed + tr.dist.rank)
         out = Path(cfg.out_dir)
         if tr.dist.is_main:
             save_config(cfg, out / "finetune.yaml")

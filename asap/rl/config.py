@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asap.robot.model import ModelOptions
+from asap.robot.spec import get_spec, resolve_joints
 from envs.tracking.config import TrackingEnvConfig
 
 
@@ -61,6 +62,10 @@ class PPOConfig:
     """Weight of the squared distance of the actor's mean action from a frozen copy of the actor as it was at the
     first update (the loaded checkpoint when fine-tuning), on the rollout's observations (0: off). Needs
     ``separate_optimizers``."""
+    anchor_free_joints: str = ""
+    """Joints whose actions the anchor leaves free ('': none; a joint set such as 'ankles', joint names, or several
+    separated by commas; asap.robot.spec.resolve_joints): fine-tuning for a gap in those joints' actuators lets them
+    change while the anchor holds the rest."""
 
 
 @dataclass
@@ -153,6 +158,9 @@ def rsl_train_cfg(cfg: PretrainConfig) -> dict[str, Any]:
         alg["critic_learning_rate"] = p.critic_learning_rate
         alg["smoothness_coef"] = p.smoothness_coef
         alg["anchor_coef"] = p.anchor_coef
+        if p.anchor_free_joints:
+            free = set(resolve_joints(cfg.variant, p.anchor_free_joints))
+            alg["anchor_weights"] = [0.0 if n in free else 1.0 for n in get_spec(cfg.variant).joint_names]
     elif p.smoothness_coef > 0 or p.anchor_coef > 0:
         raise ValueError("ppo.smoothness_coef and ppo.anchor_coef need ppo.separate_optimizers=true")
     logger: Any = "tensorboard"

@@ -15,6 +15,8 @@ And it can keep the actor near where it started (``anchor_coef``): a frozen copy
 update (when fine-tuning: the loaded pretraining checkpoint, with its observation normaliser) and one pass after each
 update that shrinks the squared distance of the mean action from the copy's on the rollout's observations -- a
 behaviour-cloning regulariser that lets PPO change the policy where the return asks for it and holds it elsewhere.
+The anchor may leave some joints free (``anchor_weights`` 0, from ``ppo.anchor_free_joints``): a fine-tuning for a
+gap in the ankles' actuators then changes the ankle actions while the anchor holds every other joint's.
 """
 
 from __future__ import annotations
@@ -90,18 +92,44 @@ def temporal_smoothness(means: torch.Tensor, dones: torch.Tensor) -> torch.Tenso
     return (sq * keep).sum() / keep.sum().clamp(min=1.0)
 
 
+def anchor_weights_tensor(weights: list[float] | None, device: Any) -> torch.Tensor | None:
+    """(A,) float tensor of per-action anchor weights, or None for ``None``. Raises ``ValueError`` (one line) when
+    every weight is zero (an anchor that holds nothing: leave ``anchor_coef`` at 0 instead) or one is negative."""
+    if weights is None:
+        return None
+    w = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    if bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValueError("anchor weights must be >= 0 with at least one > 0: an anchor that frees every joint holds "
+                         "nothing (set ppo.anchor_coef=0 instead)")  # fmt: skip
+    return w
+
+
+def anchor_distance(mean: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared distance (policy units) of mean actions ``mean`` from the anchor's ``target`` (both (..., A)).
+
+    With ``weights`` (A,), each action dimension counts by its weight and the result is normalised by their sum, so
+    dimensions of weight 0 (joints the anchor leaves free) neither pull nor dilute the others; without, the plain
+    mean over every dimension (the same value as weights of all ones)."""
+    sq = (mean - target).pow(2)
+    if weights is None:
+        return sq.mean()
+    return (sq * weights).sum(dim=-1).mean() / weights.sum()
+
+
 class SplitPPO(PPO):
     """rsl-rl PPO with separate actor/critic Adam optimisers; ``critic_learning_rate`` stays fixed; optional
     temporal smoothness of the actor's mean (``smoothness_coef``, see module docstring)."""
 
     def __init__(
         self, *args: Any, critic_learning_rate: float = 1e-3, smoothness_coef: float = 0.0,
-        anchor_coef: float = 0.0, **kwargs: Any,
+        anchor_coef: float = 0.0, anchor_weights: list[float] | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.critic_learning_rate = critic_learning_rate
         self.smoothness_coef = smoothness_coef
         self.anchor_coef = anchor_coef
+        self.anchor_weights = anchor_weights_tensor(anchor_weights, self.device)
+        """(A,) weight of each action dimension in the anchor distance (0: free), or None for all held alike."""
         self.anchor: Any = None
         """Frozen copy of the actor the anchor pass pulls towards (taken at the first update)."""
         self.optimizer = SplitOptimizer(  # type: ignore[assignment]
@@ -157,14 +185,14 @@ class SplitPPO(PPO):
         )
 
     def _anchor_pass(self) -> float:
-        """:meth:`_actor_pass` on the mean squared distance (policy units) of the actor's mean action from the
-        anchor's."""
+        """:meth:`_actor_pass` on :func:`anchor_distance` of the actor's mean action from the anchor's (weighted by
+        ``anchor_weights``: joints left free do not count)."""
         obs = self.storage.observations
 
         def distance(idx: torch.Tensor) -> torch.Tensor:
             o = obs[:, idx]
             with torch.no_grad():
                 target = self.anchor(o)
-            return (self.actor(o) - target).pow(2).mean()
+            return anchor_distance(self.actor(o), target, self.anchor_weights)
 
         return self._actor_pass(self.anchor_coef, distance)

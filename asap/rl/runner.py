@@ -265,6 +265,9 @@ class Trainer:
                    "collect_s": collect, "learn_s": learn}  # fmt: skip
             if "smoothness" in loss:  # mean squared step-to-step change of the mean action (ppo.smoothness_coef)
                 row["action_smoothness"] = float(loss["smoothness"])
+            if "distill" in loss:  # fine-tuning through the inverse π^Δ: the imitation's error (asap.delta.inverse)
+                row["distill_mse"] = float(loss["distill"])
+                row["inverse_residual"] = float(loss["inverse_residual"])
             ev = None
             if main and cfg.run.eval_interval > 0 and (it + 1) % cfg.run.eval_interval == 0:
                 ev = self.evaluate()

@@ -268,6 +268,51 @@ JOINT_ORDERS: dict[str, tuple[str, ...]] = {
 mjlab, GMR, IsaacGym) and breadth-first (``isaaclab``) walks of the tree, with all 29 joints or without the wrists
 (``_23``: ASAP's 23-DoF G1). The first of each joint count is the default (asap.motion.formats.joint_order)."""
 
+
+def _both_sides(*joints: str) -> tuple[str, ...]:
+    return tuple(f"{side}_{j}_joint" for side in ("left", "right") for j in joints)
+
+
+JOINT_SETS: dict[str, tuple[str, ...]] = {
+    "ankles": _both_sides("ankle_pitch", "ankle_roll"),
+    "knees": _both_sides("knee"),
+    "hips": _both_sides("hip_pitch", "hip_roll", "hip_yaw"),
+    "legs": _both_sides("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll"),
+}
+"""Named joint subsets (Δa's joints, the joints a fine-tuning anchor leaves free; ``all`` means every policy joint)."""
+
+
+def resolve_joints(variant: str, joints: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Joint names of a joint selection, in policy order (the joints Δa acts on, the joints an anchor leaves free).
+
+    ``joints``: ``all``, a :data:`JOINT_SETS` name, a joint name, or several of them separated by commas
+    (``knees,ankles``; the config field is one string), or a sequence of joint names. Raises ``ValueError`` (one
+    line) on unknown names.
+    """
+    names = get_spec(variant).joint_names
+    if isinstance(joints, str):
+        items = [s.strip() for s in joints.split(",") if s.strip()]
+        if "all" in items:
+            return tuple(names)
+        picked: list[str] = []
+        for item in items:
+            if item in JOINT_SETS:
+                picked.extend(JOINT_SETS[item])
+            elif item in names:
+                picked.append(item)
+            else:
+                raise ValueError(f"unknown joint set or joint {item!r}: use 'all', {sorted(JOINT_SETS)}, joint "
+                                 f"names of {variant}, or several separated by commas")  # fmt: skip
+        joints = picked
+    unknown = [j for j in joints if j not in names]
+    if unknown:
+        raise ValueError(f"joints {unknown} are not joints of {variant}")
+    if not joints:
+        raise ValueError("no joints given: use 'all', a joint set or joint names")
+    chosen = set(joints)
+    return tuple(n for n in names if n in chosen)
+
+
 VARIANTS = ("g1_23dof", "g1_29dof")
 """Known robot variants."""
 

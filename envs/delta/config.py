@@ -43,7 +43,7 @@ class DeltaEnvConfig:
     """Episode length: a window of this many seconds of a logged segment (1.0 s = 50 steps, the reference's)."""
     joints: str = "all"
     """Joints Δa acts on: 'all', a set ('ankles' = the 4-DoF ankle model of the authors' hardware runs, 'knees',
-    'hips', 'legs'), joint names, or several separated by commas ('knees,ankles'); asap.delta.model.resolve_joints."""
+    'hips', 'legs'), joint names, or several separated by commas ('knees,ankles'); asap.robot.spec.resolve_joints."""
     obs_scope: str = "full"
     """What π^Δ's network reads: 'full' (the paper's state + action) or 'driven' (the driven joints' action,
     position, velocity and last Δa only; asap.delta.obs.OBS_SCOPES). Stored in the model's metadata."""

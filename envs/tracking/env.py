@@ -297,14 +297,25 @@ class TrackingEnv:
         """(N,) the robot's current motion time t0 + k dt."""
         return self.motion_start + self.episode_length_buf.to(torch.float32) * self.dt
 
-    def step(self, actions: torch.Tensor) -> tuple[dict[str, torch.Tensor], TrackingStepResult]:
-        """Apply (N, J) policy actions for one control step; return observations and :class:`TrackingStepResult`."""
+    def shaped_targets(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What :meth:`step` would make of (N, J) policy actions now, without stepping: ``(a, unshaped, targets)`` of
+        :func:`asap.control.shape_targets` (the residual reference added first with ``residual_actions``)."""
         a = actions.to(self.device, torch.float32)
         if self.cfg.residual_actions:
             a = a.clamp(-self.action_clip, self.action_clip) + self.ref_action
-        a, unshaped, self.targets = shape_targets(a, self.targets, self.default_pos, self.action_scale,
-                                                  self.pos_lower, self.pos_upper, self.cfg.target_shaping,
-                                                  self.action_clip)  # fmt: skip
+        return shape_targets(a, self.targets, self.default_pos, self.action_scale, self.pos_lower, self.pos_upper,
+                             self.cfg.target_shaping, self.action_clip)  # fmt: skip
+
+    def actions_for_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        """(N, J) policy actions whose unshaped targets are ``targets`` (N, J) rad: the inverse of
+        ``default + action_scale * a`` (minus the residual reference with ``residual_actions``); the clip, rate limit
+        and clamp of :meth:`shaped_targets` are not inverted."""
+        a = (targets - self.default_pos) / self.action_scale
+        return a - self.ref_action if self.cfg.residual_actions else a
+
+    def step(self, actions: torch.Tensor) -> tuple[dict[str, torch.Tensor], TrackingStepResult]:
+        """Apply (N, J) policy actions for one control step; return observations and :class:`TrackingStepResult`."""
+        a, unshaped, self.targets = self.shaped_targets(actions)
         self.target_excess = target_limit_excess(unshaped, self.pos_lower, self.pos_upper)
         """(N, J) how far the unshaped targets lie past the joint limits (the robot runtime's fault check)."""
         self.last_actions = self.actions
