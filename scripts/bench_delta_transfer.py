@@ -3,8 +3,13 @@
 For every logged episode (Motion files with ``action``, e.g. a fine-tuned policy's `asap collect` output) the
 logged states are fed frame by frame through the delta observation (:func:`asap.delta.obs.actor_obs`, the target
 shaping the logs record, each model's own previous Δa as ``last_delta``) and every model's Δa is compared with the
-closed-form oracle of the known gap on the joints the model drives: least-squares slope, correlation, R² and the
-mean step-to-step change of Δa (its roughness in time). Foot
+closed-form oracle of the known gap on the joints the model drives: least-squares slope, correlation, R², the
+mean step-to-step change of Δa (its roughness in time) and the *sensitivity* d(Δa_j)/d(a_j), the median over the
+logged frames of how Δa changes with the applied action of its own joint (finite difference). The aligned simulator
+applies ``a + Δa`` (times the action scale), so its response to the policy's command is 1 + sensitivity: the oracle
+of ankle Kp x0.65 has −0.35 (a weaker ankle answers 0.65 of a command); a model near −1 makes the aligned simulator
+deaf to the command (it applies a target set by the state alone), and no fine-tuning can steer those joints there
+(docs/delta.md, "Fine-tuning through the inverse of π^Δ"). Foot
 contact forces are not logged and enter as zeros (they reach only ``obs_scope=full`` models). Prints one table;
 ``--json`` writes it. The open-loop replay errors of the same models come from `asap eval --open-loop`.
 
@@ -34,6 +39,9 @@ from asap.delta.oracle import ORACLE_PREFIX, load_delta
 from asap.motion.motion import Motion
 from asap.robot.spec import get_spec
 
+SENSITIVITY_STEP = 0.1
+"""Policy units the applied action of one joint is nudged by to measure d(Δa)/d(a) by a finite difference."""
+
 LOGGED = ("root_pos", "root_quat", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel", "action")
 """The logged arrays the delta observation is built from."""
 
@@ -51,6 +59,8 @@ def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: T
     lo, hi = (torch.as_tensor(x, dtype=torch.float32) for x in (spec.pos_lower, spec.pos_upper))
     idx = model.meta.joint_index()
     learned, exact, ends = [], [], []
+    sens, sens_exact = [], []  # d(Δa_j)/d(a_j): Δa's change with the applied action of its own joint
+    applied = dobs.term_slice("applied_action", spec.num_joints).start + idx
     for m in motions:
         f = {k: torch.as_tensor(np.asarray(getattr(m, k)), dtype=torch.float32) for k in LOGGED}
         prev, last = None, torch.zeros(1, spec.num_joints)
@@ -62,9 +72,14 @@ def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: T
                                f["root_ang_vel"][k : k + 1], f["dof_pos"][k : k + 1], f["dof_vel"][k : k + 1],
                                torch.zeros(1, 2, 3), default, (target - default) / spec.action_scale,
                                (before - default) / spec.action_scale, last)  # fmt: skip
+            now = oracle(o)[0, idx]
+            nudged = o.repeat(len(idx), 1)
+            nudged[torch.arange(len(idx)), applied] += SENSITIVITY_STEP
+            sens.append(((model(nudged)[:, idx].diagonal() - model(o)[0, idx]) / SENSITIVITY_STEP).numpy())
+            sens_exact.append(((oracle(nudged)[:, idx].diagonal() - now) / SENSITIVITY_STEP).numpy())
             last = model(o)
             learned.append(last[0, idx].numpy())
-            exact.append(oracle(o)[0, idx].numpy())
+            exact.append(now.numpy())
         ends.append(len(learned))
     a, b = np.asarray(learned), np.asarray(exact)
     inside = np.ones(len(a) - 1, dtype=bool)  # consecutive steps of one episode
@@ -76,7 +91,9 @@ def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: T
         rows.append({"joint": name, "slope": float(x @ y / (y @ y)), "corr": float(np.corrcoef(x, y)[0, 1]),
                      "r2": float(1 - ((x - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
                      "oracle_abs": float(np.abs(y).mean()), "model_abs": float(np.abs(x).mean()),
-                     "oracle_step": float(db[:, j].mean()), "model_step": float(da[:, j].mean())})  # fmt: skip
+                     "oracle_step": float(db[:, j].mean()), "model_step": float(da[:, j].mean()),
+                     "oracle_sensitivity": float(np.median(np.asarray(sens_exact)[:, j])),
+                     "model_sensitivity": float(np.median(np.asarray(sens)[:, j]))})  # fmt: skip
     return rows
 
 
@@ -127,13 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     out = {}
     print(f"{len(files)} episode(s); Δa of each model against the oracle of {args.gap}, per driven joint")
     print(f"{'model':40s} {'joint':26s} {'slope':>6s} {'corr':>6s} {'R2':>7s} {'|oracle|':>8s} {'|model|':>8s} "
-          f"{'|dOracle|':>9s} {'|dModel|':>8s}")  # fmt: skip
+          f"{'|dOracle|':>9s} {'|dModel|':>8s} {'sens oracle':>11s} {'sens model':>10s}")  # fmt: skip
     for d in args.delta:
         out[d] = model_vs_oracle(motions, d, args.gap, shaping)
         for r in out[d]:
             print(f"{d[-40:]:40s} {r['joint']:26s} {r['slope']:6.2f} {r['corr']:6.2f} {r['r2']:7.2f} "
                   f"{r['oracle_abs']:8.3f} {r['model_abs']:8.3f} "
-                  f"{r['oracle_step']:9.3f} {r['model_step']:8.3f}")  # fmt: skip
+                  f"{r['oracle_step']:9.3f} {r['model_step']:8.3f} {r['oracle_sensitivity']:11.2f} "
+                  f"{r['model_sensitivity']:10.2f}")  # fmt: skip
     if args.returns:
         specs = {"zero Δa": None, "oracle": ORACLE_PREFIX + args.gap, **{d: d for d in args.delta}}
         ret = task_returns(motions, shaping, specs, args.returns)

@@ -35,6 +35,10 @@ def test_oracle_against_itself_and_task_returns(tmp_path: Path) -> None:
         if "ankle" in r["joint"]:
             assert abs(r["slope"] - 1) < 1e-5 and r["corr"] > 0.9999 and r["oracle_abs"] > 0.01
             assert 0 < r["oracle_step"] == r["model_step"] < r["oracle_abs"]
+            # a Kp x0.65 ankle answers 0.65 of a command: Δa changes by -0.35 per unit of applied action
+            assert abs(r["oracle_sensitivity"] + 0.35) < 1e-3 and r["model_sensitivity"] == r["oracle_sensitivity"]
+        else:
+            assert abs(r["oracle_sensitivity"]) < 1e-3  # no gap in the other joints: the command acts in full
     ret = res["returns"]
     assert set(ret) == {"zero Δa", "oracle", spec}
     assert ret["oracle"]["return"] > ret["zero Δa"]["return"]

@@ -146,6 +146,35 @@ def test_finetune_inverse_imitates_the_pretrained_policy_through_the_inverse_del
     assert shift[:, ank].mean() < -0.5 * c and shift[:, ~ank].abs().mean() < 0.25 * c
 
 
+def test_the_pretrained_policy_through_the_exact_inverse_tracks_as_without_the_gap(tmp_path, pretrained):
+    """scripts/bench_inverse_delta.py with the oracle of the target's gap: the composite on the gapped target and on
+    the aligned simulator both reproduce the policy's episode in the plain simulator (same length, E_mpjpe within 5% of
+    what the gap changes in the policy alone)."""
+    import sys
+
+    import asap.eval.closed_loop as cl
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import bench_inverse_delta
+
+    d, ck = pretrained
+    clip = d / "clip.npz"
+    gap = tmp_path / "weak.yaml"
+    gap.write_text("name: weak\nkp_scale:\n  ankle: 0.4\n  knee: 0.6\n")
+    out = tmp_path / "rows.json"
+    args = ["--policy", str(ck), "--motion", str(clip), "--gap", str(gap), "--delta", f"oracle:{gap}",
+            "--iterations", "12", "--json", str(out)]  # fmt: skip
+    assert bench_inverse_delta.main(args) == 0
+    rows = {r["where"]: r for r in json.loads(out.read_text())}
+    pol, variant = cl.load_eval_policy(ck)
+    plain = cl.run_on_target(pol, variant, clip, gap=None).episodes[0]
+    alone = cl.run_on_target(pol, variant, clip, gap=str(gap)).episodes[0]
+    off = abs(alone["E_mpjpe"] - plain["E_mpjpe"])  # what the gap does to the policy alone
+    print({k: (r["E_mpjpe"], r["steps"]) for k, r in rows.items()}, plain["E_mpjpe"], alone["E_mpjpe"])
+    for r in rows.values():
+        assert r["steps"] == plain["steps"] and abs(r["E_mpjpe"] - plain["E_mpjpe"]) < 0.05 * off, (r, plain, off)
+
+
 def test_checkpoints_name_their_clips_from_any_directory(tmp_path, monkeypatch):
     """A run trained on a clip named relative to its working directory stores the clip's absolute path, so that
     `asap finetune` finds it from another directory (shipped clip names stay as written); a clip that is gone is
