@@ -14,8 +14,9 @@ and the episode from the clip's start is scored (`asap eval`'s protocol-target p
 
 The composite needs π^Δ at run time; ``asap finetune method=inverse`` distils it into one policy. Example::
 
-    python scripts/bench_inverse_delta.py --policy run/demo/pretrain/policy.onnx --motion run/demo/motions/arm_wave.npz \\
-        --gap configs/real_gap/ankle_weak.yaml --delta run/demo/delta/delta.pt oracle:configs/real_gap/ankle_weak.yaml
+    python scripts/bench_inverse_delta.py --policy run/demo/pretrain/policy.onnx \\
+        --motion run/demo/motions/arm_wave.npz --gap configs/real_gap/ankle_weak.yaml \\
+        --delta run/demo/delta/delta.pt oracle:configs/real_gap/ankle_weak.yaml
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 r = composite_episode(args.policy, args.motion, args.gap, d, k, aligned)
                 r.update({"delta": d, "iterations": k, "where": "aligned" if aligned else "target"})
                 rows.append(r)
-                print(f"{d[-42:]:42s} {k:2d} {r['where']:8s} {str(bool(r['success'])):>7s} "
-                      f"{r['steps']:4d}/{r['expected_steps']:<4d} {r['E_g_mpjpe']:9.1f} {r['E_mpjpe']:8.1f}")  # fmt: skip
+                steps = f"{r['steps']:4d}/{r['expected_steps']:<4d}"
+                print(f"{d[-42:]:42s} {k:2d} {r['where']:8s} {str(bool(r['success'])):>7s} {steps} "
+                      f"{r['E_g_mpjpe']:9.1f} {r['E_mpjpe']:8.1f}")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

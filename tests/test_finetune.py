@@ -138,6 +138,13 @@ def test_finetune_inverse_imitates_the_pretrained_policy_through_the_inverse_del
     assert mse[-1] < 0.5 * mse[0]
     residual = [float(row["inverse_residual"]) for row in csv.DictReader((out / "progress.csv").open())]
     assert max(residual) < 1e-5  # a constant Δa is inverted exactly in one iteration
+    # resumed, the teacher is still the pretrained policy (were it the resumed student, its labels would be c off
+    # the student again and the error back at its start)
+    finetune(load_config(FinetuneConfig, None, [*args, f"resume={r['checkpoint']}", "max_iterations=1"]))
+    rows = list(csv.DictReader((out / "progress.csv").open()))
+    assert len(rows) == len(mse) + 1 and float(rows[-1]["distill_mse"]) < 0.5 * mse[0]
+    share = [float(row["teacher_share"]) for row in rows]
+    assert share[:3] == [1.0, 0.5, 0.0] and share[-1] == 0.0  # the DAgger share falls, and a resumed run goes on
     pre, new = (ort.InferenceSession(str(p)) for p in (d / "pre" / "policy.onnx", out / "policy.onnx"))
     x = torch.randn(64, pre.get_inputs()[0].shape[1]).numpy() * 0.1
     name = pre.get_inputs()[0].name

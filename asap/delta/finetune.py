@@ -111,6 +111,14 @@ def pretrain_config_for(cfg: FinetuneConfig, pretrained: PretrainConfig) -> Pret
     return p
 
 
+def pretrained_actor(tr: Any, checkpoint: str) -> Any:
+    """A copy of the trainer's actor with the weights and normaliser of ``checkpoint`` (the pretraining checkpoint a
+    fine-tuning started from; a resumed run's own actor is the one being fine-tuned)."""
+    actor = copy.deepcopy(tr.runner.alg.actor)
+    actor.load_state_dict(load_training_checkpoint(checkpoint)[0]["actor_state_dict"])
+    return actor
+
+
 def draw_delta_options(sim: AlignedSimulator, cfg: FinetuneConfig) -> None:
     """Per-env Δa on/off mask and per-joint scale (the reference's co-training options), drawn once."""
     g = torch.Generator().manual_seed(cfg.seed)
@@ -190,8 +198,11 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         if model is not None:  # each rank of a data-parallel run draws its own envs' options
             draw_delta_options(tr.sim, replace(cfg, seed=cfg.seed + tr.dist.rank))  # type: ignore[arg-type]
         if cfg.method == "inverse":  # the pretrained actor, frozen, is the teacher's policy
-            teacher = InverseDeltaTeacher(tr.env, tr.sim, copy.deepcopy(tr.runner.alg.actor), cfg.inverse.iterations)
-            tr.runner.alg = InverseDistillation(tr.runner.alg, teacher, cfg.inverse, seed=cfg.seed + tr.dist.rank)
+            teacher = InverseDeltaTeacher(tr.env, tr.sim, pretrained_actor(tr, cfg.checkpoint), cfg.inverse.iterations)
+            alg = InverseDistillation(tr.runner.alg, teacher, cfg.inverse, seed=cfg.seed + tr.dist.rank)
+            if cfg.resume:  # the DAgger share goes on from where the run left it
+                alg.iteration = tr.runner.current_learning_iteration - tr.first_iteration()
+            tr.runner.alg = alg
         out = Path(cfg.out_dir)
         if tr.dist.is_main:
             save_config(cfg, out / "finetune.yaml")

@@ -268,6 +268,7 @@ class Trainer:
             if "distill" in loss:  # fine-tuning through the inverse π^Δ: the imitation's error (asap.delta.inverse)
                 row["distill_mse"] = float(loss["distill"])
                 row["inverse_residual"] = float(loss["inverse_residual"])
+                row["teacher_share"] = float(loss["teacher_share"])
             ev = None
             if main and cfg.run.eval_interval > 0 and (it + 1) % cfg.run.eval_interval == 0:
                 ev = self.evaluate()
