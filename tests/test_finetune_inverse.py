@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asap.delta.aligned import AlignedSimulator
-from asap.delta.inverse import inverse_targets
+from asap.delta.inverse import inverse_targets, residual_warning
 from asap.delta.oracle import OracleDelta
 from asap.sim.base import SimConfig, make_simulator
 from deploy.gap import RealGapConfig
@@ -73,3 +73,9 @@ def test_inverse_targets_refuse_zero_iterations():
     with pytest.raises(ValueError, match="iterations must be >= 1"):
         inverse_targets(sim, torch.zeros(1, 23), 0)
     sim.close()
+
+
+def test_a_large_inverse_residual_is_reported_in_one_line():
+    assert residual_warning(0.02, 2) is None
+    msg = residual_warning(0.38, 2)
+    assert msg is not None and "\n" not in msg and "0.38 rad after 2 iteration(s)" in msg and "sens" in msg

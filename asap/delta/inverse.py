@@ -53,6 +53,21 @@ class InverseConfig:
     """Adam learning rate of the imitation (fixed)."""
 
 
+RESIDUAL_WARN = 0.1
+"""rad: an inverse residual above this after the first rollout is reported (π^Δ has no usable inverse there)."""
+
+
+def residual_warning(residual: float, iterations: int) -> str | None:
+    """The one-line warning for a mean inverse residual (rad, :meth:`InverseDeltaTeacher.take_residual`) above
+    :data:`RESIDUAL_WARN`, else None."""
+    if residual <= RESIDUAL_WARN:
+        return None
+    return (f"warning: the inverse of π^Δ leaves {residual:.2f} rad after {iterations} iteration(s): its Δa changes "
+            "with the action about as fast as the action does, so the aligned simulator cannot be steered to the "
+            "pretrained targets; check `sens` in scripts/bench_delta_transfer.py (docs/delta.md, \"Fine-tuning "
+            "through the inverse of π^Δ\")")  # fmt: skip
+
+
 def inverse_targets(sim: AlignedSimulator, wanted: torch.Tensor, iterations: int) -> torch.Tensor:
     """(N, J) joint targets q' (rad) that the aligned simulator turns into ``wanted`` (N, J) rad in its current state:
     ``iterations`` (>= 1) steps of ``q <- wanted - s Δa(x, q)`` from ``wanted`` (s = the model's ``delta_scale``; Δa
@@ -198,10 +213,13 @@ class InverseDistillation:
                 torch.nn.utils.clip_grad_norm_(actor.parameters(), self.alg.max_grad_norm)
                 self.optimizer_actor.step()
         share = self.teacher_share()
+        residual = self.teacher.take_residual()
+        if self.iteration == 0 and (msg := residual_warning(residual, self.teacher.iterations)):
+            print(msg, flush=True)
         self.iteration += 1
         return {
             "distill": before,
             "teacher_share": share,
-            "inverse_residual": self.teacher.take_residual(),
+            "inverse_residual": residual,
             "value": math.nan,
         }
