@@ -73,11 +73,11 @@ def model_vs_oracle(motions: list[Motion], model_spec: str, gap: str, shaping: T
                                torch.zeros(1, 2, 3), default, (target - default) / spec.action_scale,
                                (before - default) / spec.action_scale, last)  # fmt: skip
             now = oracle(o)[0, idx]
+            last = model(o)
             nudged = o.repeat(len(idx), 1)
             nudged[torch.arange(len(idx)), applied] += SENSITIVITY_STEP
-            sens.append(((model(nudged)[:, idx].diagonal() - model(o)[0, idx]) / SENSITIVITY_STEP).numpy())
+            sens.append(((model(nudged)[:, idx].diagonal() - last[0, idx]) / SENSITIVITY_STEP).numpy())
             sens_exact.append(((oracle(nudged)[:, idx].diagonal() - now) / SENSITIVITY_STEP).numpy())
-            last = model(o)
             learned.append(last[0, idx].numpy())
             exact.append(now.numpy())
         ends.append(len(learned))

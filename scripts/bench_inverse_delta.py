@@ -48,9 +48,7 @@ class InverseDeltaSimulator(AlignedSimulator):
             self.sim.step(targets=None, torques=torques)
             return
         q = inverse_targets(self, targets.to(self.sim.device, torch.float32), self.iterations)
-        _, self.last_delta = self.delta_for(q)
-        self.last_targets = q.clone()
-        self.has_last[:] = True
+        self.record_step(q)
         self.sim.step(targets=q)
 
 

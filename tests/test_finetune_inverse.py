@@ -4,8 +4,6 @@ tests/test_finetune.py)."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -13,16 +11,7 @@ from asap.delta.aligned import AlignedSimulator
 from asap.delta.inverse import inverse_targets, residual_warning
 from asap.delta.oracle import OracleDelta
 from asap.sim.base import SimConfig, make_simulator
-from deploy.gap import RealGapConfig
-
-ANKLE_WEAK = RealGapConfig(name="ankle_weak", kp_scale={"ankle": 0.65})
-
-
-def _targets(spec, k: int, n: int) -> torch.Tensor:
-    """A smooth, leg-heavy target sequence (N, J) around the default pose at control step k."""
-    base = torch.as_tensor(spec.default_pos, dtype=torch.float32)
-    w = torch.linspace(0.5, 1.5, spec.num_joints)
-    return (base + 0.25 * torch.sin(2 * math.pi * w * k * 0.03)).expand(n, -1).clone()
+from tests.test_delta_core import ANKLE_WEAK, _targets  # the gap and target sequence of the oracle's tests
 
 
 def test_inverse_targets_solve_the_aligned_step_and_reproduce_the_plain_simulator():

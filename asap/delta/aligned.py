@@ -89,6 +89,12 @@ class AlignedSimulator:
             self.sim.step(targets=None, torques=torques)
             return
         targets = targets.to(self.sim.device, torch.float32)
+        delta = self.record_step(targets)
+        self.sim.step(targets=apply_delta(targets, delta, self.meta.delta_scale))
+
+    def record_step(self, targets: torch.Tensor) -> torch.Tensor:
+        """The Δa (N, J) of a step with joint targets ``targets`` (N, J) rad (:meth:`delta_for`), remembered as this
+        step's (its observation, Δa and targets become the next step's last ones; the |Δa| statistics count it)."""
         obs, delta = self.delta_for(targets)
         self.last_obs = obs
         self.last_delta = delta
@@ -96,7 +102,7 @@ class AlignedSimulator:
         self.has_last[:] = True
         self.delta_abs_sum += float(delta.abs().mean())
         self.delta_steps += 1
-        self.sim.step(targets=apply_delta(targets, delta, self.meta.delta_scale))
+        return delta
 
     @property
     def mean_abs_delta(self) -> float:
