@@ -165,3 +165,76 @@ def test_init_noise_clean_ratio_keeps_some_starts_exact(lib, sim16):
     clean = (q - ref).abs().amax(dim=-1) < 1e-5
     assert 0 < int(clean.sum()) < n  # some starts exact, the others perturbed (P(all alike) = 2^-15)
     assert float((q - ref).abs().amax(dim=-1)[~clean].min()) > 1e-3
+
+
+def _logged_start(tmp_path, lib, name: str, ankle_sag: float = -0.1):
+    """A logged episode (as `asap collect` writes it) whose first frame is the clip's first pose with the ankle
+    pitches ``ankle_sag`` rad below it and a small joint velocity: the support-release start of a weak-ankle robot."""
+    from asap.control import ACTION_ALIGNMENT
+    from asap.motion.motion import Motion
+
+    ref = lib.get_state(torch.zeros(2, dtype=torch.long), torch.tensor([0.0, 0.02]))
+    q = ref.dof_pos.numpy().copy()
+    ankles = [i for i, n in enumerate(lib.joint_names) if "ankle_pitch" in n]
+    q[:, ankles] += ankle_sag
+    root_pos = ref.root_pos.numpy().copy()
+    root_pos[:, 2] -= 0.01
+    m = Motion(
+        fps=50.0,
+        joint_names=lib.joint_names,
+        root_pos=root_pos,
+        root_quat=ref.root_quat.numpy(),
+        dof_pos=q,
+        action=torch.zeros_like(ref.dof_pos).numpy(),
+        dof_vel=torch.full_like(ref.dof_vel, 0.3).numpy(),
+        root_lin_vel=ref.root_lin_vel.numpy(),
+        root_ang_vel=ref.root_ang_vel.numpy(),
+        meta={"action_alignment": ACTION_ALIGNMENT, "motion_name": name},
+    )
+    return m.save(tmp_path / "ep000.npz"), q[0], root_pos[0], ankles
+
+
+def test_logged_starts_reset_to_the_logged_state_with_the_held_target(sim, lib, tmp_path):
+    """A share of training resets starts from the first frame of a logged episode, at time 0 of its clip, with the
+    previous target the runtime held (the clip's first pose), not the sagged measured joints; never in evaluation."""
+    from envs.tracking.config import LoggedStartsConfig
+
+    path, q_log, root_log, ankles = _logged_start(tmp_path, lib, lib.motion_names[0])
+    env = _env(sim, lib, obs_noise_level=0.0, logged_starts=LoggedStartsConfig(logs=[str(tmp_path)], ratio=1.0))
+    env.reset_to(torch.zeros(N, dtype=torch.long), torch.tensor([0.1, 0.2, 0.3]))
+    q, qd = sim.get_joint_state()
+    assert torch.allclose(q, torch.as_tensor(q_log).expand(N, -1), atol=1e-5)
+    assert torch.allclose(qd, torch.full_like(qd, 0.3), atol=1e-5)
+    assert torch.allclose(sim.get_root_state()[:, :3], torch.as_tensor(root_log).float().expand(N, -1), atol=1e-5)
+    assert torch.all(env.motion_start == 0)  # the logged start is the clip's start, whatever was asked
+    ref0 = lib.get_state(torch.zeros(N, dtype=torch.long), torch.zeros(N))
+    assert torch.allclose(env.targets, ref0.dof_pos, atol=1e-6)  # the held target: the clip's first pose
+    assert torch.allclose(env.targets[:, ankles] - q[:, ankles], torch.full((N, len(ankles)), 0.1), atol=1e-4)
+    env.set_eval(True)  # evaluation starts where it is told, from the reference state
+    env.reset_to(torch.zeros(N, dtype=torch.long), torch.tensor([0.1, 0.2, 0.3]))
+    assert torch.allclose(sim.get_joint_state()[0], env.motion_lib.get_state(env.motion_ids, env.motion_start).dof_pos,
+                          atol=1e-5)  # fmt: skip
+    assert env.motion_start.tolist() == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_logged_starts_share_and_errors(sim16, lib, tmp_path):
+    """About ``ratio`` of the resets start from the logs; bad settings and logs of other clips fail in one line."""
+    from envs.tracking.config import LoggedStartsConfig
+
+    _logged_start(tmp_path, lib, lib.motion_names[0])
+    cfg = LoggedStartsConfig(logs=[str(tmp_path)], ratio=0.5)
+    env = _env(sim16, lib, obs_noise_level=0.0, logged_starts=cfg)
+    picked = 0
+    for _ in range(8):
+        env.reset_to(torch.zeros(16, dtype=torch.long), torch.full((16,), 0.2))
+        picked += int((env.motion_start == 0).sum())
+    assert 32 <= picked <= 96  # 128 resets at share 0.5
+    with pytest.raises(ValueError, match="needs logged_starts.logs"):
+        _env(sim16, lib, logged_starts=LoggedStartsConfig(ratio=0.5))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        _env(sim16, lib, logged_starts=LoggedStartsConfig(logs=[str(tmp_path)], ratio=1.5))
+    other = tmp_path / "other"
+    other.mkdir()
+    _logged_start(other, lib, "kick")
+    with pytest.raises(ValueError, match="'kick' is not among the training motions"):
+        _env(sim16, lib, logged_starts=LoggedStartsConfig(logs=[str(other)], ratio=0.5))

@@ -51,7 +51,7 @@ from asap.rl.play import closed_loop, eval_env_config, load_policy, rollout_moti
 from asap.robot.model import ModelOptions
 from asap.robot.spec import get_spec
 from asap.sim.base import SimConfig
-from envs.tracking.config import InitNoiseConfig, TrackingEnvConfig
+from envs.tracking.config import InitNoiseConfig, LoggedStartsConfig, TrackingEnvConfig
 from envs.tracking.env import TrackingEnv
 
 PAPER_COLUMNS = (("success_rate", "Succ"), ("E_g_mpjpe", "E_g-mpjpe"), ("E_mpjpe", "E_mpjpe"), ("E_acc", "E_acc"),
@@ -148,12 +148,15 @@ def load_eval_policy(path: str | Path) -> tuple[Any, str]:
 def run_on_target(
     policy: Any, variant: str, motion: str | Path, backend: str = "mujoco", gap: Any = None, episodes: int = 1,
     seed: int = 0, init_noise: float = 0.0, threads: int = 1, on_step: Callable[[], None] | None = None,
+    start_from: Sequence[str] = (),
 ) -> EpisodeSet:  # fmt: skip
     """``episodes`` closed-loop episodes of ``policy`` (from :func:`load_eval_policy`) on ``motion`` from phase 0 on a
     protocol target (``backend`` + the gap profile ``gap``: a config, a YAML path or None), seeded by ``seed``.
 
     ``init_noise`` scales the tracking task's initial-state noise (0: every episode starts on the reference);
-    ``on_step`` is called once per control step (progress).
+    ``start_from``: logged episodes (files or folders, ``asap collect``'s ``motions/``) whose first frames, the
+    states the robot runtime handed its policy, are the episodes' start states instead (drawn by ``seed``; see
+    :mod:`envs.tracking.logged_starts`); ``on_step`` is called once per control step (progress).
     """
     lib = MotionLib(motion, spec=variant)
     act, facts = load_policy(policy, lib, variant=variant)
@@ -169,8 +172,13 @@ def run_on_target(
     sim = GapSimulator(cfg, gap, seed=seed)
     env_cfg = eval_env_config(TrackingEnvConfig(obs_layout=facts["layout"], target_shaping=facts["shaping"]),
                               residual=False)  # fmt: skip
-    env_cfg = replace(env_cfg, seed=int(seed), init_noise=InitNoiseConfig(level=float(init_noise)))
-    env = (NoisyStartEnv if init_noise > 0 else TrackingEnv)(env_cfg, sim, lib)
+    env_cfg = replace(
+        env_cfg,
+        seed=int(seed),
+        init_noise=InitNoiseConfig(level=float(init_noise)),
+        logged_starts=LoggedStartsConfig(logs=list(start_from), ratio=1.0 if start_from else 0.0),
+    )
+    env = (TrainingStartEnv if init_noise > 0 or start_from else TrackingEnv)(env_cfg, sim, lib)
     try:
         res = closed_loop(env, counted, torch.zeros(n, dtype=torch.long), torch.zeros(n), record=True)
     finally:
@@ -185,10 +193,10 @@ def run_on_target(
     return collect_episodes(records, {"target": sim.describe()}, rollouts[0], "none")
 
 
-class NoisyStartEnv(TrackingEnv):
-    """The tracking env whose evaluation resets keep the configured initial-state noise (:class:`TrackingEnv` draws
-    it only outside eval mode); everything else of eval mode stays: no observation noise, no curricula, no automatic
-    resets, the failure rule."""
+class TrainingStartEnv(TrackingEnv):
+    """The tracking env whose evaluation resets keep the configured initial-state noise and logged starts
+    (:class:`TrackingEnv` uses them only outside eval mode); everything else of eval mode stays: no observation
+    noise, no curricula, no automatic resets, the failure rule."""
 
     def reset_to(self, motion_ids: torch.Tensor, start_times: torch.Tensor) -> dict[str, torch.Tensor]:
         """See :meth:`TrackingEnv.reset_to` (with the initial-state noise of ``cfg.init_noise``)."""
@@ -464,14 +472,16 @@ def evaluate(
     policies: Sequence[str | Path], motions: Sequence[str | Path], out: str | Path, target: str = "mujoco",
     gap: str | Path | None = None, episodes: int = 1, seeds: int = 1, init_noise: float = 0.0,
     over_dds: bool = False, threads: int = 1, progress: bool = True, video: VideoConfig | None = None,
-    engine: str = "mujoco",
+    engine: str = "mujoco", start_from: Sequence[str] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """`asap eval`: every policy on every motion, ``episodes`` episodes x ``seeds`` seeds (seeds 0..K-1), on the
     protocol target ``target`` + ``gap`` or (``over_dds``) on the virtual G1 over DDS with ``gap`` and its physics
     ``engine`` (``mujoco``, or ``genesis``: an engine gap); writes
     ``out/{metrics.json, report.md, report.png}`` and returns the metrics (see module docstring). With ``video``:
     per policy and motion the first episode of seed 0 with its reference as a ghost, ``out/videos/*.mp4``
-    (:func:`render_videos`; their paths in ``metrics["videos"]``)."""
+    (:func:`render_videos`; their paths in ``metrics["videos"]``). ``start_from``: protocol-target episodes start
+    from the first frames of these logged episodes (the robot runtime's start after its blend and support release)
+    instead of the reference state (:func:`run_on_target`)."""
     import sys
 
     from asap.utils.progress import progress_bar
@@ -486,6 +496,8 @@ def evaluate(
         raise ValueError(f"engine={engine} is the virtual G1's physics: add --over-dds (or use --target {engine})")
     if over_dds and init_noise > 0:
         raise ValueError("initial-state noise applies to protocol targets; the virtual G1 starts from its default pose")
+    if over_dds and start_from:
+        raise ValueError("--start-from applies to protocol targets; the virtual G1 starts from its own support release")
     if video is not None:
         check_offscreen_gl()
     out = Path(out)
@@ -519,7 +531,8 @@ def evaluate(
                         own = export_for_motion(path, (pol, variant), motion)
                         mpol, mvar = (pol, variant) if own == Path(path) else load_eval_policy(own)
                         sets.append(run_on_target(mpol, mvar, motion, target, gap_cfg, n, seed, init_noise,
-                                                  threads, on_step=lambda: bar.update(n)))  # fmt: skip
+                                                  threads, on_step=lambda: bar.update(n),
+                                                  start_from=start_from))  # fmt: skip
                         planned += run_steps[variant, str(motion)] * n
                         bar.update(planned - bar.n)
                 per_motion[name] = sets
@@ -529,6 +542,8 @@ def evaluate(
     where = f"virtual G1 over DDS ({engine})" if engine != "mujoco" else "virtual G1 over DDS"
     target_info = {"over_dds": over_dds, "backend": where if over_dds else target,
                    "gap": gap_cfg.name, "gap_file": gap_path}  # fmt: skip
+    if start_from:
+        target_info["start_from"] = [str(x) for x in start_from]
     first = next(iter(next(iter(results.values())).values()))[0]
     target_info.update({k: v for k, v in first.extra.get("target", {}).items() if k not in target_info})
     report = metrics_report(results, dict(zip(labels, map(str, policies), strict=True)), [str(m) for m in motions],

@@ -31,7 +31,8 @@ def _eval(args: argparse.Namespace) -> int:
             raise ValueError("closed-loop evaluation needs --motions (the clips the policies track)")
         r = evaluate(args.policies, args.motions, out, target=args.target, gap=args.gap, episodes=args.episodes,
                      seeds=args.seeds, init_noise=args.init_noise, over_dds=args.over_dds, threads=args.threads,
-                     progress=not args.no_progress, video=video, engine=args.engine)  # fmt: skip
+                     progress=not args.no_progress, video=video, engine=args.engine,
+                     start_from=args.start_from or ())  # fmt: skip
         t = r["target"]
         _print_table(r, f"closed loop on {t['backend']} (gap {t['gap']}), {r['episodes']} episode(s) x "
                         f"{len(r['seeds'])} seed(s), mean ± std over seeds")  # fmt: skip
@@ -111,6 +112,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 (initial-state and sensor noise; default 1)")
     p.add_argument("--init-noise", type=float, default=0.0,
                    help="initial-state noise level (x the tracking task's init-noise sigmas; default 0)")  # fmt: skip
+    p.add_argument("--start-from", nargs="+", metavar="LOGS",
+                   help="protocol targets: start each episode from the first frame of a logged episode (`asap "
+                   "collect`'s motions folder or files: the runtime's start after the support release) instead of "
+                   "the reference state")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="simulator threads (default 1)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--open-loop", nargs="+", metavar="LOGS", help="logged episodes for the open-loop replay report")

@@ -289,6 +289,19 @@ class InitNoiseConfig:
 
 
 @dataclass
+class LoggedStartsConfig:
+    """Starts from states the robot was really in when its policy started (``asap collect``'s logged episodes)."""
+
+    logs: list[str] = field(default_factory=list)
+    """Motion files with ``action`` or folders of them (``asap collect``'s ``motions/``): the first frame of each,
+    the state the runtime handed to the policy (after the blend and the support release), is a start state at time 0
+    of the clip it ran."""
+    ratio: float = 0.0
+    """Share of training resets that start from one of those states (drawn uniformly) instead of the sampler's
+    (motion, time) with reference-state initialisation; 0: off. Never in evaluation."""
+
+
+@dataclass
 class TrackingEnvConfig:
     """The motion-tracking task (observation, action, reward, termination, randomisation, sampling)."""
 
@@ -313,5 +326,7 @@ class TrackingEnvConfig:
     """Motion and start-time sampling."""
     init_noise: InitNoiseConfig = field(default_factory=InitNoiseConfig)
     """Reference-state initialisation noise."""
+    logged_starts: LoggedStartsConfig = field(default_factory=LoggedStartsConfig)
+    """Starts from logged robot states (the support-release start of the runtime; off by default)."""
     seed: int = 0
     """Seed of the env's random generator."""

@@ -35,6 +35,7 @@ from envs.common.reward_terms import EpisodeSums, RewardTable, TermContext
 from envs.common.state import has_fused_read, read_sim_state
 from envs.common.terminations import tracking_terminations
 from envs.tracking.config import TrackingEnvConfig
+from envs.tracking.logged_starts import LoggedStarts
 from envs.tracking.sampling import StartSampler
 
 
@@ -102,6 +103,14 @@ class TrackingEnv:
         self.num_privileged_obs = self.obs_builder.dim("critic")
 
         self.sampler = StartSampler(motion_lib.motion_lengths, cfg.sampling, self.gen)
+        ls = cfg.logged_starts
+        if not 0.0 <= ls.ratio <= 1.0:
+            raise ValueError(f"logged_starts.ratio must be in [0, 1], got {ls.ratio}")
+        if ls.ratio > 0 and not ls.logs:
+            raise ValueError("logged_starts.ratio > 0 needs logged_starts.logs (`asap collect`'s motions folder)")
+        self.logged_starts = (LoggedStarts(ls.logs, motion_lib.motion_names, self.spec.joint_names, dev)
+                              if ls.ratio > 0 else None)  # fmt: skip
+        """Start states logged on the robot (:mod:`envs.tracking.logged_starts`), or None."""
         self.motion_ids = torch.zeros(n, dtype=torch.long, device=dev)
         self.motion_start = torch.zeros(n, **f32)
         self.motion_len = torch.ones(n, **f32)
@@ -208,6 +217,12 @@ class TrackingEnv:
     def _reset_envs(self, env_ids: torch.Tensor, motion_ids: torch.Tensor, start: torch.Tensor) -> None:
         if env_ids.numel() == 0:
             return
+        logged = self._logged_picks(env_ids.numel())
+        if logged is not None:  # those envs start at time 0 of the logged clip
+            pick, idx = logged
+            motion_ids, start = motion_ids.clone(), start.clone()
+            motion_ids[pick] = self.logged_starts.motion_ids[idx]
+            start[pick] = 0.0
         self.motion_ids[env_ids] = motion_ids
         self.motion_start[env_ids] = start
         self.motion_len[env_ids] = self.motion_lib.get_motion_length(motion_ids).to(self.motion_len.dtype)
@@ -246,9 +261,17 @@ class TrackingEnv:
             root_quat = quat_normalize(quat_mul(axis_angle_to_quat(axis * angle), root_quat))
         q = torch.maximum(torch.minimum(q, self.pos_upper), self.pos_lower)
         root_state = torch.cat([root_pos, root_quat, lin, ang], dim=-1)
+        hold = q
+        if logged is not None:  # the logged state; the runtime's last target was the clip's first pose
+            pick, idx = logged
+            ls = self.logged_starts
+            root_state, q, qd = root_state.clone(), q.clone(), qd.clone()
+            root_state[pick], q[pick], qd[pick] = ls.root_state[idx], ls.dof_pos[idx], ls.dof_vel[idx]
+            hold = q.clone()
+            hold[pick] = torch.maximum(torch.minimum(ref.dof_pos[pick], self.pos_upper), self.pos_lower)
         self.sim.reset(env_ids, root_state=root_state, q=q, qd=qd)
-        self.sim.set_previous_targets(env_ids, q)  # what a command latency applies before the first new target
-        self.targets[env_ids] = q
+        self.sim.set_previous_targets(env_ids, hold)  # what a command latency applies before the first new target
+        self.targets[env_ids] = hold
         self.episode_steps[env_ids] = motion_steps(self.motion_len[env_ids], self.dt, start)
         self._randomize(env_ids)
         self.obs_builder.reset(env_ids)
@@ -257,6 +280,16 @@ class TrackingEnv:
             lo, hi = (int(round(s / self.dt)) for s in dr.push_interval_s)
             self.push_countdown[env_ids] = torch.randint(lo, max(hi, lo + 1), (n,), generator=self.gen).to(self.device)
         self._ep_sums.reset(env_ids)
+
+    def _logged_picks(self, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For ``n`` resetting envs: the (n,) mask of those that start from a logged state and, for each of them, the
+        index of its state in :attr:`logged_starts`; None when none does (evaluation, off, or none drawn)."""
+        if self.logged_starts is None or self.eval_mode:
+            return None
+        pick = (torch.rand(n, generator=self.gen) < self.cfg.logged_starts.ratio).to(self.device)
+        if not bool(pick.any()):
+            return None
+        return pick, self.logged_starts.draw(int(pick.sum()), self.gen)
 
     def _randomize(self, env_ids: torch.Tensor) -> None:
         dr = self.cfg.domain_rand
