@@ -411,3 +411,34 @@ def test_the_progress_bar_ends_at_its_total_when_episodes_fall_early(tmp_path, c
     steps = [e["steps"] for e in eps["episodes"][0]]
     assert max(steps) < eps["episodes"][0][0]["expected_steps"], "the episodes must fall early for this test"
     assert "| 200/200 [" in capsys.readouterr().err.rsplit("\r", 1)[-1]
+
+
+def test_eval_start_from_logged_first_frames(tiny, tmp_path):
+    """--start-from: the episode's first recorded state is the logged first frame (a sagged support-release start),
+    not the reference state, and the report names the logs; over DDS it is refused."""
+    from asap.control import ACTION_ALIGNMENT
+    from asap.eval.closed_loop import evaluate, load_eval_policy, run_on_target
+
+    clip = Motion.load(tiny["motion"])
+    q = clip.dof_pos[:2].copy()
+    ankles = [i for i, n in enumerate(clip.joint_names) if "ankle_pitch" in n]
+    q[:, ankles] -= 0.1
+    log = Motion(fps=50.0, joint_names=clip.joint_names, root_pos=clip.root_pos[:2], root_quat=clip.root_quat[:2],
+                 dof_pos=q, action=np.zeros_like(q), dof_vel=np.zeros_like(q), root_lin_vel=np.zeros((2, 3)),
+                 root_ang_vel=np.zeros((2, 3)), meta={"action_alignment": ACTION_ALIGNMENT,
+                                                      "motion_name": "wave_short"})  # fmt: skip
+    logs = tmp_path / "logs"
+    log.save(logs / "ep000.npz")
+    pol, var = load_eval_policy(tiny["a"])
+    es = run_on_target(pol, var, tiny["motion"], start_from=[str(logs)])
+    first = es.episodes[0]
+    ro = es.rollout
+    assert np.allclose(ro.dof_pos[0], q[0], atol=1e-4), "the episode starts from the logged state"
+    plain = run_on_target(pol, var, tiny["motion"])
+    assert not np.allclose(plain.rollout.dof_pos[0], q[0], atol=1e-3)
+    assert first["E_mpjpe"] != plain.episodes[0]["E_mpjpe"]
+    r = evaluate([tiny["a"]], [tiny["motion"]], tmp_path / "e", start_from=[str(logs)], progress=False)
+    assert r["target"]["start_from"] == [str(logs)]
+    with pytest.raises(ValueError, match="--start-from applies to protocol targets"):
+        evaluate([tiny["a"]], [tiny["motion"]], tmp_path / "e2", over_dds=True, start_from=[str(logs)],
+                 progress=False)  # fmt: skip
