@@ -199,7 +199,8 @@ class TrainingStartEnv(TrackingEnv):
     noise, no curricula, no automatic resets, the failure rule."""
 
     def reset_to(self, motion_ids: torch.Tensor, start_times: torch.Tensor) -> dict[str, torch.Tensor]:
-        """See :meth:`TrackingEnv.reset_to` (with the initial-state noise of ``cfg.init_noise``)."""
+        """See :meth:`TrackingEnv.reset_to` (with the initial-state noise of ``cfg.init_noise`` and the logged starts
+        of ``cfg.logged_starts``)."""
         on, self.eval_mode = self.eval_mode, False
         try:
             return super().reset_to(motion_ids, start_times)

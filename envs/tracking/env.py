@@ -259,7 +259,7 @@ class TrackingEnv:
             if keep is not None:
                 angle = angle * keep
             root_quat = quat_normalize(quat_mul(axis_angle_to_quat(axis * angle), root_quat))
-        q = torch.maximum(torch.minimum(q, self.pos_upper), self.pos_lower)
+        q = self._within_limits(q)
         root_state = torch.cat([root_pos, root_quat, lin, ang], dim=-1)
         hold = q
         if logged is not None:  # the logged state; the runtime's last target was the clip's first pose
@@ -268,7 +268,7 @@ class TrackingEnv:
             root_state, q, qd = root_state.clone(), q.clone(), qd.clone()
             root_state[pick], q[pick], qd[pick] = ls.root_state[idx], ls.dof_pos[idx], ls.dof_vel[idx]
             hold = q.clone()
-            hold[pick] = torch.maximum(torch.minimum(ref.dof_pos[pick], self.pos_upper), self.pos_lower)
+            hold[pick] = self._within_limits(ref.dof_pos[pick])
         self.sim.reset(env_ids, root_state=root_state, q=q, qd=qd)
         self.sim.set_previous_targets(env_ids, hold)  # what a command latency applies before the first new target
         self.targets[env_ids] = hold
@@ -280,6 +280,10 @@ class TrackingEnv:
             lo, hi = (int(round(s / self.dt)) for s in dr.push_interval_s)
             self.push_countdown[env_ids] = torch.randint(lo, max(hi, lo + 1), (n,), generator=self.gen).to(self.device)
         self._ep_sums.reset(env_ids)
+
+    def _within_limits(self, q: torch.Tensor) -> torch.Tensor:
+        """(n, J) joint angles clamped to the joint limits (rad): the start poses and the held targets of a reset."""
+        return torch.maximum(torch.minimum(q, self.pos_upper), self.pos_lower)
 
     def _logged_picks(self, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """For ``n`` resetting envs: the (n,) mask of those that start from a logged state and, for each of them, the

@@ -50,7 +50,6 @@ class LoggedStarts:
             qs.append(m.dof_pos[0])
             qds.append(m.dof_vel[0])
         f32 = {"dtype": torch.float32, "device": device}
-        self.files: list[Path] = files
         self.motion_ids = torch.tensor(ids, dtype=torch.long, device=device)
         self.root_state = torch.as_tensor(np.stack(roots), **f32)
         self.dof_pos = torch.as_tensor(np.stack(qs), **f32)
