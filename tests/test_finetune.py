@@ -181,6 +181,10 @@ def test_the_pretrained_policy_through_the_exact_inverse_tracks_as_without_the_g
     print({k: (r["E_mpjpe"], r["steps"]) for k, r in rows.items()}, plain["E_mpjpe"], alone["E_mpjpe"])
     for r in rows.values():
         assert r["steps"] == plain["steps"] and abs(r["E_mpjpe"] - plain["E_mpjpe"]) < 0.05 * off, (r, plain, off)
+    # --hand-over for the whole episode: the composite never acts, the gapped target runs the hand-over policy alone
+    whole = bench_inverse_delta.composite_episode(str(ck), str(clip), str(gap), f"oracle:{gap}", 12, False,
+                                                  hand_over=str(ck), hand_over_steps=10_000)  # fmt: skip
+    assert whole["steps"] == alone["steps"] and whole["E_mpjpe"] == pytest.approx(alone["E_mpjpe"], abs=1e-6)
 
 
 def test_checkpoints_name_their_clips_from_any_directory(tmp_path, monkeypatch):
